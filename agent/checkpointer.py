@@ -1,0 +1,118 @@
+"""The checkpointer: LangGraph's saver in the same database as Django.
+
+PostgreSQL: AsyncPostgresSaver on an AsyncConnectionPool. SQLite: AsyncSqliteSaver on
+the same file. Tables are created by `manage.py migrate` (agent/migrations), never at
+the first request. A saver belongs to the event loop that opened it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+import aiosqlite
+from django.conf import settings
+from django.db import connections
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from psycopg.conninfo import make_conninfo
+from psycopg.rows import dict_row
+
+HEALTH_THREAD = {"configurable": {"thread_id": "healthz", "checkpoint_ns": ""}}
+
+
+def is_postgres(settings_dict: dict[str, Any]) -> bool:
+    return "postgresql" in settings_dict["ENGINE"]
+
+
+def postgres_conninfo(settings_dict: dict[str, Any]) -> str:
+    params = {
+        "dbname": settings_dict["NAME"],
+        "user": settings_dict.get("USER") or None,
+        "password": settings_dict.get("PASSWORD") or None,
+        "host": settings_dict.get("HOST") or None,
+        "port": str(settings_dict["PORT"]) if settings_dict.get("PORT") else None,
+    }
+    return make_conninfo("", **{k: v for k, v in params.items() if v is not None})
+
+
+def database_settings() -> dict[str, Any]:
+    # connections[...].settings_dict follows pytest-django's switch to the test database.
+    return connections["default"].settings_dict
+
+
+@dataclass
+class Checkpointer:
+    saver: BaseCheckpointSaver
+    close: Callable[[], Awaitable[None]]
+
+    async def check(self) -> None:
+        """Raise if the checkpoint tables cannot be read."""
+        await self.saver.aget_tuple(HEALTH_THREAD)
+
+
+async def open_checkpointer() -> Checkpointer:
+    db = database_settings()
+    if is_postgres(db):
+        return await _open_postgres(db)
+    return await _open_sqlite(db)
+
+
+async def _open_postgres(db: dict[str, Any]) -> Checkpointer:
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+    from psycopg_pool import AsyncConnectionPool
+
+    pool = AsyncConnectionPool(
+        postgres_conninfo(db),
+        min_size=1,
+        max_size=settings.CHECKPOINT_POOL_SIZE,
+        kwargs={"autocommit": True, "row_factory": dict_row, "prepare_threshold": None},
+        check=AsyncConnectionPool.check_connection,
+        open=False,
+    )
+    await pool.open(wait=True, timeout=30)
+    return Checkpointer(saver=AsyncPostgresSaver(pool), close=pool.close)
+
+
+async def _open_sqlite(db: dict[str, Any]) -> Checkpointer:
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    conn = await aiosqlite.connect(str(db["NAME"]), timeout=30)
+    await conn.execute("PRAGMA journal_mode=WAL")
+    await conn.execute("PRAGMA busy_timeout=30000")
+    saver = AsyncSqliteSaver(conn)
+    # Tables exist (migrate made them); this only marks the saver ready.
+    await saver.setup()
+    return Checkpointer(saver=saver, close=conn.close)
+
+
+def create_checkpoint_tables(settings_dict: dict[str, Any]) -> None:
+    """Create or upgrade the saver's tables; called by a migration."""
+    if is_postgres(settings_dict):
+        import psycopg
+        from langgraph.checkpoint.postgres import PostgresSaver
+
+        with psycopg.connect(
+            postgres_conninfo(settings_dict), autocommit=True, prepare_threshold=None, row_factory=dict_row
+        ) as conn:
+            PostgresSaver(conn).setup()
+    else:
+        from langgraph.checkpoint.sqlite import SqliteSaver
+
+        conn = sqlite3.connect(str(settings_dict["NAME"]), timeout=30, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            SqliteSaver(conn).setup()
+        finally:
+            conn.close()
+
+
+def drop_checkpoint_tables(settings_dict: dict[str, Any]) -> None:
+    tables = (
+        ["checkpoint_writes", "checkpoint_blobs", "checkpoints", "checkpoint_migrations"]
+        if is_postgres(settings_dict)
+        else ["writes", "checkpoints"]
+    )
+    with connections["default"].cursor() as cursor:
+        for table in tables:
+            cursor.execute(f"DROP TABLE IF EXISTS {table}")

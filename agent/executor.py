@@ -1,0 +1,174 @@
+"""Runs agent turns as asyncio tasks of the server process, independent of any socket.
+
+Runs of one conversation execute one after another, in the order they were accepted;
+runs of different conversations execute concurrently. Every event is published after
+the change it reports is committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+
+from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, RemoveMessage, ToolMessage
+from langgraph.graph.message import REMOVE_ALL_MESSAGES
+
+from conversations import events, services
+from conversations.models import Message, Run
+from conversations.presenters import message_data, run_data
+
+from .context import ChatContext
+from .graph import MODEL_NODE
+
+logger = logging.getLogger(__name__)
+
+
+class RunExecutor:
+    def __init__(self, graph):
+        self.graph = graph
+        self._conversation_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._tasks: dict[str, asyncio.Task] = {}
+        self._cancel_requested: set[str] = set()
+
+    def submit(self, run: Run) -> None:
+        run_id, conversation_id = str(run.id), str(run.conversation_id)
+        self._tasks[run_id] = asyncio.create_task(self._run_in_order(run_id, conversation_id), name=f"run-{run_id}")
+
+    def cancel(self, run_id) -> bool:
+        """Stop a run of this process; False if it does not run here."""
+        task = self._tasks.get(str(run_id))
+        if task is None or task.done():
+            return False
+        self._cancel_requested.add(str(run_id))
+        task.cancel()
+        return True
+
+    async def shutdown(self) -> None:
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _run_in_order(self, run_id: str, conversation_id: str) -> None:
+        try:
+            async with self._conversation_locks[conversation_id]:
+                await self._execute(run_id, conversation_id)
+        except asyncio.CancelledError:
+            if run_id not in self._cancel_requested:
+                raise  # the process is shutting down; the run stays on record as it is
+            await _finish(run_id, conversation_id, Run.Status.CANCELLED)
+        except Exception as exc:
+            logger.exception("run %s failed", run_id)
+            await _finish(run_id, conversation_id, Run.Status.FAILED, error=_error_text(exc))
+        finally:
+            self._tasks.pop(run_id, None)
+            self._cancel_requested.discard(run_id)
+
+    async def _execute(self, run_id: str, conversation_id: str) -> None:
+        run = await services.arun_claim(run_id=run_id)
+        if run is None:
+            return
+        await events.publish(conversation_id, {"type": "run", "run": run_data(run)})
+        user_message = await Message.objects.aget(pk=run.user_message_id)
+        turn = RunEvents(conversation_id=conversation_id, run_id=run_id)
+        graph_input = {
+            "messages": [
+                RemoveMessage(id=REMOVE_ALL_MESSAGES),
+                HumanMessage(content=user_message.content, id=str(user_message.id)),
+            ]
+        }
+        try:
+            async for mode, payload in self.graph.astream(
+                graph_input,
+                {"configurable": {"thread_id": conversation_id}},
+                context=ChatContext(conversation_id=conversation_id, turn_message_id=str(user_message.id)),
+                stream_mode=["messages", "updates"],
+                durability="sync",
+            ):
+                if mode == "messages":
+                    await turn.on_chunk(*payload)
+                else:
+                    await turn.on_update(payload)
+        except asyncio.CancelledError:
+            await turn.keep_partial_reply()
+            raise
+        await _finish(run_id, conversation_id, Run.Status.SUCCEEDED)
+
+
+class RunEvents:
+    """Turns the graph's stream into stored messages and websocket frames."""
+
+    def __init__(self, *, conversation_id: str, run_id: str):
+        self.conversation_id = conversation_id
+        self.run_id = run_id
+        self.partial: dict[str, str] = {}
+
+    async def on_chunk(self, chunk, metadata: dict) -> None:
+        if metadata.get("langgraph_node") != MODEL_NODE or not isinstance(chunk, AIMessageChunk):
+            return
+        delta = chunk.text
+        if not delta or not chunk.id:
+            return
+        message_id = str(services.graph_message_id(self.conversation_id, chunk.id))
+        self.partial[message_id] = self.partial.get(message_id, "") + delta
+        await events.publish(
+            self.conversation_id, {"type": "token", "run_id": self.run_id, "message_id": message_id, "delta": delta}
+        )
+
+    async def on_update(self, payload: dict) -> None:
+        for update in payload.values():
+            for message in (update or {}).get("messages", []) if isinstance(update, dict) else []:
+                if isinstance(message, AIMessage):
+                    await self._store_reply(message)
+                elif isinstance(message, ToolMessage):
+                    await self._store_tool_result(message)
+
+    async def _store_reply(self, message: AIMessage) -> None:
+        tool_calls = [{"id": c["id"], "name": c["name"], "args": c["args"]} for c in message.tool_calls]
+        stored = await self._store(
+            message_id=services.graph_message_id(self.conversation_id, message.id),
+            role=Message.Role.ASSISTANT,
+            content=message.text,
+            tool_calls=tool_calls,
+        )
+        self.partial.pop(str(stored.id), None)
+        for call in tool_calls:
+            await events.publish(
+                self.conversation_id,
+                {"type": "tool", "run_id": self.run_id, "tool_call_id": call["id"], "name": call["name"],
+                 "args": call["args"], "status": "started"},
+            )
+
+    async def _store_tool_result(self, message: ToolMessage) -> None:
+        await self._store(
+            message_id=services.graph_message_id(self.conversation_id, f"tool:{message.tool_call_id}"),
+            role=Message.Role.TOOL,
+            content=message.text,
+            tool_call_id=message.tool_call_id,
+            tool_name=message.name or "",
+        )
+        await events.publish(
+            self.conversation_id,
+            {"type": "tool", "run_id": self.run_id, "tool_call_id": message.tool_call_id, "name": message.name,
+             "status": "failed" if message.status == "error" else "succeeded", "result": message.text},
+        )
+
+    async def keep_partial_reply(self) -> None:
+        """On Stop, keep what the assistant had written, marked as stopped."""
+        for message_id, content in self.partial.items():
+            await self._store(message_id=message_id, role=Message.Role.ASSISTANT, content=content, stopped=True)
+
+    async def _store(self, **fields) -> Message:
+        stored = await services.amessage_store(conversation_id=self.conversation_id, run_id=self.run_id, **fields)
+        await events.publish(self.conversation_id, {"type": "message", "message": message_data(stored)})
+        return stored
+
+
+async def _finish(run_id: str, conversation_id: str, status: str, error: str | None = None) -> None:
+    run = await services.arun_finish(run_id=run_id, status=status, error=error)
+    await events.publish(conversation_id, {"type": "run", "run": run_data(run)})
+
+
+def _error_text(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"[:2000]

@@ -1,0 +1,152 @@
+"""Chat models: the deterministic offline model of PROTOCOL.md, and OpenAI-compatible ones."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+import uuid
+from typing import Any, AsyncIterator, Iterator, Sequence
+
+from django.conf import settings
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable
+from langchain_core.utils.function_calling import convert_to_openai_tool
+
+EMAIL_RE = re.compile(r"^\s*email\s+(\S+)\s+([^:]+?)\s*:\s*(.*)$", re.IGNORECASE | re.DOTALL)
+TASK_RE = re.compile(r"^\s*task\s+(.+?)\s*$", re.IGNORECASE | re.DOTALL)
+SLOW_RE = re.compile(r"^\s*slow\s+(\d+)\s*$", re.IGNORECASE)
+RECALL_RE = re.compile(r"^\s*recall\s*$", re.IGNORECASE)
+TIME_RE = re.compile(r"^\s*(time|what time is it)\??\s*$", re.IGNORECASE)
+MAX_SLOW_WORDS = 100_000
+
+
+class OfflineChatModel(BaseChatModel):
+    """A deterministic chat model that ships with the app (rules in PROTOCOL.md).
+
+    It streams its reply a word at a time, `delay_ms` apart, and calls a tool only if
+    that tool was bound with `bind_tools`.
+    """
+
+    delay_ms: int = 20
+
+    @property
+    def _llm_type(self) -> str:
+        return "offline"
+
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Runnable[LanguageModelInput, BaseMessage]:
+        return self.bind(tools=[convert_to_openai_tool(t) for t in tools], **kwargs)
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        reply = None
+        for chunk in self._stream(messages, stop, run_manager, **kwargs):
+            reply = chunk if reply is None else reply + chunk
+        message = AIMessage(content=reply.message.content, tool_calls=reply.message.tool_calls)
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def _stream(self, messages, stop=None, run_manager=None, **kwargs) -> Iterator[ChatGenerationChunk]:
+        for index, chunk in enumerate(self._reply_chunks(messages, kwargs.get("tools") or [])):
+            if index and self.delay_ms:
+                time.sleep(self.delay_ms / 1000)
+            yield chunk
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        for index, chunk in enumerate(self._reply_chunks(messages, kwargs.get("tools") or [])):
+            if index and self.delay_ms:
+                await asyncio.sleep(self.delay_ms / 1000)
+            if run_manager and chunk.message.content:
+                await run_manager.on_llm_new_token(chunk.message.content, chunk=chunk)
+            yield chunk
+
+    def _reply_chunks(self, messages: list[BaseMessage], tools: list[dict]) -> Iterator[ChatGenerationChunk]:
+        tool_call = None if isinstance(messages[-1], ToolMessage) else self._tool_call(messages, tools)
+        if tool_call:
+            yield ChatGenerationChunk(
+                message=AIMessageChunk(
+                    content="",
+                    tool_call_chunks=[{**tool_call, "args": json.dumps(tool_call["args"]), "index": 0}],
+                )
+            )
+            return
+        words = self._reply_text(messages).split(" ")
+        for index, word in enumerate(words):
+            yield ChatGenerationChunk(message=AIMessageChunk(content=word if index == 0 else " " + word))
+
+    def _tool_call(self, messages: list[BaseMessage], tools: list[dict]) -> dict | None:
+        bound = {t["function"]["name"] for t in tools}
+        text = _last_user_text(messages)
+        candidates = []
+        if match := EMAIL_RE.match(text):
+            candidates.append(("send_email", {"to": match[1], "subject": match[2], "body": match[3]}))
+        elif match := TASK_RE.match(text):
+            candidates.append(("create_task", {"title": match[1]}))
+        elif TIME_RE.match(text):
+            candidates.append(("current_time", {}))
+        for name, args in candidates:
+            if name in bound:
+                return {"name": name, "args": args, "id": f"call_{uuid.uuid4().hex[:24]}"}
+        return None
+
+    def _reply_text(self, messages: list[BaseMessage]) -> str:
+        last = messages[-1]
+        if isinstance(last, ToolMessage):
+            return _tool_outcome(last)
+        text = _last_user_text(messages)
+        if match := SLOW_RE.match(text):
+            count = min(int(match[1]), MAX_SLOW_WORDS)
+            return " ".join(f"tick{i}" for i in range(1, count + 1)) if count else "(nothing)"
+        if RECALL_RE.match(text):
+            earlier = [m.text for m in messages if isinstance(m, HumanMessage)][:-1]
+            return "\n".join(earlier) if earlier else "You have not said anything before this."
+        return f'You said: "{text}"'
+
+
+def _last_user_text(messages: list[BaseMessage]) -> str:
+    for message in reversed(messages):
+        if isinstance(message, HumanMessage):
+            return message.text
+    return ""
+
+
+def _tool_outcome(result: ToolMessage) -> str:
+    name = result.name or "the tool"
+    if result.status == "error":
+        return f"The {name} call failed: {result.text}"
+    if result.additional_kwargs.get("rejected") or result.text.startswith("Rejected by the user"):
+        return f"The user rejected the {name} call, so I did not do it."
+    outcomes = {"send_email": "The e-mail was sent.", "create_task": "The task was created."}
+    return outcomes.get(name, f"The {name} call succeeded: {result.text}")
+
+
+def get_chat_model() -> BaseChatModel:
+    """The model named by CHAT_MODEL: `offline` or `openai:<model>`."""
+    name = settings.CHAT_MODEL
+    if name == "offline":
+        return OfflineChatModel(delay_ms=settings.OFFLINE_MODEL_DELAY_MS)
+    provider, _, model = name.partition(":")
+    if provider == "openai" and model:
+        from langchain_openai import ChatOpenAI
+
+        return ChatOpenAI(
+            model=model,
+            api_key=settings.OPENAI_API_KEY or "not-needed",
+            base_url=settings.OPENAI_BASE_URL or None,
+            streaming=True,
+        )
+    raise ValueError(f"CHAT_MODEL={name!r}: use 'offline' or 'openai:<model>'")

@@ -1,0 +1,140 @@
+"""The conversation websocket (PROTOCOL.md): a thin adapter over services and the executor."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from agent.runtime import get_runtime
+
+from . import events, selectors, services
+from .presenters import message_data, run_data
+
+logger = logging.getLogger(__name__)
+
+CLOSE_NOT_LOGGED_IN = 4401
+CLOSE_NOT_FOUND = 4404
+
+
+class FrameError(Exception):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class ConversationConsumer(AsyncWebsocketConsumer):
+    conversation = None
+
+    async def connect(self):
+        user = self.scope.get("user")
+        if not getattr(user, "is_authenticated", False):
+            await self.close(code=CLOSE_NOT_LOGGED_IN)
+            return
+        try:
+            self.conversation = await selectors.aconversation_for_user(
+                user=user, conversation_id=self.scope["url_route"]["kwargs"]["conversation_id"]
+            )
+        except selectors.NotFound:
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        self.runtime = await get_runtime()
+        self.group = events.group_name(self.conversation.id)
+        # Join before reading the snapshot, so no change falls between the two.
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        await self.send_snapshot()
+
+    async def disconnect(self, code):
+        if self.conversation is not None:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def send_snapshot(self):
+        seq = await events.current_seq(self.conversation.id)
+        snapshot = await selectors.aconversation_snapshot(conversation=self.conversation)
+        await self.send_frame({"type": "snapshot", **snapshot, "seq": seq})
+
+    async def conversation_event(self, event):
+        await self.send_frame(event["frame"])
+
+    async def send_frame(self, frame: dict):
+        await self.send(text_data=json.dumps(frame))
+
+    async def receive(self, text_data=None, bytes_data=None):
+        try:
+            frame = self.parse(text_data, bytes_data)
+            handler = self.HANDLERS.get(frame["type"])
+            if handler is None:
+                raise FrameError("bad_request", f"unknown frame type {frame['type']!r}")
+            await handler(self, frame)
+        except FrameError as error:
+            await self.send_frame({"type": "error", "code": error.code, "message": error.message})
+        except selectors.NotFound:
+            await self.send_frame({"type": "error", "code": "not_found", "message": "no such object in this conversation"})
+        except services.Conflict as conflict:
+            await self.send_frame({"type": "error", "code": "conflict", "message": str(conflict)})
+
+    @staticmethod
+    def parse(text_data, bytes_data) -> dict:
+        raw = text_data if text_data is not None else bytes_data or b""
+        size = len(raw.encode() if isinstance(raw, str) else raw)
+        if size > settings.WS_MAX_FRAME_BYTES:
+            raise FrameError("too_large", f"frames are at most {settings.WS_MAX_FRAME_BYTES} bytes")
+        if text_data is None:
+            raise FrameError("bad_request", "frames are JSON text, not binary")
+        try:
+            frame = json.loads(text_data)
+        except (ValueError, RecursionError):
+            raise FrameError("bad_request", "a frame must be a JSON object") from None
+        if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+            raise FrameError("bad_request", "a frame must be a JSON object with a string 'type'")
+        return frame
+
+    async def on_message_send(self, frame):
+        content = frame.get("content")
+        client_id = frame.get("client_id")
+        if not isinstance(content, str) or not content.strip():
+            raise FrameError("bad_request", "'content' must be a non-empty string")
+        if len(content) > settings.MESSAGE_MAX_CHARS:
+            raise FrameError("too_large", f"'content' is at most {settings.MESSAGE_MAX_CHARS} characters")
+        if client_id is not None and (not isinstance(client_id, str) or not 0 < len(client_id) <= settings.CLIENT_ID_MAX_CHARS):
+            raise FrameError("bad_request", f"'client_id' must be a string of 1 to {settings.CLIENT_ID_MAX_CHARS} characters")
+        message, run, created = await services.amessage_send(
+            conversation=self.conversation, content=content, client_id=client_id
+        )
+        if not created:
+            return
+        await events.publish(self.conversation.id, {"type": "message", "message": message_data(message)})
+        await events.publish(self.conversation.id, {"type": "run", "run": run_data(run)})
+        self.runtime.executor.submit(run)
+
+    async def on_run_cancel(self, frame):
+        run_id = frame.get("run_id")
+        if run_id is None:
+            run = await selectors.aactive_run(conversation_id=self.conversation.id)
+            if run is None:
+                raise services.Conflict("no run is active")
+        else:
+            run = await selectors.arun_for_conversation(conversation=self.conversation, run_id=run_id)
+        if run.status not in run.ACTIVE:
+            raise services.Conflict(f"the run has already ended ({run.status})")
+        if not self.runtime.executor.cancel(run.id):
+            raise services.Conflict("the run is not running in this server process")
+
+    async def on_approval_decide(self, frame):
+        # Approvals arrive with the approvals issue; until then no approval exists.
+        raise selectors.NotFound
+
+    async def on_ping(self, frame):
+        await self.send_frame({"type": "pong"})
+
+    HANDLERS = {
+        "message.send": on_message_send,
+        "run.cancel": on_run_cancel,
+        "approval.decide": on_approval_decide,
+        "ping": on_ping,
+    }
+

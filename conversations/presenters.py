@@ -1,0 +1,47 @@
+"""Model objects → the JSON objects of PROTOCOL.md."""
+
+from .models import Conversation, Message, Run
+
+
+def _time(value):
+    return value.isoformat() if value else None
+
+
+def conversation_data(conversation: Conversation, *, run_status: str | None = None, pending_approvals: int = 0) -> dict:
+    return {
+        "id": str(conversation.id),
+        "title": conversation.title,
+        "created_at": _time(conversation.created_at),
+        "updated_at": _time(conversation.updated_at),
+        "pending_approvals": getattr(conversation, "pending_approvals", pending_approvals),
+        "run_status": getattr(conversation, "run_status", run_status),
+    }
+
+
+def message_data(message: Message) -> dict:
+    data = {
+        "id": str(message.id),
+        "role": message.role,
+        "content": message.content,
+        "html": message.html,
+        "created_at": _time(message.created_at),
+        "run_id": str(message.run_id) if message.run_id else None,
+        "stopped": message.stopped,
+    }
+    if message.tool_calls:
+        data["tool_calls"] = message.tool_calls
+    if message.role == Message.Role.TOOL:
+        data["tool_call_id"] = message.tool_call_id
+        data["tool_name"] = message.tool_name
+    return data
+
+
+def run_data(run: Run) -> dict:
+    return {
+        "id": str(run.id),
+        "conversation_id": str(run.conversation_id),
+        "status": run.status,
+        "error": run.error,
+        "created_at": _time(run.created_at),
+        "user_message_id": str(run.user_message_id) if run.user_message_id else None,
+    }

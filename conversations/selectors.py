@@ -1,0 +1,124 @@
+"""Reads. `conversation_for_user` is the one place that fetches a conversation by id
+and checks the user may touch it: every HTTP and websocket path goes through it."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from datetime import datetime
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db.models import Exists, OuterRef, Q, Subquery, Value
+
+from .models import Conversation, Message, Run
+from .presenters import conversation_data, message_data, run_data
+
+PAGE_SIZE = 50
+
+
+class NotFound(Exception):
+    """The object does not exist or is not the user's; the caller answers 404."""
+
+
+def _parse_uuid(value) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(value))
+    except (ValueError, TypeError, AttributeError):
+        raise NotFound from None
+
+
+def _with_status(queryset):
+    active = Run.objects.filter(conversation=OuterRef("pk"), status__in=Run.ACTIVE).order_by("created_at")
+    return queryset.annotate(run_status=Subquery(active.values("status")[:1]), pending_approvals=Value(0))
+
+
+def conversation_for_user(*, user, conversation_id) -> Conversation:
+    if not getattr(user, "is_authenticated", False):
+        raise NotFound
+    try:
+        return _with_status(Conversation.objects.filter(user=user)).get(pk=_parse_uuid(conversation_id))
+    except Conversation.DoesNotExist:
+        raise NotFound from None
+
+
+aconversation_for_user = sync_to_async(conversation_for_user)
+
+
+def run_for_conversation(*, conversation: Conversation, run_id) -> Run:
+    try:
+        return Run.objects.get(conversation=conversation, pk=_parse_uuid(run_id))
+    except Run.DoesNotExist:
+        raise NotFound from None
+
+
+arun_for_conversation = sync_to_async(run_for_conversation)
+
+
+def encode_cursor(conversation: Conversation) -> str:
+    raw = json.dumps([conversation.updated_at.isoformat(), str(conversation.id)])
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        updated_at, conversation_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return datetime.fromisoformat(updated_at), uuid.UUID(conversation_id)
+    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError):
+        raise ValueError("invalid cursor") from None
+
+
+def conversation_list(*, user, q: str = "", cursor: str = "", limit: int = PAGE_SIZE) -> dict:
+    """A page of the user's conversations, most recently active first."""
+    queryset = Conversation.objects.filter(user=user)
+    if q:
+        matching_message = Message.objects.filter(conversation=OuterRef("pk"), content__icontains=q)
+        queryset = queryset.filter(Q(title__icontains=q) | Exists(matching_message))
+    if cursor:
+        updated_at, last_id = decode_cursor(cursor)
+        queryset = queryset.filter(Q(updated_at__lt=updated_at) | Q(updated_at=updated_at, id__lt=last_id))
+    page = list(_with_status(queryset).order_by("-updated_at", "-id")[: limit + 1])
+    has_more = len(page) > limit
+    page = page[:limit]
+    return {
+        "results": [conversation_data(c) for c in page],
+        "next": encode_cursor(page[-1]) if has_more else None,
+    }
+
+
+def message_list(*, conversation: Conversation) -> list[dict]:
+    return [message_data(m) for m in Message.objects.filter(conversation=conversation).order_by("created_at", "id")]
+
+
+def active_run(*, conversation_id) -> Run | None:
+    return Run.objects.filter(conversation_id=conversation_id, status__in=Run.ACTIVE).order_by("created_at").first()
+
+
+aactive_run = sync_to_async(active_run)
+
+
+def conversation_snapshot(*, conversation: Conversation) -> dict:
+    run = active_run(conversation_id=conversation.id)
+    return {
+        "conversation": conversation_data(conversation),
+        "messages": message_list(conversation=conversation),
+        "run": run_data(run) if run else None,
+        "approvals": [],
+    }
+
+
+aconversation_snapshot = sync_to_async(conversation_snapshot)
+
+
+async def atranscript_before(*, conversation_id: str, message_id: str) -> list[Message]:
+    """The user and assistant messages before `message_id`, the latest CHAT_HISTORY_MESSAGES."""
+    turn = await Message.objects.filter(pk=message_id).values_list("created_at", flat=True).afirst()
+    queryset = Message.objects.filter(
+        conversation_id=conversation_id, role__in=[Message.Role.USER, Message.Role.ASSISTANT]
+    ).exclude(content="")
+    if turn is not None:
+        queryset = queryset.filter(created_at__lt=turn)
+    latest = [m async for m in queryset.order_by("-created_at", "-id")[: settings.CHAT_HISTORY_MESSAGES]]
+    return latest[::-1]

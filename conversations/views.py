@@ -1,0 +1,153 @@
+"""HTML pages and the JSON API of PROTOCOL.md; thin adapters over selectors and services."""
+
+from __future__ import annotations
+
+import functools
+import json
+
+from asgiref.sync import sync_to_async
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.utils.text import slugify
+
+from agent.runtime import get_runtime
+
+from . import exports, selectors, services
+from .presenters import conversation_data
+
+JSON_BODY_MAX_BYTES = 64 * 1024
+
+
+@login_required
+def chat_page(request, conversation_id=None):
+    if conversation_id is not None:
+        try:
+            selectors.conversation_for_user(user=request.user, conversation_id=conversation_id)
+        except selectors.NotFound:
+            raise Http404 from None
+    return render(request, "conversations/chat.html", {"conversation_id": str(conversation_id or "")})
+
+
+class BadRequest(Exception):
+    pass
+
+
+def api(*methods: str):
+    """An async JSON endpoint: login (401), allowed methods (405), 404 for unknown or foreign ids."""
+
+    def decorate(view):
+        @functools.wraps(view)
+        async def wrapper(request, *args, **kwargs):
+            user = await request.auser()
+            if not user.is_authenticated:
+                return JsonResponse({"error": "not_logged_in", "message": "log in first"}, status=401)
+            if request.method not in methods:
+                return JsonResponse({"error": "method_not_allowed", "message": f"use {', '.join(methods)}"}, status=405)
+            request.user = user
+            try:
+                return await view(request, *args, **kwargs)
+            except selectors.NotFound:
+                return JsonResponse({"error": "not_found", "message": "no such conversation"}, status=404)
+            except BadRequest as error:
+                return JsonResponse({"error": "bad_request", "message": str(error)}, status=400)
+
+        return wrapper
+
+    return decorate
+
+
+def json_body(request) -> dict:
+    if len(request.body) > JSON_BODY_MAX_BYTES:
+        raise BadRequest(f"the body is at most {JSON_BODY_MAX_BYTES} bytes")
+    try:
+        body = json.loads(request.body or b"{}")
+    except ValueError:
+        raise BadRequest("the body must be JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    return body
+
+
+def title_from(body: dict, *, required: bool) -> str:
+    title = body.get("title", None if required else "")
+    if not isinstance(title, str) or (required and not title.strip()):
+        raise BadRequest("'title' must be a non-empty string")
+    if len(title) > services.TITLE_MAX_CHARS:
+        raise BadRequest(f"'title' is at most {services.TITLE_MAX_CHARS} characters")
+    return title
+
+
+@api("GET", "POST")
+async def conversations_api(request):
+    if request.method == "POST":
+        title = title_from(json_body(request), required=False)
+        conversation = await sync_to_async(services.conversation_create)(user=request.user, title=title)
+        return JsonResponse(conversation_data(conversation), status=201)
+    try:
+        page = await sync_to_async(selectors.conversation_list)(
+            user=request.user, q=request.GET.get("q", "").strip()[:200], cursor=request.GET.get("cursor", "")
+        )
+    except ValueError as error:
+        raise BadRequest(str(error)) from None
+    return JsonResponse(page)
+
+
+@api("GET", "PATCH", "DELETE")
+async def conversation_api(request, conversation_id):
+    conversation = await selectors.aconversation_for_user(user=request.user, conversation_id=conversation_id)
+    if request.method == "PATCH":
+        title = title_from(json_body(request), required=True)
+        conversation = await sync_to_async(services.conversation_rename)(conversation=conversation, title=title)
+    elif request.method == "DELETE":
+        runtime = await get_runtime()
+        await services.aconversation_delete(conversation=conversation, checkpointer=runtime.saver)
+        return HttpResponse(status=204)
+    return JsonResponse(conversation_data(conversation))
+
+
+@api("GET")
+async def messages_api(request, conversation_id):
+    conversation = await selectors.aconversation_for_user(user=request.user, conversation_id=conversation_id)
+    return JsonResponse({"results": await sync_to_async(selectors.message_list)(conversation=conversation)})
+
+
+@api("GET")
+async def export_api(request, conversation_id):
+    conversation = await selectors.aconversation_for_user(user=request.user, conversation_id=conversation_id)
+    kind = request.GET.get("format", "json")
+    if kind not in exports.FORMATS:
+        raise BadRequest(f"'format' is one of {', '.join(exports.FORMATS)}")
+    body, content_type, extension = await sync_to_async(exports.export_conversation)(conversation=conversation, kind=kind)
+    response = HttpResponse(body, content_type=content_type)
+    filename = f"{slugify(conversation.title) or 'conversation'}-{conversation.id}.{extension}"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@api("GET")
+async def approvals_api(request):
+    # Approvals arrive with the approvals issue; until then there are none to list.
+    return JsonResponse({"results": []})
+
+
+async def healthz(request):
+    checks = {"database": "ok", "checkpointer": "ok"}
+    try:
+        await sync_to_async(_check_database)()
+    except Exception as error:
+        checks["database"] = f"failed: {type(error).__name__}"
+    try:
+        runtime = await get_runtime()
+        await runtime.checkpointer.check()
+    except Exception as error:
+        checks["checkpointer"] = f"failed: {type(error).__name__}"
+    healthy = all(value == "ok" for value in checks.values())
+    return JsonResponse(checks, status=200 if healthy else 503)
+
+
+def _check_database() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
