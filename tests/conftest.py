@@ -1,0 +1,65 @@
+import pytest
+
+from tests.live import Server, Session, Templates, postgres_available, redis_available
+
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    # PostgreSQL runs with Redis as the channel layer: the production path.
+    pytest.param("postgres", id="postgres", marks=[pytest.mark.postgres, pytest.mark.redis]),
+]
+
+
+def require_services(backend: str) -> None:
+    if backend == "postgres":
+        if not postgres_available():
+            pytest.skip("PostgreSQL is not reachable (set DATABASE_URL)")
+        if not redis_available():
+            pytest.skip("Redis is not reachable (set REDIS_URL)")
+
+
+@pytest.fixture(scope="session")
+def templates(tmp_path_factory):
+    made = Templates(tmp_path_factory.mktemp("databases"))
+    yield made
+    if "postgres" in made.made:
+        made.drop_all()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    require_services(request.param)
+    return request.param
+
+
+@pytest.fixture
+def database(templates, backend):
+    return templates.new_database(backend, redis=backend == "postgres")
+
+
+@pytest.fixture
+def make_server(database, tmp_path):
+    servers = []
+
+    def make(**extra_env) -> Server:
+        server = Server(database, tmp_path / f"server-{len(servers)}.log", extra_env=extra_env)
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def server(make_server):
+    return make_server().start()
+
+
+@pytest.fixture
+def alice(server):
+    return Session(server, "alice")
+
+
+@pytest.fixture
+def bob(server):
+    return Session(server, "bob")

@@ -1,0 +1,314 @@
+"""Real server processes for tests: daphne on 127.0.0.1, each on its own database.
+
+A backend's database is migrated once per session (with two users in it); each test
+gets a copy: a copied SQLite file, or a PostgreSQL database made from a template.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psycopg
+import websockets
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+PASSWORD = "correct horse battery staple"
+USERS = ("alice", "bob")
+DEFAULT_POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/postgres"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def postgres_admin_url() -> str:
+    return os.environ.get("DATABASE_URL") or DEFAULT_POSTGRES_URL
+
+
+def redis_url() -> str:
+    return os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
+
+
+def postgres_available() -> bool:
+    try:
+        psycopg.connect(postgres_admin_url(), connect_timeout=3).close()
+        return True
+    except psycopg.Error:
+        return False
+
+
+def redis_available() -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(redis_url(), socket_connect_timeout=3).ping())
+    except redis.RedisError:
+        return False
+
+
+def url_with_database(url: str, name: str) -> str:
+    base, _, _ = url.rpartition("/")
+    return f"{base}/{name}"
+
+
+def base_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "SQLITE_PATH"}}
+    env.update(
+        DJANGO_SETTINGS_MODULE="chatproject.settings",
+        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
+        OFFLINE_MODEL_DELAY_MS="5",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def manage(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [PYTHON, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, check=check, timeout=300
+    )
+
+
+CREATE_USERS = (
+    "from django.contrib.auth.models import User\n"
+    f"for name in {USERS!r}: User.objects.create_user(name, password={PASSWORD!r})\n"
+)
+
+
+@dataclass
+class Database:
+    """One test's database, and how to point a server at it and read it directly."""
+
+    backend: str
+    env: dict[str, str]
+    path: Path | None = None
+    url: str | None = None
+
+    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        if self.backend == "sqlite":
+            with sqlite3.connect(self.path, timeout=30) as conn:
+                return conn.execute(sql.replace("%s", "?"), params).fetchall()
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def count(self, table: str, where: str = "", params: tuple = ()) -> int:
+        return self.query(f"SELECT COUNT(*) FROM {table} {'WHERE ' + where if where else ''}", params)[0][0]
+
+    def counts(self) -> dict[str, int]:
+        tables = ["conversations_conversation", "conversations_message", "conversations_run"]
+        return {table: self.count(table) for table in tables}
+
+    def checkpoint_rows(self, thread_id: str) -> int:
+        tables = ["checkpoints", "writes"] if self.backend == "sqlite" else ["checkpoints", "checkpoint_blobs", "checkpoint_writes"]
+        return sum(self.count(table, "thread_id = %s", (thread_id,)) for table in tables)
+
+
+class Templates:
+    """Migrated template databases, one per backend, made on first use."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.made: dict[str, str | Path] = {}
+        self.copies: list[str] = []
+
+    def template(self, backend: str):
+        if backend not in self.made:
+            self.made[backend] = self._make(backend)
+        return self.made[backend]
+
+    def _make(self, backend: str):
+        env = base_env()
+        if backend == "sqlite":
+            path = self.workdir / "template.sqlite3"
+            env["SQLITE_PATH"] = str(path)
+        else:
+            name = f"chat_tpl_{os.getpid()}"
+            admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            admin_sql(f'CREATE DATABASE "{name}"')
+            env["DATABASE_URL"] = url_with_database(postgres_admin_url(), name)
+        manage(env, "migrate", "--no-input")
+        manage(env, "shell", "-c", CREATE_USERS)
+        if backend == "sqlite":
+            with sqlite3.connect(path) as conn:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            return path
+        return name
+
+    def new_database(self, backend: str, *, redis: bool = False) -> Database:
+        template = self.template(backend)
+        env = base_env()
+        if redis:
+            env["REDIS_URL"] = redis_url()
+        if backend == "sqlite":
+            path = self.workdir / f"db-{uuid.uuid4().hex[:8]}.sqlite3"
+            shutil.copy(template, path)
+            env["SQLITE_PATH"] = str(path)
+            return Database(backend, env, path=path)
+        name = f"chat_t_{uuid.uuid4().hex[:10]}"
+        admin_sql(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        self.copies.append(name)
+        url = url_with_database(postgres_admin_url(), name)
+        env["DATABASE_URL"] = url
+        return Database(backend, env, url=url)
+
+    def drop_all(self) -> None:
+        for name in self.copies:
+            admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if "postgres" in self.made:
+            admin_sql(f'DROP DATABASE IF EXISTS "{self.made["postgres"]}" WITH (FORCE)')
+
+
+def admin_sql(sql: str) -> None:
+    with psycopg.connect(postgres_admin_url(), autocommit=True) as conn:
+        conn.execute(sql)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Server:
+    """A daphne process serving the app; start, kill -9, start again."""
+
+    database: Database
+    log_path: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30) -> "Server":
+        log = open(self.log_path, "a")
+        self.process = subprocess.Popen(
+            [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "chatproject.asgi:application"],
+            cwd=ROOT,
+            env={**self.database.env, **self.extra_env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"server did not become healthy: {self.log_path.read_text()[-3000:]}")
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup of any kind runs."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+class Session:
+    """A logged-in user of a server: HTTP with session and CSRF cookies, and websockets."""
+
+    def __init__(self, server: Server, username: str | None):
+        self.server = server
+        self.http = httpx.Client(base_url=server.url, timeout=30)
+        if username:
+            self.login(username)
+
+    def login(self, username: str) -> None:
+        self.http.get("/accounts/login/")
+        response = self.http.post(
+            "/accounts/login/",
+            data={"username": username, "password": PASSWORD, "csrfmiddlewaretoken": self.http.cookies["csrftoken"]},
+            headers={"Referer": f"{self.server.url}/accounts/login/"},
+        )
+        assert response.status_code == 302, response.text
+        self.http.get("/")  # refresh the CSRF cookie rotated at login
+
+    def request(self, method: str, path: str, **kwargs) -> httpx.Response:
+        headers = kwargs.pop("headers", {})
+        if "csrftoken" in self.http.cookies:
+            headers.setdefault("X-CSRFToken", self.http.cookies["csrftoken"])
+        headers.setdefault("Origin", self.server.url)
+        return self.http.request(method, path, headers=headers, **kwargs)
+
+    def create_conversation(self, title: str = "") -> dict:
+        response = self.request("POST", "/api/conversations/", json={"title": title})
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def cookie_header(self) -> str:
+        return "; ".join(f"{name}={value}" for name, value in self.http.cookies.items())
+
+    def websocket(self, conversation_id: str, *, origin: str | None = None, cookies: bool = True):
+        headers = {"Origin": origin or self.server.url}
+        if cookies:
+            headers["Cookie"] = self.cookie_header()
+        return websockets.connect(
+            f"{self.server.ws_url}/ws/conversations/{conversation_id}/",
+            additional_headers=headers,
+            max_size=2**24,
+            open_timeout=10,
+        )
+
+
+async def receive(ws, timeout: float = 30) -> dict:
+    import asyncio
+
+    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+
+
+async def receive_until(ws, predicate, timeout: float = 60) -> list[dict]:
+    """Frames up to and including the first one that matches."""
+    import asyncio
+
+    frames: list[dict] = []
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        frame = await receive(ws, max(0.1, deadline - asyncio.get_running_loop().time()))
+        frames.append(frame)
+        if predicate(frame):
+            return frames
+
+
+def run_ended(frame: dict) -> bool:
+    return frame["type"] == "run" and frame["run"]["status"] in {"succeeded", "failed", "cancelled"}
+
+
+async def send(ws, frame: dict) -> None:
+    await ws.send(json.dumps(frame))
+
+
+async def chat(ws, content: str, client_id: str | None = None) -> list[dict]:
+    """Send a message and return every frame up to the end of its run."""
+    frame = {"type": "message.send", "content": content}
+    if client_id:
+        frame["client_id"] = client_id
+    await send(ws, frame)
+    return await receive_until(ws, run_ended)

@@ -1,0 +1,81 @@
+"""A conversation over a real websocket, on both backends."""
+
+import pytest
+
+from tests.live import chat, receive, send
+
+pytestmark = pytest.mark.asyncio
+
+
+async def test_frames_in_order_and_tokens_add_up_to_the_stored_message(alice):
+    conversation = alice.create_conversation()
+    async with alice.websocket(conversation["id"]) as ws:
+        snapshot = await receive(ws)
+        assert snapshot["type"] == "snapshot"
+        assert snapshot["conversation"]["id"] == conversation["id"]
+        assert snapshot["messages"] == [] and snapshot["run"] is None
+
+        frames = await chat(ws, "slow 30", client_id="c-1")
+
+    kinds = [frame["type"] for frame in frames]
+    user_message, queued, running = frames[0], frames[1], frames[2]
+    assert user_message["type"] == "message" and user_message["message"]["role"] == "user"
+    assert user_message["message"]["content"] == "slow 30"
+    assert (queued["run"]["status"], running["run"]["status"]) == ("queued", "running")
+    assert kinds[-2:] == ["message", "run"] and frames[-1]["run"]["status"] == "succeeded"
+    assert set(kinds[3:-2]) == {"token"}
+
+    reply = frames[-2]["message"]
+    tokens = [frame for frame in frames if frame["type"] == "token"]
+    assert len(tokens) == 30
+    assert {token["message_id"] for token in tokens} == {reply["id"]}
+    assert "".join(token["delta"] for token in tokens) == reply["content"]
+    assert reply["content"] == " ".join(f"tick{i}" for i in range(1, 31))
+
+    seqs = [frame["seq"] for frame in frames]
+    assert seqs == list(range(snapshot["seq"] + 1, snapshot["seq"] + 1 + len(frames)))
+
+    stored = alice.request("GET", f"/api/conversations/{conversation['id']}/messages/").json()["results"]
+    assert [(m["role"], m["content"]) for m in stored] == [("user", "slow 30"), ("assistant", reply["content"])]
+    assert stored[1]["id"] == reply["id"]
+
+
+async def test_recall_sees_earlier_turns_and_a_second_socket_sees_the_same_frames(alice):
+    conversation = alice.create_conversation()
+    async with alice.websocket(conversation["id"]) as ws, alice.websocket(conversation["id"]) as watcher:
+        await receive(ws)
+        await receive(watcher)
+        sent = []
+        for text in ["first thing", "second thing", "recall"]:
+            sent += await chat(ws, text)
+        assert sent[-2]["message"]["content"] == "first thing\nsecond thing"
+        seen = [await receive(watcher) for _ in sent]
+        assert seen == sent
+
+
+async def test_same_client_id_creates_nothing_new(alice, database):
+    conversation = alice.create_conversation()
+    async with alice.websocket(conversation["id"]) as ws:
+        await receive(ws)
+        await chat(ws, "hello", client_id="same")
+        before = database.counts()
+        await send(ws, {"type": "message.send", "content": "hello", "client_id": "same"})
+        await send(ws, {"type": "ping"})
+        assert (await receive(ws)) == {"type": "pong"}
+    assert database.counts() == before
+
+
+async def test_a_reconnecting_socket_gets_the_history_in_its_snapshot(alice):
+    conversation = alice.create_conversation()
+    async with alice.websocket(conversation["id"]) as ws:
+        await receive(ws)
+        frames = await chat(ws, "**bold** and <script>alert(1)</script>")
+    async with alice.websocket(conversation["id"]) as ws:
+        snapshot = await receive(ws)
+    user, reply = snapshot["messages"]
+    assert user["html"].startswith("<p><strong>bold</strong> and &lt;script&gt;")
+    assert reply["id"] == frames[-2]["message"]["id"]
+    assert snapshot["seq"] >= frames[-1]["seq"] or snapshot["seq"] == 0
+    listed = alice.request("GET", "/api/conversations/").json()["results"]
+    assert listed[0]["id"] == conversation["id"]
+    assert listed[0]["title"] == "**bold** and <script>alert(1)</script>"
