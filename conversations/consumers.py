@@ -31,7 +31,9 @@ class ConversationConsumer(AsyncWebsocketConsumer):
 
     async def connect(self):
         user = self.scope.get("user")
+        # Accept first so the close code can tell the client why; no data is sent.
         if not getattr(user, "is_authenticated", False):
+            await self.accept()
             await self.close(code=CLOSE_NOT_LOGGED_IN)
             return
         try:
@@ -39,6 +41,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
                 user=user, conversation_id=self.scope["url_route"]["kwargs"]["conversation_id"]
             )
         except selectors.NotFound:
+            await self.accept()
             await self.close(code=CLOSE_NOT_FOUND)
             return
         self.runtime = await get_runtime()

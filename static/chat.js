@@ -1,0 +1,1609 @@
+/* Agent Chat: the browser side of PROTOCOL.md. Plain ES, no build step.
+ *
+ * Rules kept on purpose:
+ *  - innerHTML is used in exactly one place (renderMessageBody) with the server's
+ *    nh3-sanitized `html`; everything else is textContent / DOM nodes.
+ *  - no inline styles or handlers, so a strict Content-Security-Policy works.
+ */
+'use strict';
+
+(() => {
+  const MAX_CHARS = 32000;
+  const COUNTER_FROM = 30000;
+  const MAX_FRAME_BYTES = 64 * 1024;
+  const PING_MS = 25000;
+  const STALE_MS = 2 * PING_MS + 15000;
+  const BACKOFF_MIN_MS = 500;
+  const BACKOFF_MAX_MS = 10000;
+  const SEARCH_DEBOUNCE_MS = 250;
+  const ACTIVE_RUN = new Set(['queued', 'running']);
+  const OPEN_RUN = new Set(['queued', 'running', 'waiting']);
+  const ROLES = new Set(['user', 'assistant', 'tool']);
+  const APP_NAME = 'Agent Chat';
+
+  const byId = (id) => document.getElementById(id);
+  const app = byId('app');
+  if (!app) return;
+
+  const el = {
+    app,
+    menuToggle: byId('menu-toggle'),
+    sidebar: byId('sidebar'),
+    backdrop: byId('sidebar-backdrop'),
+    newChat: byId('new-chat'),
+    search: byId('conversation-search'),
+    list: byId('conversation-list'),
+    groups: byId('conversation-groups'),
+    listEmpty: byId('conversation-list-empty'),
+    loadMore: byId('load-more'),
+    title: byId('conversation-title'),
+    exportLinks: byId('export-links'),
+    exportMarkdown: byId('export-markdown'),
+    exportJson: byId('export-json'),
+    status: byId('connection-status'),
+    scroller: byId('message-scroller'),
+    empty: byId('empty-state'),
+    messages: byId('messages'),
+    outbox: byId('outbox'),
+    typing: byId('typing-indicator'),
+    scrollBottom: byId('scroll-bottom'),
+    notices: byId('notices'),
+    form: byId('composer-form'),
+    composer: byId('composer'),
+    counter: byId('char-counter'),
+    send: byId('send'),
+    stop: byId('stop'),
+  };
+
+  const state = {
+    username: app.dataset.username || '',
+    conversationId: app.dataset.conversationId || '',
+    conversation: null,
+    notFound: false,
+    creating: false,
+    // sidebar
+    conversations: [],
+    nextCursor: null,
+    query: '',
+    listRequest: 0,
+    loadingMore: false,
+    listLoaded: false,
+    renamingId: null,
+    sidebarDirty: false,
+    // socket
+    ws: null,
+    wsOpened: false,
+    synced: false,
+    lastSeq: null,
+    attempts: 0,
+    reconnectTimer: null,
+    pingTimer: null,
+    lastFrameAt: 0,
+    // view
+    messages: new Map(), // id -> Message
+    messageEls: new Map(), // id -> element
+    approvals: new Map(), // id -> Approval
+    activeRun: null,
+    cancelling: null,
+    outbox: [], // {convId, content, clientId, sentCount, knownCount, sentOn}
+    stick: true,
+  };
+
+  /* ------------------------------------------------------------------ utils */
+
+  function getCookie(name) {
+    const prefix = name + '=';
+    for (const part of document.cookie ? document.cookie.split(';') : []) {
+      const item = part.trim();
+      if (item.startsWith(prefix)) return decodeURIComponent(item.slice(prefix.length));
+    }
+    return '';
+  }
+
+  function csrfToken() {
+    const fromCookie = getCookie('csrftoken');
+    if (fromCookie) return fromCookie;
+    const input = document.querySelector('input[name="csrfmiddlewaretoken"]');
+    return input ? input.value : '';
+  }
+
+  function uuid() {
+    if (window.crypto && typeof window.crypto.randomUUID === 'function') {
+      return window.crypto.randomUUID();
+    }
+    // crypto.randomUUID needs a secure context; getRandomValues does not.
+    const b = window.crypto.getRandomValues(new Uint8Array(16));
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    const h = Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+    return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+  }
+
+  function charCount(text) {
+    // The server counts code points; a UTF-16 length is never smaller.
+    return text.length <= MAX_CHARS ? text.length : Array.from(text).length;
+  }
+
+  function make(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  function button(className, label, opts = {}) {
+    const b = make('button', className, opts.ariaOnly ? undefined : label);
+    b.type = 'button';
+    if (opts.ariaOnly) {
+      b.setAttribute('aria-label', label);
+      b.title = label;
+    }
+    return b;
+  }
+
+  function formatJSON(value) {
+    if (value === undefined) return '';
+    if (typeof value === 'string') {
+      try {
+        return JSON.stringify(JSON.parse(value), null, 2);
+      } catch (_) {
+        return value;
+      }
+    }
+    try {
+      return JSON.stringify(value, null, 2);
+    } catch (_) {
+      return String(value);
+    }
+  }
+
+  function conversationPath(id) {
+    return id ? `/c/${encodeURIComponent(id)}/` : '/';
+  }
+
+  function idFromPath(pathname) {
+    const m = /^\/c\/([^/]+)\/?$/.exec(pathname);
+    if (!m) return '';
+    try {
+      return decodeURIComponent(m[1]);
+    } catch (_) {
+      return '';
+    }
+  }
+
+  function loginUrl() {
+    return '/accounts/login/?next=' + encodeURIComponent(location.pathname + location.search);
+  }
+
+  function goToLogin() {
+    location.assign(loginUrl());
+  }
+
+  function displayTitle(conv) {
+    const t = conv && typeof conv.title === 'string' ? conv.title.trim() : '';
+    return t || 'New chat';
+  }
+
+  function titleFromMessage(content) {
+    const line = content.split('\n').map((s) => s.trim()).find(Boolean) || '';
+    return line.length > 60 ? line.slice(0, 57).trimEnd() + '…' : line;
+  }
+
+  function timeOf(iso) {
+    const t = Date.parse(iso || '');
+    return Number.isNaN(t) ? 0 : t;
+  }
+
+  /* -------------------------------------------------------------------- HTTP */
+
+  class ApiError extends Error {
+    constructor(status, message) {
+      super(message);
+      this.status = status;
+    }
+  }
+
+  async function api(method, url, body) {
+    const headers = { Accept: 'application/json' };
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    if (!['GET', 'HEAD', 'OPTIONS'].includes(method)) headers['X-CSRFToken'] = csrfToken();
+    let res;
+    try {
+      res = await fetch(url, {
+        method,
+        headers,
+        credentials: 'same-origin',
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch (_) {
+      throw new ApiError(0, 'Network error: the server could not be reached.');
+    }
+    if (res.status === 401) {
+      goToLogin();
+      throw new ApiError(401, 'You are not logged in.');
+    }
+    if (res.status === 204) return null;
+    let data = null;
+    const type = res.headers.get('Content-Type') || '';
+    if (type.includes('json')) {
+      try {
+        data = await res.json();
+      } catch (_) {
+        data = null;
+      }
+    }
+    if (!res.ok) {
+      let msg = `Request failed (${res.status}).`;
+      if (data && typeof data === 'object') {
+        msg = data.message || data.detail || (typeof data.error === 'string' ? data.error : '') || msg;
+        if (data.error && typeof data.error === 'object' && data.error.message) msg = data.error.message;
+      }
+      if (res.status === 404) msg = 'Conversation not found.';
+      throw new ApiError(res.status, String(msg));
+    }
+    return data;
+  }
+
+  /* ----------------------------------------------------------------- notices */
+
+  function showNotice(text, { kind = 'error', key = '', global = false } = {}) {
+    if (key) {
+      const existing = el.notices.querySelector(`.notice[data-key="${CSS.escape(key)}"]`);
+      if (existing) {
+        existing.querySelector('.notice-text').textContent = text;
+        return existing;
+      }
+    }
+    const notice = make('div', `notice ${kind}`);
+    notice.setAttribute('role', kind === 'error' ? 'alert' : 'status');
+    notice.dataset.kind = kind;
+    if (key) notice.dataset.key = key;
+    if (global) notice.dataset.global = 'true';
+    const span = make('span', 'notice-text', text);
+    const dismiss = button('notice-dismiss', 'Dismiss', { ariaOnly: true });
+    dismiss.textContent = '×';
+    dismiss.addEventListener('click', () => {
+      const focusComposer = notice.contains(document.activeElement);
+      notice.remove();
+      if (focusComposer) el.composer.focus();
+    });
+    notice.append(span, dismiss);
+    el.notices.append(notice);
+    return notice;
+  }
+
+  function clearNotice(key) {
+    const n = el.notices.querySelector(`.notice[data-key="${CSS.escape(key)}"]`);
+    if (n) n.remove();
+  }
+
+  function clearConversationNotices() {
+    for (const n of Array.from(el.notices.children)) {
+      if (n.dataset.global !== 'true') n.remove();
+    }
+  }
+
+  /* ----------------------------------------------------------------- copying */
+
+  async function copyText(text, btn) {
+    let ok = false;
+    try {
+      if (navigator.clipboard && window.isSecureContext) {
+        await navigator.clipboard.writeText(text);
+        ok = true;
+      }
+    } catch (_) {
+      ok = false;
+    }
+    if (!ok) {
+      const ta = make('textarea', 'clipboard-helper');
+      ta.value = text;
+      ta.setAttribute('readonly', '');
+      document.body.append(ta);
+      ta.select();
+      try {
+        ok = document.execCommand('copy');
+      } catch (_) {
+        ok = false;
+      }
+      ta.remove();
+      if (btn) btn.focus();
+    }
+    if (btn) {
+      btn.dataset.copied = ok ? 'true' : 'false';
+      const label = btn.getAttribute('aria-label') || '';
+      btn.setAttribute('aria-label', ok ? 'Copied' : 'Copy failed');
+      setTimeout(() => {
+        delete btn.dataset.copied;
+        btn.setAttribute('aria-label', label);
+      }, 1500);
+    }
+  }
+
+  /* --------------------------------------------------------------- messages */
+
+  function renderMessageBody(body, message) {
+    if (typeof message.html === 'string') {
+      // The one innerHTML: Markdown rendered and sanitized (nh3) by the server.
+      body.innerHTML = message.html;
+    } else {
+      body.textContent = message.content || '';
+    }
+    for (const a of body.querySelectorAll('a[href]')) {
+      a.target = '_blank';
+      a.rel = 'noopener noreferrer nofollow';
+    }
+    enhanceCodeBlocks(body);
+  }
+
+  function enhanceCodeBlocks(root) {
+    for (const pre of root.querySelectorAll('pre')) {
+      if (pre.parentElement && pre.parentElement.classList.contains('code-block')) continue;
+      const wrap = make('div', 'code-block');
+      pre.replaceWith(wrap);
+      wrap.append(pre);
+      const copy = button('copy-btn copy-code', 'Copy code', { ariaOnly: true });
+      copy.addEventListener('click', () => copyText(pre.textContent || '', copy));
+      wrap.append(copy);
+    }
+  }
+
+  function buildMessage(message) {
+    const role = ROLES.has(message.role) ? message.role : 'other';
+    const node = make('article', `message ${role}`);
+    node.dataset.messageId = String(message.id);
+    if (message.run_id) node.dataset.runId = String(message.run_id);
+    const labels = { user: 'You', assistant: 'Assistant', tool: 'Tool result' };
+    node.setAttribute('aria-label', labels[role] || 'Message');
+
+    if (role === 'tool') {
+      const head = make('div', 'message-meta', message.tool_name ? `Tool result · ${message.tool_name}` : 'Tool result');
+      node.append(head);
+    }
+    const body = make('div', 'message-body');
+    renderMessageBody(body, message);
+    node.append(body);
+
+    if (message.stopped) {
+      node.dataset.stopped = 'true';
+      node.append(make('div', 'message-note', 'Stopped'));
+    }
+    if (role === 'assistant') {
+      const actions = make('div', 'message-actions');
+      const copy = button('copy-btn copy-message', 'Copy message', { ariaOnly: true });
+      copy.addEventListener('click', () => {
+        const m = state.messages.get(node.dataset.messageId);
+        copyText(m ? m.content || '' : body.textContent || '', copy);
+      });
+      actions.append(copy);
+      node.append(actions);
+    }
+    return node;
+  }
+
+  function upsertMessage(message) {
+    if (!message || message.id === undefined || message.id === null) return;
+    const id = String(message.id);
+    state.messages.set(id, message);
+    const fresh = buildMessage(message);
+    const old = state.messageEls.get(id) || findMessageEl(id);
+    if (old && old.isConnected) {
+      old.replaceWith(fresh);
+    } else {
+      el.messages.append(fresh);
+    }
+    state.messageEls.set(id, fresh);
+    updateStreamingFlag();
+  }
+
+  function findMessageEl(id) {
+    return el.messages.querySelector(`.message[data-message-id="${CSS.escape(id)}"]`);
+  }
+
+  function appendToken(frame) {
+    const id = String(frame.message_id);
+    let node = state.messageEls.get(id);
+    if (!node || !node.isConnected) node = findMessageEl(id);
+    if (!node) {
+      node = make('article', 'message assistant');
+      node.dataset.messageId = id;
+      node.dataset.streaming = 'true';
+      if (frame.run_id) node.dataset.runId = String(frame.run_id);
+      node.setAttribute('aria-label', 'Assistant');
+      node.append(make('div', 'message-body streaming-body'));
+      el.messages.append(node);
+      state.messageEls.set(id, node);
+    }
+    if (node.dataset.streaming !== 'true') return; // already final
+    const body = node.querySelector('.message-body');
+    if (typeof frame.delta === 'string' && frame.delta) {
+      body.append(document.createTextNode(frame.delta));
+    }
+    if (frame.run_id && (!state.activeRun || state.activeRun.id !== String(frame.run_id))) {
+      if (!state.activeRun || !OPEN_RUN.has(state.activeRun.status)) {
+        state.activeRun = { id: String(frame.run_id), status: 'running' };
+        updateControls();
+        syncSidebarStatus();
+      }
+    }
+    updateStreamingFlag();
+  }
+
+  function finishStreaming(runId) {
+    for (const node of el.messages.querySelectorAll('.message[data-streaming="true"]')) {
+      if (!runId || node.dataset.runId === runId) {
+        delete node.dataset.streaming;
+        node.querySelector('.message-body')?.classList.remove('streaming-body');
+      }
+    }
+    updateStreamingFlag();
+  }
+
+  function updateStreamingFlag() {
+    const streaming = !!el.messages.querySelector('.message[data-streaming="true"]');
+    el.messages.setAttribute('aria-busy', streaming ? 'true' : 'false');
+    updateTyping();
+    scheduleScroll();
+  }
+
+  /* ---------------------------------------------------------- cards (inline) */
+
+  function cardField(label, value, className) {
+    const wrap = make('div', 'card-field');
+    wrap.append(make('div', 'card-label', label));
+    const pre = make('pre', className, value);
+    wrap.append(pre);
+    return wrap;
+  }
+
+  function upsertApproval(approval) {
+    if (!approval || approval.id === undefined) return;
+    const id = String(approval.id);
+    state.approvals.set(id, approval);
+    const card = make('div', 'card approval-card');
+    card.dataset.approvalId = id;
+    card.dataset.status = approval.status || 'pending';
+    card.setAttribute('role', 'group');
+    card.setAttribute('aria-label', `Approval for ${approval.tool || 'tool'}`);
+
+    const head = make('div', 'card-head');
+    head.append(make('span', 'card-kind', 'Approval'));
+    head.append(make('strong', 'card-name', approval.tool || 'tool'));
+    head.append(make('span', 'card-status', approval.status || 'pending'));
+    card.append(head);
+    if (approval.description) card.append(make('p', 'card-description', approval.description));
+    card.append(cardField('Arguments', formatJSON(approval.args || {}), 'card-args'));
+    if (approval.decided_by || approval.decided_at) {
+      const who = approval.decided_by ? `by ${approval.decided_by}` : '';
+      const when = approval.decided_at ? new Date(approval.decided_at).toLocaleString() : '';
+      card.append(make('p', 'card-decided', ['Decided', who, when ? `at ${when}` : ''].filter(Boolean).join(' ')));
+    }
+
+    if ((approval.status || 'pending') === 'pending') {
+      const allowed = Array.isArray(approval.allowed) ? approval.allowed : ['approve', 'reject'];
+      const actions = make('div', 'card-actions');
+      if (allowed.includes('approve')) {
+        const ok = button('btn btn-primary btn-small approve-btn', 'Approve');
+        ok.addEventListener('click', () => decide(card, id, 'approve'));
+        actions.append(ok);
+      }
+      if (allowed.includes('reject')) {
+        const no = button('btn btn-danger btn-small reject-btn', 'Reject');
+        no.addEventListener('click', () => decide(card, id, 'reject'));
+        actions.append(no);
+      }
+      card.append(actions);
+    }
+
+    const old = el.messages.querySelector(`.approval-card[data-approval-id="${CSS.escape(id)}"]`);
+    const hadFocus = old && old.contains(document.activeElement);
+    if (old) old.replaceWith(card);
+    else el.messages.append(card);
+    if (hadFocus) {
+      const target = card.querySelector('button') || el.composer;
+      target.focus();
+    }
+    syncSidebarStatus();
+    scheduleScroll();
+  }
+
+  function decide(card, approvalId, decision) {
+    const sent = sendFrame({ type: 'approval.decide', approval_id: approvalId, decision });
+    if (!sent) {
+      showNotice('Not connected. Your decision was not sent; try again when the connection is back.', { key: 'decide-offline' });
+      return;
+    }
+    card.dataset.deciding = decision;
+    for (const b of card.querySelectorAll('.card-actions button')) b.disabled = true;
+  }
+
+  function upsertTool(frame) {
+    const id = String(frame.tool_call_id || `${frame.run_id}-${frame.name}`);
+    const card = make('div', 'card tool-card');
+    card.dataset.toolCallId = id;
+    card.dataset.status = frame.status || 'started';
+    card.setAttribute('role', 'group');
+    card.setAttribute('aria-label', `Tool ${frame.name || ''}`);
+
+    const head = make('div', 'card-head');
+    head.append(make('span', 'card-kind', 'Tool'));
+    head.append(make('strong', 'card-name', frame.name || 'tool'));
+    head.append(make('span', 'card-status', frame.status || 'started'));
+    card.append(head);
+
+    const old = el.messages.querySelector(`.tool-card[data-tool-call-id="${CSS.escape(id)}"]`);
+    const args = frame.args !== undefined ? frame.args : old && old._args;
+    if (args !== undefined) card.append(cardField('Arguments', formatJSON(args), 'card-args'));
+    card._args = args;
+    if (frame.result !== undefined && frame.result !== null) {
+      card.append(cardField('Result', formatJSON(frame.result), 'card-result'));
+    }
+    if (old) old.replaceWith(card);
+    else el.messages.append(card);
+    scheduleScroll();
+  }
+
+  /* --------------------------------------------------------------- run state */
+
+  function runIsActive() {
+    return !!(state.activeRun && ACTIVE_RUN.has(state.activeRun.status));
+  }
+
+  function applyRun(run) {
+    if (!run || run.id === undefined) return;
+    const id = String(run.id);
+    if (OPEN_RUN.has(run.status)) {
+      state.activeRun = { ...run, id };
+    } else {
+      if (!state.activeRun || state.activeRun.id === id) state.activeRun = null;
+      if (state.cancelling === id) state.cancelling = null;
+      if (run.status === 'failed') {
+        showNotice(run.error ? `The reply failed: ${run.error}` : 'The reply failed.', { key: `run-${id}` });
+        finishStreaming(id);
+      } else if (run.status === 'cancelled') {
+        finishStreaming(id);
+      }
+    }
+    updateControls();
+    syncSidebarStatus();
+  }
+
+  function cancelRun() {
+    if (!runIsActive()) return;
+    const runId = state.activeRun.id;
+    const sent = sendFrame({ type: 'run.cancel', run_id: runId });
+    if (!sent) {
+      showNotice('Not connected. The run could not be stopped right now.', { key: 'cancel-offline' });
+      return;
+    }
+    state.cancelling = runId;
+    updateControls();
+  }
+
+  function updateTyping() {
+    const streaming = !!el.messages.querySelector('.message[data-streaming="true"]');
+    const waiting = state.activeRun && state.activeRun.status === 'waiting';
+    el.typing.hidden = !(runIsActive() && !streaming) || !!waiting;
+  }
+
+  /* ------------------------------------------------------------- composer UI */
+
+  function composerContent() {
+    return el.composer.value.trim();
+  }
+
+  function updateComposerState() {
+    const content = composerContent();
+    const count = charCount(content);
+    const over = count > MAX_CHARS;
+    if (count >= COUNTER_FROM) {
+      el.counter.hidden = false;
+      el.counter.textContent = `${count.toLocaleString('en-US')} / ${MAX_CHARS.toLocaleString('en-US')}`;
+      el.counter.dataset.over = over ? 'true' : 'false';
+    } else {
+      el.counter.hidden = true;
+      el.counter.textContent = '';
+      delete el.counter.dataset.over;
+    }
+    el.composer.setAttribute('aria-invalid', over ? 'true' : 'false');
+    el.send.disabled = !content || over || state.notFound || state.creating;
+  }
+
+  function autosize() {
+    // Prefer CSS `field-sizing: content`; fall back to measuring (CSSOM, CSP-safe).
+    if (CSS.supports && CSS.supports('field-sizing', 'content')) return;
+    el.composer.style.height = 'auto';
+    el.composer.style.height = `${el.composer.scrollHeight + 2}px`;
+  }
+
+  function updateControls() {
+    const running = runIsActive();
+    const focusWasSend = document.activeElement === el.send;
+    const focusWasStop = document.activeElement === el.stop;
+    el.send.hidden = running;
+    el.stop.hidden = !running;
+    el.stop.disabled = !!(running && state.cancelling === state.activeRun.id);
+    if (running && focusWasSend) el.stop.focus();
+    if (!running && focusWasStop) el.composer.focus();
+    el.app.dataset.runStatus = state.activeRun ? state.activeRun.status : '';
+    el.composer.disabled = state.notFound;
+    updateComposerState();
+    updateTyping();
+  }
+
+  function submitComposer() {
+    const content = composerContent();
+    if (!content || state.notFound || state.creating) return;
+    if (runIsActive()) return;
+    if (charCount(content) > MAX_CHARS) {
+      showNotice(`Your message is too long: the limit is ${MAX_CHARS.toLocaleString('en-US')} characters.`, { key: 'too-long' });
+      return;
+    }
+    const frame = JSON.stringify({ type: 'message.send', content, client_id: uuid() });
+    if (new TextEncoder().encode(frame).length > MAX_FRAME_BYTES) {
+      showNotice('Your message is too large to send (64 KiB limit). Please shorten it.', { key: 'too-long' });
+      return;
+    }
+    clearNotice('too-long');
+    el.composer.value = '';
+    autosize();
+    updateComposerState();
+    state.stick = true;
+    if (!state.conversationId) {
+      createAndSend(content);
+    } else {
+      enqueue(state.conversationId, content);
+    }
+  }
+
+  async function createAndSend(content) {
+    state.creating = true;
+    updateComposerState();
+    let conv;
+    try {
+      conv = await api('POST', '/api/conversations/', { title: titleFromMessage(content) });
+    } catch (err) {
+      state.creating = false;
+      if (!el.composer.value) {
+        el.composer.value = content;
+        autosize();
+      }
+      updateComposerState();
+      if (err.status !== 401) showNotice(`Could not start a conversation: ${err.message}`, { key: 'create-failed' });
+      return;
+    }
+    state.creating = false;
+    clearNotice('create-failed');
+    upsertConversation(conv, { toTop: true });
+    navigate(String(conv.id));
+    enqueue(String(conv.id), content);
+    el.composer.focus();
+  }
+
+  /* ------------------------------------------------------------------ outbox */
+
+  function countUserMessages(content) {
+    let n = 0;
+    for (const m of state.messages.values()) if (m.role === 'user' && sameContent(m.content, content)) n += 1;
+    return n;
+  }
+
+  function sameContent(a, b) {
+    return typeof a === 'string' && typeof b === 'string' && (a === b || a.trim() === b.trim());
+  }
+
+  function enqueue(convId, content) {
+    state.outbox.push({
+      convId,
+      content,
+      clientId: uuid(),
+      sentCount: 0,
+      knownCount: convId === state.conversationId ? countUserMessages(content) : 0,
+      sentOn: null,
+    });
+    flushOutbox();
+    renderOutbox();
+    scheduleScroll(true);
+  }
+
+  function flushOutbox() {
+    const ws = state.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN || !state.synced) return;
+    for (const entry of state.outbox) {
+      if (entry.convId !== state.conversationId || entry.sentOn === ws) continue;
+      ws.send(JSON.stringify({ type: 'message.send', content: entry.content, client_id: entry.clientId }));
+      entry.sentOn = ws;
+      entry.sentCount += 1;
+    }
+    renderOutbox();
+  }
+
+  function ackOutbox(content) {
+    const i = state.outbox.findIndex((e) => e.convId === state.conversationId && sameContent(e.content, content));
+    if (i >= 0) {
+      state.outbox.splice(i, 1);
+      renderOutbox();
+    }
+  }
+
+  function ackOutboxFromSnapshot(messages) {
+    const counts = new Map();
+    for (const m of messages) {
+      if (m.role !== 'user' || typeof m.content !== 'string') continue;
+      const key = m.content.trim();
+      counts.set(key, (counts.get(key) || 0) + 1);
+    }
+    const consumed = new Map();
+    state.outbox = state.outbox.filter((entry) => {
+      if (entry.convId !== state.conversationId || entry.sentCount === 0) return true;
+      const key = entry.content.trim();
+      const used = consumed.get(key) || 0;
+      if ((counts.get(key) || 0) - entry.knownCount - used > 0) {
+        consumed.set(key, used + 1);
+        return false;
+      }
+      return true;
+    });
+  }
+
+  function renderOutbox() {
+    el.outbox.replaceChildren();
+    const connected = state.ws && state.ws.readyState === WebSocket.OPEN && state.synced;
+    for (const entry of state.outbox) {
+      if (entry.convId !== state.conversationId) continue;
+      const item = make('div', 'outbox-item');
+      item.dataset.clientId = entry.clientId;
+      const inFlight = connected && entry.sentOn === state.ws;
+      item.dataset.state = inFlight ? 'sending' : 'queued';
+      item.append(make('div', 'outbox-text', entry.content));
+      item.append(make('div', 'outbox-state', inFlight ? 'Sending…' : 'Waiting for connection… it will be sent automatically.'));
+      el.outbox.append(item);
+    }
+  }
+
+  /* ---------------------------------------------------------------- scrolling */
+
+  let scrollQueued = false;
+
+  function nearBottom() {
+    const s = el.scroller;
+    return s.scrollHeight - s.scrollTop - s.clientHeight < 48;
+  }
+
+  function scheduleScroll(force) {
+    if (force) state.stick = true;
+    if (scrollQueued) return;
+    scrollQueued = true;
+    requestAnimationFrame(() => {
+      scrollQueued = false;
+      if (state.stick) el.scroller.scrollTop = el.scroller.scrollHeight;
+      el.scrollBottom.hidden = state.stick || nearBottom();
+    });
+  }
+
+  /* ------------------------------------------------------------ connection */
+
+  const STATUS_TEXT = { connecting: 'Connecting…', online: 'Online', offline: 'Offline' };
+
+  function setConnection(stateName, text) {
+    el.status.dataset.state = stateName;
+    el.status.textContent = text || STATUS_TEXT[stateName];
+    el.app.dataset.connection = stateName;
+  }
+
+  function socketUrl(id) {
+    const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    return `${proto}//${location.host}/ws/conversations/${encodeURIComponent(id)}/`;
+  }
+
+  function sendFrame(obj) {
+    const ws = state.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return false;
+    ws.send(JSON.stringify(obj));
+    return true;
+  }
+
+  function clearTimers() {
+    if (state.reconnectTimer) clearTimeout(state.reconnectTimer);
+    state.reconnectTimer = null;
+    if (state.pingTimer) clearInterval(state.pingTimer);
+    state.pingTimer = null;
+  }
+
+  function teardownSocket() {
+    clearTimers();
+    const ws = state.ws;
+    state.ws = null;
+    state.synced = false;
+    state.lastSeq = null;
+    if (ws) {
+      ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+      try {
+        ws.close(1000, 'closing');
+      } catch (_) {
+        /* already closed */
+      }
+    }
+  }
+
+  function connect() {
+    teardownSocket();
+    const id = state.conversationId;
+    if (!id || state.notFound) return;
+    if (!navigator.onLine) {
+      setConnection('offline');
+      showNotice('You are offline. Messages will be sent when the connection is back.', { kind: 'info', key: 'offline', global: true });
+      renderOutbox();
+      return;
+    }
+    setConnection('connecting');
+    let ws;
+    try {
+      ws = new WebSocket(socketUrl(id));
+    } catch (_) {
+      scheduleReconnect();
+      return;
+    }
+    state.ws = ws;
+    state.wsOpened = false;
+    ws.onopen = () => {
+      if (ws !== state.ws) return;
+      state.wsOpened = true;
+      state.lastFrameAt = Date.now();
+      state.pingTimer = setInterval(ping, PING_MS);
+    };
+    ws.onmessage = (event) => {
+      if (ws !== state.ws) return;
+      state.lastFrameAt = Date.now();
+      let frame;
+      try {
+        frame = JSON.parse(event.data);
+      } catch (_) {
+        return;
+      }
+      try {
+        onFrame(frame);
+      } catch (err) {
+        // A bad frame must not kill the page; resync from a fresh snapshot.
+        console.error('chat: could not apply frame', frame, err);
+      }
+    };
+    ws.onerror = () => {
+      /* onclose follows */
+    };
+    ws.onclose = (event) => {
+      if (ws !== state.ws) return;
+      const opened = state.wsOpened;
+      state.ws = null;
+      state.synced = false;
+      clearTimers();
+      renderOutbox();
+      onSocketClosed(event.code, opened, id);
+    };
+  }
+
+  function ping() {
+    const ws = state.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return;
+    if (Date.now() - state.lastFrameAt > STALE_MS) {
+      // No frame (not even a pong) for too long: the connection is dead.
+      connect();
+      return;
+    }
+    ws.send(JSON.stringify({ type: 'ping' }));
+  }
+
+  function onSocketClosed(code, opened, id) {
+    if (id !== state.conversationId) return;
+    if (code === 4401) {
+      setConnection('offline');
+      goToLogin();
+      return;
+    }
+    if (code === 4404) {
+      markNotFound();
+      return;
+    }
+    if (!navigator.onLine) {
+      setConnection('offline');
+      showNotice('You are offline. Messages will be sent when the connection is back.', { kind: 'info', key: 'offline', global: true });
+      return;
+    }
+    setConnection('offline', 'Offline, reconnecting…');
+    if (!opened) {
+      // A refused handshake carries no close code: ask over HTTP why.
+      probeConversation(id);
+    }
+    scheduleReconnect();
+  }
+
+  async function probeConversation(id) {
+    try {
+      const res = await fetch(`/api/conversations/${encodeURIComponent(id)}/messages/`, {
+        credentials: 'same-origin',
+        headers: { Accept: 'application/json' },
+      });
+      if (id !== state.conversationId) return;
+      if (res.status === 401) goToLogin();
+      else if (res.status === 404) markNotFound();
+    } catch (_) {
+      /* network trouble: the backoff handles it */
+    }
+  }
+
+  function scheduleReconnect() {
+    if (state.reconnectTimer || state.notFound || !state.conversationId) return;
+    const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** state.attempts);
+    const delay = base / 2 + Math.random() * (base / 2);
+    state.attempts += 1;
+    state.reconnectTimer = setTimeout(() => {
+      state.reconnectTimer = null;
+      connect();
+    }, delay);
+  }
+
+  function markNotFound() {
+    teardownSocket();
+    state.notFound = true;
+    setConnection('offline', 'Not found');
+    el.title.textContent = 'Conversation not found';
+    document.title = `Not found · ${APP_NAME}`;
+    showNotice('Conversation not found. It may have been deleted. Start a new chat from the sidebar.', { key: 'not-found' });
+    state.conversations = state.conversations.filter((c) => String(c.id) !== state.conversationId);
+    renderSidebar();
+    updateControls();
+  }
+
+  /* ------------------------------------------------------------------ frames */
+
+  function onFrame(frame) {
+    if (!frame || typeof frame !== 'object') return;
+    if (frame.type === 'snapshot') {
+      applySnapshot(frame);
+      return;
+    }
+    if (typeof frame.seq === 'number') {
+      if (!state.synced) return; // a snapshot comes first
+      if (state.lastSeq !== null) {
+        if (frame.seq <= state.lastSeq) return;
+        if (frame.seq > state.lastSeq + 1) {
+          connect(); // a gap: fetch a fresh snapshot
+          return;
+        }
+      }
+      state.lastSeq = frame.seq;
+    }
+    switch (frame.type) {
+      case 'message':
+        onMessageFrame(frame.message);
+        break;
+      case 'token':
+        appendToken(frame);
+        break;
+      case 'run':
+        applyRun(frame.run);
+        break;
+      case 'approval':
+        upsertApproval(frame.approval);
+        break;
+      case 'tool':
+        upsertTool(frame);
+        break;
+      case 'conversation':
+        if (frame.conversation) applyConversation(frame.conversation);
+        break;
+      case 'error':
+        onErrorFrame(frame);
+        break;
+      case 'pong':
+      default:
+        break;
+    }
+  }
+
+  function applySnapshot(frame) {
+    state.synced = true;
+    state.lastSeq = typeof frame.seq === 'number' ? frame.seq : null;
+    state.attempts = 0;
+    setConnection('online');
+    clearNotice('offline');
+    clearNotice('not-found');
+
+    if (frame.conversation) applyConversation(frame.conversation);
+
+    state.messages.clear();
+    state.messageEls.clear();
+    state.approvals.clear();
+    el.messages.replaceChildren();
+    const messages = Array.isArray(frame.messages) ? frame.messages : [];
+    for (const m of messages) upsertMessage(m);
+    for (const a of Array.isArray(frame.approvals) ? frame.approvals : []) upsertApproval(a);
+
+    state.activeRun = frame.run && OPEN_RUN.has(frame.run.status) ? { ...frame.run, id: String(frame.run.id) } : null;
+    if (!state.activeRun) state.cancelling = null;
+    updateControls();
+    syncSidebarStatus();
+
+    ackOutboxFromSnapshot(messages);
+    flushOutbox();
+    renderOutbox();
+    updateEmptyState();
+    scheduleScroll(true);
+  }
+
+  function onMessageFrame(message) {
+    if (!message) return;
+    upsertMessage(message);
+    if (message.role === 'user') ackOutbox(message.content);
+    const conv = findConversation(state.conversationId);
+    if (conv) {
+      const t = message.created_at || new Date().toISOString();
+      if (timeOf(t) > timeOf(conv.updated_at)) conv.updated_at = t;
+      renderSidebar();
+    }
+    updateEmptyState();
+    scheduleScroll();
+  }
+
+  function onErrorFrame(frame) {
+    const text = typeof frame.message === 'string' && frame.message ? frame.message : `Error: ${frame.code || 'unknown'}`;
+    showNotice(text, { kind: 'error' });
+    // A refused message.send: give the text back instead of retrying forever.
+    if (['bad_request', 'too_large', 'rate_limited', 'conflict'].includes(frame.code)) {
+      const i = state.outbox.findIndex((e) => e.convId === state.conversationId && e.sentOn === state.ws && state.ws);
+      if (i >= 0) {
+        const [entry] = state.outbox.splice(i, 1);
+        if (!el.composer.value.trim()) {
+          el.composer.value = entry.content;
+          autosize();
+          updateComposerState();
+        }
+        renderOutbox();
+      }
+    }
+    // Re-enable decisions that may have been refused.
+    for (const card of el.messages.querySelectorAll('.approval-card[data-deciding]')) {
+      delete card.dataset.deciding;
+      for (const b of card.querySelectorAll('.card-actions button')) b.disabled = false;
+    }
+    if (state.cancelling) {
+      state.cancelling = null;
+      updateControls();
+    }
+  }
+
+  function applyConversation(conv) {
+    if (!conv || String(conv.id) !== state.conversationId) {
+      if (conv) upsertConversation(conv);
+      return;
+    }
+    state.conversation = conv;
+    el.title.textContent = displayTitle(conv);
+    document.title = `${displayTitle(conv)} · ${APP_NAME}`;
+    upsertConversation(conv, { onlyIfListed: !!state.query });
+  }
+
+  /* ------------------------------------------------------------------ sidebar */
+
+  function findConversation(id) {
+    return state.conversations.find((c) => String(c.id) === String(id));
+  }
+
+  function upsertConversation(conv, { toTop = false, onlyIfListed = false } = {}) {
+    if (!conv || conv.id === undefined) return;
+    const id = String(conv.id);
+    const existing = findConversation(id);
+    if (existing) {
+      Object.assign(existing, conv, { id });
+    } else if (!onlyIfListed) {
+      const copy = { ...conv, id };
+      if (toTop) state.conversations.unshift(copy);
+      else state.conversations.push(copy);
+    }
+    renderSidebar();
+  }
+
+  function syncSidebarStatus() {
+    if (!state.synced) return; // the list's own values stand until the snapshot
+    const conv = findConversation(state.conversationId);
+    if (!conv) return;
+    conv.run_status = state.activeRun ? state.activeRun.status : null;
+    let pending = 0;
+    for (const a of state.approvals.values()) if ((a.status || 'pending') === 'pending') pending += 1;
+    conv.pending_approvals = pending;
+    renderSidebar();
+  }
+
+  function groupOf(iso, now) {
+    const t = timeOf(iso);
+    const startToday = new Date(now.getFullYear(), now.getMonth(), now.getDate()).getTime();
+    const day = 24 * 60 * 60 * 1000;
+    if (t >= startToday) return 'today';
+    if (t >= startToday - day) return 'yesterday';
+    if (t >= startToday - 7 * day) return 'week';
+    return 'older';
+  }
+
+  const GROUPS = [
+    ['today', 'Today'],
+    ['yesterday', 'Yesterday'],
+    ['week', 'Previous 7 days'],
+    ['older', 'Older'],
+  ];
+
+  function statusOf(conv) {
+    if (conv.run_status === 'waiting' || (conv.pending_approvals || 0) > 0) return 'waiting';
+    if (ACTIVE_RUN.has(conv.run_status)) return 'running';
+    return '';
+  }
+
+  function renderSidebar() {
+    if (state.renamingId) {
+      state.sidebarDirty = true;
+      return;
+    }
+    state.sidebarDirty = false;
+    const hadFocus = el.groups.contains(document.activeElement) ? describeFocus(document.activeElement) : null;
+
+    const sorted = state.conversations
+      .map((c, i) => [c, i])
+      .sort((a, b) => timeOf(b[0].updated_at) - timeOf(a[0].updated_at) || a[1] - b[1])
+      .map(([c]) => c);
+    const now = new Date();
+    const buckets = new Map(GROUPS.map(([key]) => [key, []]));
+    for (const c of sorted) buckets.get(groupOf(c.updated_at, now)).push(c);
+
+    const frag = document.createDocumentFragment();
+    for (const [key, label] of GROUPS) {
+      const items = buckets.get(key);
+      if (!items.length) continue;
+      const section = make('section', 'conversation-group');
+      section.dataset.group = key;
+      const headingId = `group-${key}`;
+      const h = make('h2', 'conversation-group-title', label);
+      h.id = headingId;
+      const ul = make('ul', 'conversation-items');
+      ul.setAttribute('aria-labelledby', headingId);
+      for (const c of items) ul.append(buildItem(c));
+      section.append(h, ul);
+      frag.append(section);
+    }
+    el.groups.replaceChildren(frag);
+
+    if (!state.conversations.length && state.listLoaded) {
+      el.listEmpty.hidden = false;
+      el.listEmpty.textContent = state.query ? 'No conversations match your search.' : 'No conversations yet. Send a message to start one.';
+    } else {
+      el.listEmpty.hidden = true;
+    }
+    el.loadMore.hidden = !state.nextCursor;
+    if (hadFocus) restoreFocus(hadFocus);
+  }
+
+  function describeFocus(node) {
+    const item = node.closest('.conversation-item');
+    if (!item) return null;
+    const cls = ['conversation-link', 'rename-conversation', 'delete-conversation'].find((c) => node.classList.contains(c));
+    return { id: item.dataset.conversationId, cls };
+  }
+
+  function restoreFocus(desc) {
+    const item = el.groups.querySelector(`.conversation-item[data-conversation-id="${CSS.escape(desc.id)}"]`);
+    const target = item && desc.cls ? item.querySelector(`.${desc.cls}`) : null;
+    if (target) target.focus();
+  }
+
+  function buildItem(conv) {
+    const id = String(conv.id);
+    const li = make('li', 'conversation-item');
+    li.dataset.conversationId = id;
+    const status = statusOf(conv);
+    li.dataset.runStatus = conv.run_status || '';
+    if (status) li.dataset.status = status;
+    const active = id === state.conversationId;
+    if (active) li.classList.add('active');
+
+    if (state.renamingId === id) {
+      const label = make('label', 'visually-hidden', 'Conversation title');
+      const input = make('input', 'rename-input');
+      input.type = 'text';
+      input.id = `rename-${id}`;
+      label.htmlFor = input.id;
+      input.value = conv.title || '';
+      input.maxLength = 200;
+      input.dataset.conversationId = id;
+      li.append(label, input);
+      return li;
+    }
+
+    const link = make('a', 'conversation-link');
+    link.href = conversationPath(id);
+    if (active) link.setAttribute('aria-current', 'page');
+    link.append(make('span', 'conversation-title', displayTitle(conv)));
+    if (status) {
+      const s = make('span', 'conversation-status', status === 'running' ? 'Running' : 'Waiting');
+      s.dataset.status = status;
+      link.append(s);
+    }
+    li.append(link);
+
+    const actions = make('div', 'conversation-actions');
+    const rename = button('icon-btn rename-conversation', `Rename “${displayTitle(conv)}”`, { ariaOnly: true });
+    rename.append(make('span', 'icon icon-rename'));
+    const del = button('icon-btn delete-conversation', `Delete “${displayTitle(conv)}”`, { ariaOnly: true });
+    del.append(make('span', 'icon icon-delete'));
+    actions.append(rename, del);
+    li.append(actions);
+    return li;
+  }
+
+  function listUrl(cursor) {
+    if (cursor && (cursor.startsWith('/') || /^https?:/.test(cursor))) return cursor;
+    const params = new URLSearchParams();
+    params.set('q', state.query);
+    if (cursor) params.set('cursor', cursor);
+    return `/api/conversations/?${params.toString()}`;
+  }
+
+  async function loadConversations({ reset }) {
+    if (!reset && (state.loadingMore || !state.nextCursor)) return;
+    const req = ++state.listRequest;
+    if (reset) state.loadingMore = false;
+    else state.loadingMore = true;
+    el.list.setAttribute('aria-busy', 'true');
+    el.loadMore.disabled = true;
+    try {
+      const data = await api('GET', listUrl(reset ? null : state.nextCursor));
+      if (req !== state.listRequest) return;
+      const results = data && Array.isArray(data.results) ? data.results : [];
+      if (reset) state.conversations = [];
+      for (const c of results) {
+        const id = String(c.id);
+        const existing = findConversation(id);
+        if (existing) Object.assign(existing, c, { id });
+        else state.conversations.push({ ...c, id });
+      }
+      state.nextCursor = data && data.next ? String(data.next) : null;
+      state.listLoaded = true;
+      clearNotice('list-failed');
+      if (!state.query && state.conversationId && state.conversation && !findConversation(state.conversationId)) {
+        state.conversations.unshift({ ...state.conversation, id: state.conversationId });
+      }
+      syncSidebarStatus();
+      renderSidebar();
+    } catch (err) {
+      if (req !== state.listRequest) return;
+      if (err.status !== 401) showNotice(`Could not load conversations: ${err.message}`, { key: 'list-failed', global: true });
+    } finally {
+      if (req === state.listRequest) {
+        state.loadingMore = false;
+        el.list.setAttribute('aria-busy', 'false');
+        el.loadMore.disabled = false;
+      }
+    }
+  }
+
+  function startRename(id) {
+    if (state.renamingId && state.renamingId !== id) return;
+    state.renamingId = null;
+    renderSidebar();
+    state.renamingId = id;
+    const li = el.groups.querySelector(`.conversation-item[data-conversation-id="${CSS.escape(id)}"]`);
+    if (!li) {
+      state.renamingId = null;
+      return;
+    }
+    li.replaceWith(buildItem(findConversation(id)));
+    const input = el.groups.querySelector(`.rename-input[data-conversation-id="${CSS.escape(id)}"]`);
+    if (!input) return;
+    input.focus();
+    input.select();
+    let done = false;
+    const finish = async (save) => {
+      if (done) return;
+      done = true;
+      const conv = findConversation(id);
+      const title = input.value.trim();
+      state.renamingId = null;
+      const previous = conv ? conv.title : '';
+      if (save && conv && title !== (conv.title || '')) {
+        conv.title = title; // optimistic
+        renderSidebar();
+        if (id === state.conversationId) applyTitle(conv);
+        try {
+          const updated = await api('PATCH', `/api/conversations/${encodeURIComponent(id)}/`, { title });
+          if (updated) upsertConversation(updated, { onlyIfListed: true });
+          if (id === state.conversationId && updated) applyTitle(updated);
+        } catch (err) {
+          conv.title = previous;
+          renderSidebar();
+          if (id === state.conversationId) applyTitle(conv);
+          if (err.status !== 401) showNotice(`Could not rename the conversation: ${err.message}`, { key: 'rename-failed', global: true });
+        }
+      } else {
+        renderSidebar();
+      }
+      const rename = el.groups.querySelector(`.conversation-item[data-conversation-id="${CSS.escape(id)}"] .rename-conversation`);
+      if (rename && (document.activeElement === document.body || !document.activeElement)) rename.focus();
+    };
+    input.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter') {
+        e.preventDefault();
+        finish(true);
+      } else if (e.key === 'Escape') {
+        e.preventDefault();
+        e.stopPropagation();
+        finish(false);
+      }
+    });
+    input.addEventListener('blur', () => finish(true));
+  }
+
+  function applyTitle(conv) {
+    if (state.conversation && String(state.conversation.id) === String(conv.id)) state.conversation.title = conv.title;
+    el.title.textContent = displayTitle(conv);
+    document.title = `${displayTitle(conv)} · ${APP_NAME}`;
+  }
+
+  async function deleteConversation(id) {
+    const conv = findConversation(id);
+    const name = displayTitle(conv);
+    if (!window.confirm(`Delete “${name}”? This cannot be undone.`)) return;
+    try {
+      await api('DELETE', `/api/conversations/${encodeURIComponent(id)}/`);
+    } catch (err) {
+      if (err.status !== 404) {
+        if (err.status !== 401) showNotice(`Could not delete the conversation: ${err.message}`, { key: 'delete-failed', global: true });
+        return;
+      }
+    }
+    state.conversations = state.conversations.filter((c) => String(c.id) !== id);
+    state.outbox = state.outbox.filter((e) => e.convId !== id);
+    renderSidebar();
+    if (id === state.conversationId) {
+      navigate('');
+      el.composer.focus();
+    } else {
+      el.newChat.focus();
+    }
+  }
+
+  /* --------------------------------------------------------------- navigation */
+
+  function updateEmptyState() {
+    const none = !state.conversationId;
+    el.empty.hidden = !none;
+    el.exportLinks.hidden = none || state.notFound;
+    if (!none) {
+      const base = `/api/conversations/${encodeURIComponent(state.conversationId)}/export`;
+      el.exportMarkdown.href = `${base}?format=markdown`;
+      el.exportJson.href = `${base}?format=json`;
+    }
+  }
+
+  function navigate(id, { push = true } = {}) {
+    const path = conversationPath(id);
+    if (push && location.pathname !== path) history.pushState({ conversationId: id }, '', path);
+    openConversation(id);
+  }
+
+  function openConversation(id) {
+    closeSidebar(false);
+    if (id === state.conversationId && (state.ws || state.reconnectTimer || !id) && !state.notFound) {
+      renderSidebar();
+      return;
+    }
+    teardownSocket();
+    state.conversationId = id;
+    state.conversation = findConversation(id) || null;
+    state.notFound = false;
+    state.attempts = 0;
+    state.activeRun = null;
+    state.cancelling = null;
+    state.messages.clear();
+    state.messageEls.clear();
+    state.approvals.clear();
+    state.stick = true;
+    el.app.dataset.conversationId = id;
+    el.messages.replaceChildren();
+    el.messages.setAttribute('aria-busy', 'false');
+    clearConversationNotices();
+
+    const title = id ? (state.conversation ? displayTitle(state.conversation) : 'Conversation') : 'New chat';
+    el.title.textContent = title;
+    document.title = id ? `${title} · ${APP_NAME}` : APP_NAME;
+
+    updateEmptyState();
+    updateControls();
+    renderOutbox();
+    renderSidebar();
+    if (id) {
+      connect();
+    } else {
+      setConnection(navigator.onLine ? 'online' : 'offline');
+    }
+  }
+
+  /* ------------------------------------------------------------ mobile sidebar */
+
+  const phone = window.matchMedia('(max-width: 699.98px)');
+
+  function openSidebar() {
+    el.app.dataset.sidebarOpen = 'true';
+    el.backdrop.hidden = false;
+    if (el.menuToggle) {
+      el.menuToggle.setAttribute('aria-expanded', 'true');
+      el.menuToggle.setAttribute('aria-label', 'Hide conversations');
+    }
+    el.newChat.focus();
+  }
+
+  function closeSidebar(returnFocus = true) {
+    if (el.app.dataset.sidebarOpen !== 'true') return;
+    el.app.dataset.sidebarOpen = 'false';
+    el.backdrop.hidden = true;
+    if (el.menuToggle) {
+      el.menuToggle.setAttribute('aria-expanded', 'false');
+      el.menuToggle.setAttribute('aria-label', 'Show conversations');
+      if (returnFocus && phone.matches) el.menuToggle.focus();
+    }
+  }
+
+  /* ------------------------------------------------------------------- events */
+
+  if (el.menuToggle) {
+    el.menuToggle.addEventListener('click', () => {
+      if (el.app.dataset.sidebarOpen === 'true') closeSidebar();
+      else openSidebar();
+    });
+  }
+  el.backdrop.addEventListener('click', () => closeSidebar());
+  phone.addEventListener('change', () => {
+    if (!phone.matches) closeSidebar(false);
+  });
+
+  el.newChat.addEventListener('click', () => {
+    navigate('');
+    el.composer.focus();
+  });
+
+  let searchTimer = null;
+  el.search.addEventListener('input', () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => {
+      const q = el.search.value.trim();
+      if (q === state.query) return;
+      state.query = q;
+      state.nextCursor = null;
+      loadConversations({ reset: true });
+    }, SEARCH_DEBOUNCE_MS);
+  });
+  el.search.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape' && el.search.value) {
+      e.preventDefault();
+      e.stopPropagation();
+      el.search.value = '';
+      el.search.dispatchEvent(new Event('input'));
+    }
+  });
+
+  el.loadMore.addEventListener('click', () => loadConversations({ reset: false }));
+  // "Load more" also happens by itself when the user scrolls to the end of the list.
+  el.list.addEventListener(
+    'scroll',
+    () => {
+      const l = el.list;
+      if (state.nextCursor && !state.loadingMore && l.scrollHeight - l.scrollTop - l.clientHeight < 80) {
+        loadConversations({ reset: false });
+      }
+    },
+    { passive: true },
+  );
+
+  el.groups.addEventListener('click', (e) => {
+    const target = e.target instanceof Element ? e.target : null;
+    if (!target) return;
+    const item = target.closest('.conversation-item');
+    if (!item) return;
+    const id = item.dataset.conversationId;
+    if (target.closest('.rename-conversation')) {
+      e.preventDefault();
+      startRename(id);
+      return;
+    }
+    if (target.closest('.delete-conversation')) {
+      e.preventDefault();
+      deleteConversation(id);
+      return;
+    }
+    const link = target.closest('.conversation-link');
+    if (link) {
+      if (e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
+      e.preventDefault();
+      navigate(id);
+      if (phone.matches) el.composer.focus();
+    }
+  });
+
+  window.addEventListener('popstate', () => {
+    openConversation(idFromPath(location.pathname));
+  });
+
+  el.form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    submitComposer();
+  });
+
+  el.composer.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && e.keyCode !== 229) {
+      e.preventDefault();
+      if (runIsActive()) return;
+      submitComposer();
+    }
+  });
+  el.composer.addEventListener('input', () => {
+    autosize();
+    updateComposerState();
+  });
+
+  el.stop.addEventListener('click', () => cancelRun());
+
+  document.addEventListener('keydown', (e) => {
+    if (e.key !== 'Escape' || e.defaultPrevented) return;
+    if (el.app.dataset.sidebarOpen === 'true') {
+      closeSidebar();
+      return;
+    }
+    if (runIsActive()) {
+      e.preventDefault();
+      cancelRun();
+    }
+  });
+
+  el.scroller.addEventListener(
+    'scroll',
+    () => {
+      state.stick = nearBottom();
+      el.scrollBottom.hidden = state.stick;
+    },
+    { passive: true },
+  );
+  el.scrollBottom.addEventListener('click', () => {
+    scheduleScroll(true);
+    el.composer.focus();
+  });
+
+  window.addEventListener('offline', () => {
+    setConnection('offline');
+    showNotice('You are offline. Messages will be sent when the connection is back.', { kind: 'info', key: 'offline', global: true });
+    // Drop the socket now; reconnect as soon as the browser is back online.
+    teardownSocket();
+    renderOutbox();
+  });
+
+  window.addEventListener('online', () => {
+    clearNotice('offline');
+    state.attempts = 0;
+    if (state.conversationId && !state.notFound) connect();
+    else setConnection('online');
+    if (!state.listLoaded) loadConversations({ reset: true });
+  });
+
+  document.addEventListener('visibilitychange', () => {
+    if (document.visibilityState !== 'visible') return;
+    if (state.conversationId && !state.notFound && !state.ws && navigator.onLine) {
+      state.attempts = 0;
+      connect();
+    }
+  });
+
+  /* --------------------------------------------------------------------- boot */
+
+  const initial = state.conversationId;
+  state.conversationId = null; // force openConversation to do the work
+  history.replaceState({ conversationId: initial }, '', location.href);
+  openConversation(initial);
+  loadConversations({ reset: true });
+  autosize();
+  updateComposerState();
+})();
