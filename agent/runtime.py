@@ -52,3 +52,4 @@ async def close_runtime() -> None:
     start = _starts.pop(asyncio.get_running_loop(), None)
     if start is not None and start.done() and not start.cancelled() and not start.exception():
         await start.result().close()
+        logger.info("agent runtime closed")

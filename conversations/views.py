@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 
@@ -17,6 +18,7 @@ from . import exports, selectors, services
 from .presenters import conversation_data
 
 JSON_BODY_MAX_BYTES = 64 * 1024
+HEALTH_TIMEOUT_SECONDS = 5
 
 
 @login_required
@@ -138,8 +140,8 @@ async def healthz(request):
     except Exception as error:
         checks["database"] = f"failed: {type(error).__name__}"
     try:
-        runtime = await get_runtime()
-        await runtime.checkpointer.check()
+        runtime = await asyncio.wait_for(get_runtime(), HEALTH_TIMEOUT_SECONDS)
+        await asyncio.wait_for(runtime.checkpointer.check(), HEALTH_TIMEOUT_SECONDS)
     except Exception as error:
         checks["checkpointer"] = f"failed: {type(error).__name__}"
     healthy = all(value == "ok" for value in checks.values())

@@ -1,0 +1,51 @@
+"""In Chromium: log in, send a message, watch tokens stream, and the reply stays after a reload."""
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.live import PASSWORD
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def slow_server(make_server):
+    # 80 ms between words: slow enough to watch the reply being written.
+    return make_server(OFFLINE_MODEL_DELAY_MS="80").start()
+
+
+def test_login_chat_stream_and_reload(slow_server, page, screenshot, backend):
+    page.goto(f"{slow_server.url}/")
+    expect(page).to_have_url(re.compile(r"/accounts/login/"))
+    page.fill("#id_username", "alice")
+    page.fill("#id_password", PASSWORD)
+    page.click("#login-submit")
+    expect(page.locator("#composer")).to_be_visible()
+    screenshot(f"chat-empty-{backend}")
+
+    page.fill("#composer", "slow 25")
+    page.keyboard.press("Enter")
+
+    streaming = page.locator('.message.assistant[data-streaming="true"]')
+    expect(streaming).to_contain_text("tick3", timeout=15_000)
+    partial = streaming.inner_text()
+    assert "tick25" not in partial, "the reply arrived whole instead of streaming"
+    expect(page.locator("#stop")).to_be_visible()
+    screenshot(f"chat-streaming-{backend}")
+
+    reply = page.locator(".message.assistant").last
+    expect(reply).to_contain_text("tick25", timeout=15_000)
+    expect(page.locator('.message.assistant[data-streaming="true"]')).to_have_count(0)
+    expect(page.locator("#send")).to_be_visible()
+    expect(page).to_have_url(re.compile(r"/c/[0-9a-f-]{36}/$"))
+    expect(page.locator("#connection-status")).to_have_attribute("data-state", "online")
+
+    page.reload()
+    expect(page.locator(".message.user")).to_have_count(1)
+    expect(page.locator(".message.user").first).to_contain_text("slow 25")
+    expect(page.locator(".message.assistant")).to_have_count(1)
+    expect(page.locator(".message.assistant").first).to_contain_text(" ".join(f"tick{i}" for i in range(1, 26)))
+    expect(page.locator("#conversation-list .conversation-item")).to_have_count(1)
+    screenshot(f"chat-after-reload-{backend}")
