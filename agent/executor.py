@@ -103,6 +103,7 @@ class RunEvents:
         self.conversation_id = conversation_id
         self.run_id = run_id
         self.partial: dict[str, str] = {}
+        self._sending: asyncio.Future | None = None
 
     async def on_chunk(self, chunk, metadata: dict) -> None:
         if metadata.get("langgraph_node") != MODEL_NODE or not isinstance(chunk, AIMessageChunk):
@@ -112,9 +113,14 @@ class RunEvents:
             return
         message_id = str(services.graph_message_id(self.conversation_id, chunk.id))
         self.partial[message_id] = self.partial.get(message_id, "") + delta
-        await events.publish(
-            self.conversation_id, {"type": "token", "run_id": self.run_id, "message_id": message_id, "delta": delta}
+        # Shielded: a Stop never cuts a token frame in half, so the kept partial reply
+        # is exactly what the sockets were sent.
+        self._sending = asyncio.ensure_future(
+            events.publish(
+                self.conversation_id, {"type": "token", "run_id": self.run_id, "message_id": message_id, "delta": delta}
+            )
         )
+        await asyncio.shield(self._sending)
 
     async def on_update(self, payload: dict) -> None:
         for update in payload.values():
@@ -156,6 +162,8 @@ class RunEvents:
 
     async def keep_partial_reply(self) -> None:
         """On Stop, keep what the assistant had written, marked as stopped."""
+        if self._sending is not None:
+            await asyncio.gather(self._sending, return_exceptions=True)
         for message_id, content in self.partial.items():
             await self._store(message_id=message_id, role=Message.Role.ASSISTANT, content=content, stopped=True)
 

@@ -8,8 +8,9 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def browser():
+    # Per test: Playwright's sync API holds an event loop that would break the asyncio tests after it.
     if not Path(CHROMIUM).exists():
         pytest.skip(f"Debian's chromium is not installed at {CHROMIUM} (make test installs it)")
     from playwright.sync_api import sync_playwright

@@ -6,6 +6,7 @@ lock (or a file lock for SQLite) makes the second wait, then find nothing left t
 """
 
 import fcntl
+import time
 from contextlib import contextmanager
 
 from django.core.management.commands.migrate import Command as DjangoMigrateCommand
@@ -14,6 +15,7 @@ from django.db import connections
 from agent.checkpointer import is_postgres, postgres_conninfo
 
 MIGRATE_LOCK_KEY = 0x6D696772617465  # "migrate"
+LOCK_POLL_SECONDS = 0.2
 
 
 @contextmanager
@@ -22,7 +24,11 @@ def migrate_lock(settings_dict):
         import psycopg
 
         with psycopg.connect(postgres_conninfo(settings_dict), autocommit=True) as conn:
-            conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATE_LOCK_KEY,))
+            # Poll rather than block: a session blocked in pg_advisory_lock() counts as a
+            # running transaction, and CREATE INDEX CONCURRENTLY (in the checkpointer's
+            # setup) would wait for it forever.
+            while not conn.execute("SELECT pg_try_advisory_lock(%s)", (MIGRATE_LOCK_KEY,)).fetchone()[0]:
+                time.sleep(LOCK_POLL_SECONDS)
             try:
                 yield
             finally:
