@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
+import uuid
 from collections import defaultdict
+
+from django.conf import settings
 
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, RemoveMessage, ToolMessage
 from langgraph.graph.message import REMOVE_ALL_MESSAGES
@@ -27,13 +32,33 @@ logger = logging.getLogger(__name__)
 class RunExecutor:
     def __init__(self, graph):
         self.graph = graph
+        # Who holds a run: unique per process start, so a restarted pid is a new owner.
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._conversation_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._tasks: dict[str, asyncio.Task] = {}
         self._cancel_requested: set[str] = set()
+        self._maintenance: asyncio.Task | None = None
+
+    def start(self) -> None:
+        """Renew this process's leases and take over expired runs, now and every few seconds."""
+        self._maintenance = asyncio.create_task(self._maintain(), name="run-leases")
 
     def submit(self, run: Run) -> None:
         run_id, conversation_id = str(run.id), str(run.conversation_id)
+        if run_id in self._tasks:
+            return
         self._tasks[run_id] = asyncio.create_task(self._run_in_order(run_id, conversation_id), name=f"run-{run_id}")
+
+    async def _maintain(self) -> None:
+        while True:
+            try:
+                await services.arun_renew_leases(owner=self.owner)
+                for run in await services.arun_claim_expired(owner=self.owner):
+                    logger.info("resuming run %s (its owner stopped renewing its lease)", run.id)
+                    self.submit(run)
+            except Exception:
+                logger.exception("lease maintenance failed; retrying")
+            await asyncio.sleep(settings.RUN_RECOVERY_INTERVAL_SECONDS)
 
     def cancel(self, run_id) -> bool:
         """Stop a run of this process; False if it does not run here."""
@@ -45,10 +70,12 @@ class RunExecutor:
         return True
 
     async def shutdown(self) -> None:
-        tasks = list(self._tasks.values())
+        """Stop executing, and give up the leases so another process resumes at once."""
+        tasks = [t for t in [self._maintenance, *self._tasks.values()] if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await services.arun_release_leases(owner=self.owner)
 
     async def _run_in_order(self, run_id: str, conversation_id: str) -> None:
         try:
@@ -66,22 +93,22 @@ class RunExecutor:
             self._cancel_requested.discard(run_id)
 
     async def _execute(self, run_id: str, conversation_id: str) -> None:
-        run = await services.arun_claim(run_id=run_id)
+        run = await services.arun_start(run_id=run_id, owner=self.owner)
         if run is None:
-            return
+            return  # another process holds it now
         await events.publish(conversation_id, {"type": "run", "run": run_data(run)})
+        if run.attempts > settings.RUN_MAX_ATTEMPTS:
+            raise RunGaveUp(f"the run was interrupted {run.attempts - 1} times and was given up")
         user_message = await Message.objects.aget(pk=run.user_message_id)
         turn = RunEvents(conversation_id=conversation_id, run_id=run_id)
-        graph_input = {
-            "messages": [
-                RemoveMessage(id=REMOVE_ALL_MESSAGES),
-                HumanMessage(content=user_message.content, id=str(user_message.id)),
-            ]
-        }
+        config = {"configurable": {"thread_id": conversation_id}, "metadata": {RUN_METADATA_KEY: run_id}}
+        graph_input = await self._input_for(run, user_message, config, turn)
+        if graph_input is DONE:
+            return await _finish(run_id, conversation_id, Run.Status.SUCCEEDED)
         try:
             async for mode, payload in self.graph.astream(
                 graph_input,
-                {"configurable": {"thread_id": conversation_id}},
+                config,
                 context=ChatContext(conversation_id=conversation_id, turn_message_id=str(user_message.id)),
                 stream_mode=["messages", "updates"],
                 durability="sync",
@@ -91,9 +118,35 @@ class RunExecutor:
                 else:
                     await turn.on_update(payload)
         except asyncio.CancelledError:
-            await turn.keep_partial_reply()
+            if run_id in self._cancel_requested:
+                await turn.keep_partial_reply()
             raise
         await _finish(run_id, conversation_id, Run.Status.SUCCEEDED)
+
+    async def _input_for(self, run: Run, user_message: Message, config: dict, turn: "RunEvents"):
+        """A new run starts from its message; an interrupted one from its last checkpoint."""
+        if run.attempts > 1:
+            state = await self.graph.aget_state(config)
+            if state.metadata and state.metadata.get(RUN_METADATA_KEY) == str(run.id):
+                if state.next:
+                    return None  # resume where the checkpoint left off
+                # The graph finished but the process died before recording it.
+                await turn.on_update({"recovered": {"messages": state.values.get("messages", [])}})
+                return DONE
+        return {
+            "messages": [
+                RemoveMessage(id=REMOVE_ALL_MESSAGES),
+                HumanMessage(content=user_message.content, id=str(user_message.id)),
+            ]
+        }
+
+
+RUN_METADATA_KEY = "chat_run_id"
+DONE = object()
+
+
+class RunGaveUp(Exception):
+    pass
 
 
 class RunEvents:

@@ -35,6 +35,7 @@ _starts: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task] = we
 
 async def _start() -> AgentRuntime:
     runtime = AgentRuntime(await open_checkpointer())
+    runtime.executor.start()
     logger.info("agent runtime ready (%s)", type(runtime.saver).__name__)
     return runtime
 

@@ -142,6 +142,12 @@ CHAT_HISTORY_MESSAGES = int(os.environ.get("CHAT_HISTORY_MESSAGES", "100"))
 # Connections the checkpointer's pool may open per server process (PostgreSQL).
 CHECKPOINT_POOL_SIZE = int(os.environ.get("CHECKPOINT_POOL_SIZE", "10"))
 
+# Durable runs: a process holds a run for RUN_LEASE_SECONDS and renews the lease while it
+# lives; every RUN_RECOVERY_INTERVAL_SECONDS it claims runs whose lease has expired.
+RUN_LEASE_SECONDS = float(os.environ.get("RUN_LEASE_SECONDS", "5"))
+RUN_RECOVERY_INTERVAL_SECONDS = float(os.environ.get("RUN_RECOVERY_INTERVAL_SECONDS", "1.5"))
+RUN_MAX_ATTEMPTS = int(os.environ.get("RUN_MAX_ATTEMPTS", "3"))
+
 # Protocol limits (PROTOCOL.md).
 WS_MAX_FRAME_BYTES = 64 * 1024
 MESSAGE_MAX_CHARS = 32_000

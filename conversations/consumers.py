@@ -106,7 +106,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         if client_id is not None and (not isinstance(client_id, str) or not 0 < len(client_id) <= settings.CLIENT_ID_MAX_CHARS):
             raise FrameError("bad_request", f"'client_id' must be a string of 1 to {settings.CLIENT_ID_MAX_CHARS} characters")
         message, run, created = await services.amessage_send(
-            conversation=self.conversation, content=content, client_id=client_id
+            conversation=self.conversation, content=content, client_id=client_id, owner=self.runtime.executor.owner
         )
         if not created:
             return

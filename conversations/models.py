@@ -72,6 +72,11 @@ class Run(models.Model):
     )
     client_id = models.CharField(max_length=64, null=True, blank=True)
     error = models.TextField(null=True, blank=True)
+    # The server process that executes the run, and until when it holds it; a run whose
+    # lease has expired is claimed and resumed by a live process.
+    owner = models.CharField(max_length=200, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    attempts = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

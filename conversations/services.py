@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from .models import Conversation, Message, Run
@@ -35,7 +39,13 @@ async def aconversation_delete(*, conversation: Conversation, checkpointer) -> N
     await Conversation.objects.filter(pk=conversation.pk).adelete()
 
 
-def message_send(*, conversation: Conversation, content: str, client_id: str | None) -> tuple[Message, Run, bool]:
+def lease_until():
+    return timezone.now() + timedelta(seconds=settings.RUN_LEASE_SECONDS)
+
+
+def message_send(
+    *, conversation: Conversation, content: str, client_id: str | None, owner: str
+) -> tuple[Message, Run, bool]:
     """Store the user's message and a queued run in one transaction.
 
     The same client_id again returns the first message and run, and creates nothing.
@@ -49,7 +59,13 @@ def message_send(*, conversation: Conversation, content: str, client_id: str | N
             message = Message.objects.create(
                 conversation=conversation, role=Message.Role.USER, content=content, html=render_markdown(content)
             )
-            run = Run.objects.create(conversation=conversation, user_message=message, client_id=client_id or None)
+            run = Run.objects.create(
+                conversation=conversation,
+                user_message=message,
+                client_id=client_id or None,
+                owner=owner,
+                lease_expires_at=lease_until(),
+            )
             message.run = run
             message.save(update_fields=["run"])
             fields = {"updated_at": timezone.now()}
@@ -74,17 +90,52 @@ def graph_message_id(conversation_id, langchain_id: str) -> uuid.UUID:
         return uuid.uuid5(uuid.UUID(str(conversation_id)), langchain_id)
 
 
-async def arun_claim(*, run_id) -> Run | None:
-    """queued → running; None if another worker has it or it is no longer queued."""
-    claimed = await Run.objects.filter(pk=run_id, status=Run.Status.QUEUED).aupdate(
-        status=Run.Status.RUNNING, started_at=timezone.now()
+async def arun_start(*, run_id, owner: str) -> Run | None:
+    """Mark a run this process holds as running (one more attempt); None if it lost it."""
+    started = await Run.objects.filter(
+        pk=run_id, owner=owner, status__in=[Run.Status.QUEUED, Run.Status.RUNNING]
+    ).aupdate(
+        status=Run.Status.RUNNING,
+        started_at=Coalesce(F("started_at"), Value(timezone.now())),
+        attempts=F("attempts") + 1,
+        lease_expires_at=lease_until(),
     )
-    return await Run.objects.aget(pk=run_id) if claimed else None
+    return await Run.objects.aget(pk=run_id) if started else None
+
+
+async def arun_renew_leases(*, owner: str) -> int:
+    return await Run.objects.filter(owner=owner, status__in=[Run.Status.QUEUED, Run.Status.RUNNING]).aupdate(
+        lease_expires_at=lease_until()
+    )
+
+
+async def arun_claim_expired(*, owner: str) -> list[Run]:
+    """Take over runs whose owner stopped renewing. One UPDATE per run, conditional on the
+    lease still being expired, so that two processes can never both win a run."""
+    now = timezone.now()
+    expired = Run.objects.filter(
+        status__in=[Run.Status.QUEUED, Run.Status.RUNNING], lease_expires_at__lt=now
+    ).order_by("created_at")
+    claimed = []
+    async for run in expired.only("id"):
+        won = await Run.objects.filter(
+            pk=run.pk, status__in=[Run.Status.QUEUED, Run.Status.RUNNING], lease_expires_at__lt=now
+        ).aupdate(owner=owner, lease_expires_at=lease_until())
+        if won:
+            claimed.append(await Run.objects.aget(pk=run.pk))
+    return claimed
+
+
+async def arun_release_leases(*, owner: str) -> int:
+    """At shutdown: let another process (or the next start) resume these runs at once."""
+    return await Run.objects.filter(owner=owner, status__in=[Run.Status.QUEUED, Run.Status.RUNNING]).aupdate(
+        owner="", lease_expires_at=timezone.now()
+    )
 
 
 async def arun_finish(*, run_id, status: str, error: str | None = None) -> Run:
     await Run.objects.filter(pk=run_id, status__in=Run.ACTIVE).aupdate(
-        status=status, error=error, finished_at=timezone.now()
+        status=status, error=error, finished_at=timezone.now(), owner="", lease_expires_at=None
     )
     run = await Run.objects.aget(pk=run_id)
     await Conversation.objects.filter(pk=run.conversation_id).aupdate(updated_at=timezone.now())

@@ -79,3 +79,19 @@ async def test_a_reconnecting_socket_gets_the_history_in_its_snapshot(alice):
     listed = alice.request("GET", "/api/conversations/").json()["results"]
     assert listed[0]["id"] == conversation["id"]
     assert listed[0]["title"] == "**bold** and <script>alert(1)</script>"
+
+
+async def test_checkpoint_storage_grows_by_the_same_amount_each_turn(alice, database):
+    """The state holds one turn, so turn 30 stores no more than turn 10 (MessagesState would)."""
+    conversation = alice.create_conversation()
+    sizes = []
+    async with alice.websocket(conversation["id"]) as ws:
+        await receive(ws)
+        for turn in range(1, 31):
+            await chat(ws, f"message number {turn:02d} " + "x" * 200)
+            if turn % 10 == 0:
+                sizes.append(database.checkpoint_bytes(conversation["id"]))
+        recall = await chat(ws, "recall")
+    early, late = sizes[1] - sizes[0], sizes[2] - sizes[1]
+    assert late <= early * 1.1, sizes
+    assert recall[-2]["message"]["content"].count("message number") == 30

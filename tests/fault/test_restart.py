@@ -1,8 +1,11 @@
 """History and recall survive a real server process killed with SIGKILL."""
 
+import asyncio
+import time
+
 import pytest
 
-from tests.live import Session, chat, receive
+from tests.live import Session, chat, receive, receive_until, send
 
 pytestmark = pytest.mark.asyncio
 
@@ -35,6 +38,51 @@ async def test_the_session_cookie_still_works_after_sigkill(server):
     assert alice.request("GET", f"/api/conversations/{conversation['id']}/").json()["title"] == "kept"
 
 
+async def wait_for_run_status(database, status: str, timeout: float = 30) -> float:
+    """Seconds until the (only) run has the status."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if database.query("SELECT status FROM conversations_run") == [(status,)]:
+            return time.monotonic() - started
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the run is {database.query('SELECT status FROM conversations_run')}, not {status}")
+
+
 async def _snapshot(session, conversation):
     async with session.websocket(conversation["id"]) as ws:
         return await receive(ws)
+
+
+async def test_a_run_killed_mid_reply_finishes_by_itself_after_restart(server, database):
+    alice = Session(server, "alice")
+    conversation = alice.create_conversation()
+    async with alice.websocket(conversation["id"]) as ws:
+        await receive(ws)
+        await send(ws, {"type": "message.send", "content": "slow 200"})
+        await receive_until(ws, lambda f: f["type"] == "token" and "tick20" in f["delta"])
+        server.kill()
+
+    server.start()
+    assert await wait_for_run_status(database, "succeeded") < 10
+    messages = alice.request("GET", f"/api/conversations/{conversation['id']}/messages/").json()["results"]
+    assert [m["role"] for m in messages] == ["user", "assistant"]
+    assert messages[1]["content"].split(" ") == [f"tick{i}" for i in range(1, 201)]
+    assert database.count("conversations_run", "status = %s", ("succeeded",)) == 1
+
+
+async def test_a_run_that_keeps_dying_ends_failed_and_the_conversation_goes_on(make_server, database):
+    server = make_server(RUN_MAX_ATTEMPTS="1").start()
+    alice = Session(server, "alice")
+    conversation = alice.create_conversation()
+    async with alice.websocket(conversation["id"]) as ws:
+        await receive(ws)
+        await send(ws, {"type": "message.send", "content": "slow 200"})
+        await receive_until(ws, lambda f: f["type"] == "token" and "tick10" in f["delta"])
+        server.kill()
+    server.start()
+    await wait_for_run_status(database, "failed")
+    assert "given up" in database.query("SELECT error FROM conversations_run")[0][0]
+    async with alice.websocket(conversation["id"]) as ws:
+        assert (await receive(ws))["run"] is None
+        frames = await chat(ws, "still there?")
+        assert frames[-1]["run"]["status"] == "succeeded"
