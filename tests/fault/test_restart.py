@@ -53,15 +53,20 @@ async def _snapshot(session, conversation):
         return await receive(ws)
 
 
-async def test_a_run_killed_mid_reply_finishes_by_itself_after_restart(server, database):
+async def kill_mid_reply(server) -> tuple[Session, dict]:
+    """Start `slow 200` and SIGKILL the server while the reply streams."""
     alice = Session(server, "alice")
     conversation = alice.create_conversation()
     async with alice.websocket(conversation["id"]) as ws:
         await receive(ws)
         await send(ws, {"type": "message.send", "content": "slow 200"})
-        await receive_until(ws, lambda f: f["type"] == "token" and "tick20" in f["delta"])
+        await receive_until(ws, lambda f: f["type"] == "token" and "tick10" in f["delta"])
         server.kill()
+    return alice, conversation
 
+
+async def test_a_run_killed_mid_reply_finishes_by_itself_after_restart(server, database):
+    alice, conversation = await kill_mid_reply(server)
     server.start()
     assert await wait_for_run_status(database, "succeeded") < 10
     messages = alice.request("GET", f"/api/conversations/{conversation['id']}/messages/").json()["results"]
@@ -72,13 +77,7 @@ async def test_a_run_killed_mid_reply_finishes_by_itself_after_restart(server, d
 
 async def test_a_run_that_keeps_dying_ends_failed_and_the_conversation_goes_on(make_server, database):
     server = make_server(RUN_MAX_ATTEMPTS="1").start()
-    alice = Session(server, "alice")
-    conversation = alice.create_conversation()
-    async with alice.websocket(conversation["id"]) as ws:
-        await receive(ws)
-        await send(ws, {"type": "message.send", "content": "slow 200"})
-        await receive_until(ws, lambda f: f["type"] == "token" and "tick10" in f["delta"])
-        server.kill()
+    alice, conversation = await kill_mid_reply(server)
     server.start()
     await wait_for_run_status(database, "failed")
     assert "given up" in database.query("SELECT error FROM conversations_run")[0][0]
