@@ -1,0 +1,64 @@
+"""CHAT_MODEL=openai:<model> streams from any OpenAI-compatible server at OPENAI_BASE_URL."""
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from tests.live import Session, chat, free_port, receive
+
+pytestmark = pytest.mark.asyncio
+
+
+class FakeOpenAI(BaseHTTPRequestHandler):
+    requests: list[dict] = []
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        FakeOpenAI.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        turn = sum(1 for m in body["messages"] if m["role"] == "user")
+        for index, word in enumerate(["Reply", " number", f" {turn}"]):
+            chunk = {
+                "id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 0, "model": body["model"],
+                "choices": [{"index": 0, "delta": {"role": "assistant", "content": word} if index == 0 else {"content": word},
+                             "finish_reason": None}],
+            }
+            self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        done = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 0, "model": body["model"],
+                "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+        self.wfile.write(f"data: {json.dumps(done)}\n\ndata: [DONE]\n\n".encode())
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def fake_openai():
+    FakeOpenAI.requests = []
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), FakeOpenAI)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+
+
+async def test_openai_compatible_server_streams_and_sees_earlier_turns(make_server, fake_openai):
+    server = make_server(CHAT_MODEL="openai:local-model", OPENAI_BASE_URL=fake_openai, OPENAI_API_KEY="sk-test").start()
+    alice = Session(server, "alice")
+    conversation = alice.create_conversation()
+    async with alice.websocket(conversation["id"]) as ws:
+        await receive(ws)
+        first = await chat(ws, "first question")
+        second = await chat(ws, "second question")
+    assert "".join(f["delta"] for f in first if f["type"] == "token") == "Reply number 1"
+    assert second[-2]["message"]["content"] == "Reply number 2"
+
+    last = FakeOpenAI.requests[-1]
+    assert last["path"] == "/v1/chat/completions" and last["auth"] == "Bearer sk-test"
+    assert last["body"]["model"] == "local-model" and last["body"]["stream"] is True
+    assert [t["function"]["name"] for t in last["body"]["tools"]] == ["current_time"]
+    said = [(m["role"], m["content"]) for m in last["body"]["messages"] if m["role"] != "system"]
+    assert said == [("user", "first question"), ("assistant", "Reply number 1"), ("user", "second question")]
