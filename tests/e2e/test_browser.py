@@ -49,3 +49,17 @@ def test_login_chat_stream_and_reload(slow_server, page, screenshot, backend):
     expect(page.locator(".message.assistant").first).to_contain_text(" ".join(f"tick{i}" for i in range(1, 26)))
     expect(page.locator("#conversation-list .conversation-item")).to_have_count(1)
     screenshot(f"chat-after-reload-{backend}")
+
+
+def test_phone_width_hides_the_sidebar_behind_a_menu(server, page, screenshot, backend):
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{server.url}/accounts/login/")
+    page.fill("#id_username", "alice")
+    page.fill("#id_password", PASSWORD)
+    page.click("#login-submit")
+    expect(page.locator("#composer")).to_be_visible()
+    expect(page.locator("#sidebar")).not_to_be_in_viewport()
+    page.click("#menu-toggle")
+    page.wait_for_function("document.querySelector('#sidebar').getBoundingClientRect().left >= 0")
+    expect(page.locator("#new-chat")).to_be_in_viewport(ratio=1)
+    screenshot(f"phone-sidebar-{backend}")

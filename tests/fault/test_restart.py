@@ -53,15 +53,15 @@ async def _snapshot(session, conversation):
         return await receive(ws)
 
 
-async def kill_mid_reply(server) -> tuple[Session, dict]:
-    """Start `slow 200` and SIGKILL the server while the reply streams."""
+async def kill_mid_reply(server, *, graceful: bool = False) -> tuple[Session, dict]:
+    """Start `slow 200` and stop the server while the reply streams (SIGKILL, or SIGTERM)."""
     alice = Session(server, "alice")
     conversation = alice.create_conversation()
     async with alice.websocket(conversation["id"]) as ws:
         await receive(ws)
         await send(ws, {"type": "message.send", "content": "slow 200"})
         await receive_until(ws, lambda f: f["type"] == "token" and "tick10" in f["delta"])
-        server.kill()
+        server.stop() if graceful else server.kill()
     return alice, conversation
 
 
@@ -85,3 +85,14 @@ async def test_a_run_that_keeps_dying_ends_failed_and_the_conversation_goes_on(m
         assert (await receive(ws))["run"] is None
         frames = await chat(ws, "still there?")
         assert frames[-1]["run"]["status"] == "succeeded"
+
+
+async def test_sigterm_gives_up_leases_so_the_next_start_resumes_at_once(make_server, database):
+    # A long lease: only the release at shutdown can make the resume quick.
+    server = make_server(RUN_LEASE_SECONDS="60").start()
+    alice, conversation = await kill_mid_reply(server, graceful=True)
+    assert database.query("SELECT status, owner FROM conversations_run") == [("running", "")]
+    server.start()
+    assert await wait_for_run_status(database, "succeeded") < 5
+    messages = alice.request("GET", f"/api/conversations/{conversation['id']}/messages/").json()["results"]
+    assert messages[1]["content"].split(" ") == [f"tick{i}" for i in range(1, 201)]
