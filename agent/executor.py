@@ -14,7 +14,9 @@ import socket
 import uuid
 from collections import defaultdict
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import close_old_connections
 
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, RemoveMessage, ToolMessage
 from langgraph.graph.message import REMOVE_ALL_MESSAGES
@@ -58,6 +60,8 @@ class RunExecutor:
                     self.submit(run)
             except Exception:
                 logger.exception("lease maintenance failed; retrying")
+                # A database restart leaves this thread's connection broken: drop it.
+                await sync_to_async(close_old_connections)()
             await asyncio.sleep(settings.RUN_RECOVERY_INTERVAL_SECONDS)
 
     def cancel(self, run_id) -> bool:
@@ -177,7 +181,9 @@ class RunEvents:
 
     async def on_update(self, payload: dict) -> None:
         for update in payload.values():
-            for message in (update or {}).get("messages", []) if isinstance(update, dict) else []:
+            if not isinstance(update, dict):
+                continue  # e.g. an interrupt's payload
+            for message in update.get("messages", []):
                 if isinstance(message, AIMessage):
                     await self._store_reply(message)
                 elif isinstance(message, ToolMessage):

@@ -162,4 +162,4 @@ LOGGING = {
 }
 
 # WhiteNoise serves from the source folders (above); a missing collectstatic folder is expected.
-warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
+warnings.filterwarnings("ignore", message="No directory at")

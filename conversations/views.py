@@ -7,6 +7,7 @@ import functools
 import json
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -28,7 +29,11 @@ def chat_page(request, conversation_id=None):
             selectors.conversation_for_user(user=request.user, conversation_id=conversation_id)
         except selectors.NotFound:
             raise Http404 from None
-    return render(request, "conversations/chat.html", {"conversation_id": str(conversation_id or "")})
+    return render(
+        request,
+        "conversations/chat.html",
+        {"conversation_id": str(conversation_id or ""), "offline_model": settings.CHAT_MODEL == "offline"},
+    )
 
 
 class BadRequest(Exception):

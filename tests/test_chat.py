@@ -1,5 +1,7 @@
 """A conversation over a real websocket, on both backends."""
 
+import asyncio
+
 import pytest
 
 from tests.live import chat, receive, send
@@ -95,3 +97,19 @@ async def test_checkpoint_storage_grows_by_the_same_amount_each_turn(alice, data
     early, late = sizes[1] - sizes[0], sizes[2] - sizes[1]
     assert late <= early * 1.1, sizes
     assert recall[-2]["message"]["content"].count("message number") == 30
+
+
+async def test_closing_the_tab_does_not_stop_the_run(alice, database):
+    conversation = alice.create_conversation()
+    async with alice.websocket(conversation["id"]) as ws:
+        await receive(ws)
+        await send(ws, {"type": "message.send", "content": "slow 100"})
+        await receive(ws)  # the user's message; the socket closes while the run goes on
+    for _ in range(100):
+        if database.query("SELECT status FROM conversations_run") == [("succeeded",)]:
+            break
+        await asyncio.sleep(0.1)
+    async with alice.websocket(conversation["id"]) as ws:
+        snapshot = await receive(ws)
+    assert snapshot["run"] is None
+    assert snapshot["messages"][1]["content"].endswith("tick99 tick100")

@@ -23,6 +23,7 @@ def test_login_chat_stream_and_reload(slow_server, page, screenshot, backend):
     page.fill("#id_password", PASSWORD)
     page.click("#login-submit")
     expect(page.locator("#composer")).to_be_visible()
+    expect(page.locator("#offline-model-notice")).to_be_visible()
     screenshot(f"chat-empty-{backend}")
 
     page.fill("#composer", "slow 25")
