@@ -1,0 +1,55 @@
+"""Two daphne processes on one PostgreSQL database and one Redis."""
+
+import asyncio
+import time
+
+import pytest
+
+from tests.conftest import require_services
+from tests.live import Server, Session, chat, receive, receive_until, send
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.postgres, pytest.mark.redis]
+
+
+@pytest.fixture
+def two_servers(templates, tmp_path):
+    require_services("postgres")
+    database = templates.new_database("postgres", redis=True)
+    servers = [Server(database, tmp_path / f"server-{i}.log").start() for i in range(2)]
+    yield database, servers
+    for server in servers:
+        server.stop()
+
+
+async def test_a_socket_on_one_process_sees_a_run_of_the_other(two_servers):
+    _, (first, second) = two_servers
+    alice_first, alice_second = Session(first, "alice"), Session(second, "alice")
+    conversation = alice_first.create_conversation()
+    async with alice_first.websocket(conversation["id"]) as sender, alice_second.websocket(conversation["id"]) as watcher:
+        await receive(sender)
+        snapshot = await receive(watcher)
+        sent = await chat(sender, "slow 20")
+        seen = await receive_until(watcher, lambda f: f.get("seq") == sent[-1]["seq"])
+    assert seen == sent
+    assert [f["seq"] for f in seen] == list(range(snapshot["seq"] + 1, snapshot["seq"] + 1 + len(seen)))
+
+
+async def test_the_survivor_resumes_a_run_whose_process_was_killed(two_servers):
+    database, (owner, survivor) = two_servers
+    alice_owner, alice_survivor = Session(owner, "alice"), Session(survivor, "alice")
+    conversation = alice_owner.create_conversation()
+    async with alice_survivor.websocket(conversation["id"]) as watcher:
+        await receive(watcher)
+        async with alice_owner.websocket(conversation["id"]) as ws:
+            await receive(ws)
+            await send(ws, {"type": "message.send", "content": "slow 200"})
+            await receive_until(ws, lambda f: f["type"] == "token" and "tick10" in f["delta"])
+            owner.kill()
+            killed = time.monotonic()
+        frames = await receive_until(watcher, lambda f: f["type"] == "run" and f["run"]["status"] == "succeeded", timeout=30)
+    assert time.monotonic() - killed < 10
+    reply = [f for f in frames if f["type"] == "message" and f["message"]["role"] == "assistant"][-1]["message"]
+    assert reply["content"].split(" ") == [f"tick{i}" for i in range(1, 201)]
+    await asyncio.sleep(0.5)
+    rows = database.query("SELECT role FROM conversations_message ORDER BY created_at")
+    assert rows == [("user",), ("assistant",)]
