@@ -107,12 +107,12 @@ def create_checkpoint_tables(settings_dict: dict[str, Any]) -> None:
             conn.close()
 
 
-def drop_checkpoint_tables(settings_dict: dict[str, Any]) -> None:
+def drop_checkpoint_tables(connection) -> None:
     tables = (
         ["checkpoint_writes", "checkpoint_blobs", "checkpoints", "checkpoint_migrations"]
-        if is_postgres(settings_dict)
+        if is_postgres(connection.settings_dict)
         else ["writes", "checkpoints"]
     )
-    with connections["default"].cursor() as cursor:
+    with connection.cursor() as cursor:
         for table in tables:
             cursor.execute(f"DROP TABLE IF EXISTS {table}")

@@ -7,14 +7,15 @@ def _time(value):
     return value.isoformat() if value else None
 
 
-def conversation_data(conversation: Conversation, *, run_status: str | None = None, pending_approvals: int = 0) -> dict:
+def conversation_data(conversation: Conversation) -> dict:
+    # run_status and pending_approvals are annotations (selectors); a new conversation has neither.
     return {
         "id": str(conversation.id),
         "title": conversation.title,
         "created_at": _time(conversation.created_at),
         "updated_at": _time(conversation.updated_at),
-        "pending_approvals": getattr(conversation, "pending_approvals", pending_approvals),
-        "run_status": getattr(conversation, "run_status", run_status),
+        "pending_approvals": getattr(conversation, "pending_approvals", 0),
+        "run_status": getattr(conversation, "run_status", None),
     }
 
 

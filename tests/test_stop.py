@@ -1,6 +1,5 @@
 """Stop: run.cancel ends the run within a second and keeps the partial reply."""
 
-import asyncio
 import time
 
 import pytest
@@ -21,7 +20,7 @@ async def test_cancel_keeps_the_partial_reply_and_the_next_message_works(alice, 
         await send(ws, {"type": "run.cancel", "run_id": run_id})
         frames += await receive_until(ws, run_ended, timeout=5)
         assert time.monotonic() - asked < 1.0
-        assert frames[-1]["run"] == {**frames[-1]["run"], "id": run_id, "status": "cancelled"}
+        assert (frames[-1]["run"]["id"], frames[-1]["run"]["status"]) == (run_id, "cancelled")
 
         partial = [f for f in frames if f["type"] == "message" and f["message"]["role"] == "assistant"]
         assert len(partial) == 1 and partial[0]["message"]["stopped"] is True
@@ -34,5 +33,4 @@ async def test_cancel_keeps_the_partial_reply_and_the_next_message_works(alice, 
 
         after = await chat(ws, "hello again")
         assert after[-1]["run"]["status"] == "succeeded"
-    await asyncio.sleep(0)
     assert database.count("conversations_run", "status = %s", ("cancelled",)) == 1

@@ -10,7 +10,7 @@ def forwards(apps, schema_editor):
 
 
 def backwards(apps, schema_editor):
-    drop_checkpoint_tables(schema_editor.connection.settings_dict)
+    drop_checkpoint_tables(schema_editor.connection)
 
 
 class Migration(migrations.Migration):
