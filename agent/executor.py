@@ -20,10 +20,11 @@ from django.db import close_old_connections
 
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, RemoveMessage, ToolMessage
 from langgraph.graph.message import REMOVE_ALL_MESSAGES
+from langgraph.types import Command
 
-from conversations import events, services
+from conversations import events, selectors, services
 from conversations.models import Message, Run
-from conversations.presenters import message_data, run_data
+from conversations.presenters import approval_data, message_data, run_data
 
 from .context import ChatContext
 from .graph import MODEL_NODE
@@ -103,40 +104,66 @@ class RunExecutor:
         await events.publish(conversation_id, {"type": "run", "run": run_data(run)})
         if run.attempts > settings.RUN_MAX_ATTEMPTS:
             raise RunGaveUp(f"the run was interrupted {run.attempts - 1} times and was given up")
-        user_message = await Message.objects.aget(pk=run.user_message_id)
-        turn = RunEvents(conversation_id=conversation_id, run_id=run_id)
+        user_message = await Message.objects.select_related("conversation").aget(pk=run.user_message_id)
+        context = ChatContext(
+            conversation_id=conversation_id,
+            user_id=user_message.conversation.user_id,
+            run_id=run_id,
+            turn_message_id=str(user_message.id),
+        )
         config = {"configurable": {"thread_id": conversation_id}, "metadata": {RUN_METADATA_KEY: run_id}}
-        graph_input = await self._input_for(run, user_message, config, turn)
-        if graph_input is DONE:
-            return await _finish(run_id, conversation_id, Run.Status.SUCCEEDED)
+        turn = RunEvents(conversation_id=conversation_id, run_id=run_id)
+        while True:
+            graph_input = await self._input_for(run, user_message, config, turn)
+            if graph_input is DONE:
+                return await _finish(run_id, conversation_id, Run.Status.SUCCEEDED)
+            if graph_input is WAIT:
+                waiting = await services.arun_wait(run_id=run_id)
+                if waiting is None:
+                    continue  # decided meanwhile: resume now
+                return await events.publish(conversation_id, {"type": "run", "run": run_data(waiting)})
+            interrupted = await self._stream(graph_input, config, context, turn)
+            if not interrupted:
+                return await _finish(run_id, conversation_id, Run.Status.SUCCEEDED)
+
+    async def _stream(self, graph_input, config: dict, context: ChatContext, turn: "RunEvents") -> bool:
+        """Drive the graph until it ends or pauses; True if it paused for approvals."""
         try:
             async for mode, payload in self.graph.astream(
                 graph_input,
                 config,
-                context=ChatContext(conversation_id=conversation_id, turn_message_id=str(user_message.id)),
-                stream_mode=["messages", "updates"],
+                context=context,
+                stream_mode=["messages", "updates", "custom"],
                 durability="sync",
             ):
                 if mode == "messages":
                     await turn.on_chunk(*payload)
+                elif mode == "custom":
+                    await turn.on_tool_started(payload)
                 else:
                     await turn.on_update(payload)
         except asyncio.CancelledError:
-            if run_id in self._cancel_requested:
+            if context.run_id in self._cancel_requested:
                 await turn.keep_partial_reply()
             raise
-        await _finish(run_id, conversation_id, Run.Status.SUCCEEDED)
+        return turn.take_interrupted()
 
     async def _input_for(self, run: Run, user_message: Message, config: dict, turn: "RunEvents"):
-        """A new run starts from its message; an interrupted one from its last checkpoint."""
-        if run.attempts > 1:
-            state = await self.graph.aget_state(config)
-            if state.metadata and state.metadata.get(RUN_METADATA_KEY) == str(run.id):
-                if state.next:
-                    return None  # resume where the checkpoint left off
-                # The graph finished but the process died before recording it.
-                await turn.on_update({"recovered": {"messages": state.values.get("messages", [])}})
-                return DONE
+        """Where the run goes on: its message if new, its decisions if it paused for
+        approvals, or its last checkpoint if its process died."""
+        state = await self.graph.aget_state(config)
+        if state.metadata and state.metadata.get(RUN_METADATA_KEY) == str(run.id):
+            if state.interrupts:
+                await turn.record_approvals(state.interrupts)  # a crash may have come first
+                decisions = await selectors.aapproval_resume_values(
+                    run_id=run.id, interrupt_ids=[i.id for i in state.interrupts]
+                )
+                return WAIT if decisions is None else Command(resume=decisions)
+            if state.next:
+                return None  # resume where the checkpoint left off
+            # The graph finished but the process died before recording it.
+            await turn.on_update({"recovered": {"messages": state.values.get("messages", [])}})
+            return DONE
         return {
             "messages": [
                 RemoveMessage(id=REMOVE_ALL_MESSAGES),
@@ -146,7 +173,10 @@ class RunExecutor:
 
 
 RUN_METADATA_KEY = "chat_run_id"
+# The key of the "updates" stream under which LangGraph reports interrupts.
+INTERRUPT_KEY = "__interrupt__"
 DONE = object()
+WAIT = object()
 
 
 class RunGaveUp(Exception):
@@ -161,6 +191,7 @@ class RunEvents:
         self.run_id = run_id
         self.partial: dict[str, str] = {}
         self._sending: asyncio.Future | None = None
+        self._interrupted = False
 
     async def on_chunk(self, chunk, metadata: dict) -> None:
         if metadata.get("langgraph_node") != MODEL_NODE or not isinstance(chunk, AIMessageChunk):
@@ -180,14 +211,32 @@ class RunEvents:
         await asyncio.shield(self._sending)
 
     async def on_update(self, payload: dict) -> None:
-        for update in payload.values():
-            if not isinstance(update, dict):
-                continue  # e.g. an interrupt's payload
-            for message in update.get("messages", []):
+        for node, update in payload.items():
+            if node == INTERRUPT_KEY:
+                self._interrupted = True
+                await self.record_approvals(update)
+                continue
+            for message in update.get("messages", []) if isinstance(update, dict) else []:
                 if isinstance(message, AIMessage):
                     await self._store_reply(message)
                 elif isinstance(message, ToolMessage):
                     await self._store_tool_result(message)
+
+    async def record_approvals(self, interrupts) -> None:
+        """Each interrupt is a tool call waiting for the user: record it as an Approval."""
+        for pending in interrupts:
+            approval = await services.aapproval_create(
+                interrupt_id=pending.id, run_id=self.run_id, conversation_id=self.conversation_id, request=pending.value
+            )
+            if approval is not None:
+                await events.publish(self.conversation_id, {"type": "approval", "approval": approval_data(approval)})
+
+    def take_interrupted(self) -> bool:
+        interrupted, self._interrupted = self._interrupted, False
+        return interrupted
+
+    async def on_tool_started(self, payload: dict) -> None:
+        await events.publish(self.conversation_id, {"type": "tool", "run_id": self.run_id, **payload})
 
     async def _store_reply(self, message: AIMessage) -> None:
         tool_calls = [{"id": c["id"], "name": c["name"], "args": c["args"]} for c in message.tool_calls]
@@ -198,12 +247,6 @@ class RunEvents:
             tool_calls=tool_calls,
         )
         self.partial.pop(str(stored.id), None)
-        for call in tool_calls:
-            await events.publish(
-                self.conversation_id,
-                {"type": "tool", "run_id": self.run_id, "tool_call_id": call["id"], "name": call["name"],
-                 "args": call["args"], "status": "started"},
-            )
 
     async def _store_tool_result(self, message: ToolMessage) -> None:
         await self._store(

@@ -21,6 +21,7 @@ EMAIL_RE = re.compile(r"^\s*email\s+(\S+)\s+([^:]+?)\s*:\s*(.*)$", re.IGNORECASE
 TASK_RE = re.compile(r"^\s*task\s+(.+?)\s*$", re.IGNORECASE | re.DOTALL)
 SLOW_RE = re.compile(r"^\s*slow\s+(\d+)\s*$", re.IGNORECASE)
 RECALL_RE = re.compile(r"^\s*recall\s*$", re.IGNORECASE)
+POST_RE = re.compile(r"^\s*post\s+(\S+)\s*(\{.*\})?\s*$", re.IGNORECASE | re.DOTALL)
 TIME_RE = re.compile(r"^\s*(time|what time is it)\??\s*$", re.IGNORECASE)
 MAX_SLOW_WORDS = 100_000
 
@@ -96,6 +97,8 @@ class OfflineChatModel(BaseChatModel):
             candidates.append(("send_email", {"to": match[1], "subject": match[2], "body": match[3]}))
         elif match := TASK_RE.match(text):
             candidates.append(("create_task", {"title": match[1]}))
+        elif (match := POST_RE.match(text)) and (payload := _json_object(match[2] or "{}")) is not None:
+            candidates.append(("http_post", {"url": match[1], "json": payload}))
         elif TIME_RE.match(text):
             candidates.append(("current_time", {}))
         for name, args in candidates:
@@ -117,6 +120,14 @@ class OfflineChatModel(BaseChatModel):
         return f'You said: "{text}"'
 
 
+def _json_object(text: str) -> dict | None:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def _last_user_text(messages: list[BaseMessage]) -> str:
     for message in reversed(messages):
         if isinstance(message, HumanMessage):
@@ -126,10 +137,12 @@ def _last_user_text(messages: list[BaseMessage]) -> str:
 
 def _tool_outcome(result: ToolMessage) -> str:
     name = result.name or "the tool"
+    if result.text.startswith("Rejected by the user"):
+        return f"The user rejected the {name} call, so I did not do it."
+    if result.text.startswith("Outcome unknown"):
+        return f"I cannot tell whether the {name} call took effect: the server stopped while it ran, and it was not run again."
     if result.status == "error":
         return f"The {name} call failed: {result.text}"
-    if result.additional_kwargs.get("rejected") or result.text.startswith("Rejected by the user"):
-        return f"The user rejected the {name} call, so I did not do it."
     outcomes = {"send_email": "The e-mail was sent.", "create_task": "The task was created."}
     return outcomes.get(name, f"The {name} call succeeded: {result.text}")
 

@@ -148,6 +148,11 @@ RUN_LEASE_SECONDS = float(os.environ.get("RUN_LEASE_SECONDS", "5"))
 RUN_RECOVERY_INTERVAL_SECONDS = float(os.environ.get("RUN_RECOVERY_INTERVAL_SECONDS", "1.5"))
 RUN_MAX_ATTEMPTS = int(os.environ.get("RUN_MAX_ATTEMPTS", "3"))
 
+# Tools: which ones wait for the user's approval, and where http_post may go.
+TOOLS_REQUIRING_APPROVAL = set(env_list("TOOLS_REQUIRING_APPROVAL", "send_email,http_post"))
+WEBHOOK_ALLOWED_HOSTS = set(env_list("WEBHOOK_ALLOWED_HOSTS", ""))
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "agent@localhost")
+
 # Protocol limits (PROTOCOL.md).
 WS_MAX_FRAME_BYTES = 64 * 1024
 MESSAGE_MAX_CHARS = 32_000

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Conversation, Message, Run
+from .models import Approval, Conversation, Message, Run
 
 
 class MessageInline(admin.TabularInline):
@@ -55,3 +55,19 @@ class RunAdmin(admin.ModelAdmin):
     search_fields = ("id", "conversation__id", "client_id", "error")
     readonly_fields = ("id", "created_at", "started_at", "finished_at", "updated_at")
     raw_id_fields = ("conversation", "user_message")
+
+
+@admin.register(Approval)
+class ApprovalAdmin(admin.ModelAdmin):
+    """The audit trail of decisions: read-only."""
+
+    list_display = ("tool", "description", "status", "conversation", "decided_by", "decided_at", "created_at")
+    list_filter = ("status", "tool", "conversation__user", "created_at")
+    search_fields = ("id", "tool_call_id", "description", "conversation__id", "conversation__title")
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

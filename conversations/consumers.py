@@ -11,7 +11,7 @@ from django.conf import settings
 from agent.runtime import get_runtime
 
 from . import events, selectors, services
-from .presenters import message_data, run_data
+from .presenters import approval_data, message_data, run_data
 
 logger = logging.getLogger(__name__)
 
@@ -128,8 +128,24 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             raise services.Conflict("the run is not running in this server process")
 
     async def on_approval_decide(self, frame):
-        # Approvals arrive with the approvals issue; until then no approval exists.
-        raise selectors.NotFound
+        approval_id = frame.get("approval_id")
+        if not isinstance(approval_id, str) or not approval_id:
+            raise FrameError("bad_request", "'approval_id' must be a string")
+        try:
+            approval, run = await services.aapproval_decide(
+                user=self.scope["user"],
+                approval_id=approval_id,
+                decision=frame.get("decision"),
+                args=frame.get("args"),
+                comment=frame.get("comment") or "",
+                owner=self.runtime.executor.owner,
+            )
+        except services.Invalid as error:
+            raise FrameError("bad_request", str(error)) from None
+        await events.publish(approval.conversation_id, {"type": "approval", "approval": approval_data(approval)})
+        if run is not None:
+            await events.publish(run.conversation_id, {"type": "run", "run": run_data(run)})
+            self.runtime.executor.submit(run)
 
     async def on_ping(self, frame):
         await self.send_frame({"type": "pong"})

@@ -94,3 +94,42 @@ class Run(models.Model):
 
     def __str__(self) -> str:
         return f"run {self.id} ({self.status})"
+
+
+class Approval(models.Model):
+    """One interrupt of the graph waiting for the user's decision; the audit trail of it."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        APPROVED = "approved"
+        REJECTED = "rejected"
+        EDITED = "edited"
+
+    class Decision(models.TextChoices):
+        APPROVE = "approve"
+        REJECT = "reject"
+        EDIT = "edit"
+
+    # The interrupt's id: resuming the graph names it.
+    id = models.CharField(primary_key=True, max_length=100, editable=False)
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="approvals")
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="approvals")
+    tool_call_id = models.CharField(max_length=100)
+    tool = models.CharField(max_length=100)
+    args = models.JSONField(default=dict)
+    edited_args = models.JSONField(null=True, blank=True)
+    description = models.TextField()
+    allowed = models.JSONField(default=list)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
+    comment = models.TextField(blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.tool} ({self.status})"

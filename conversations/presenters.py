@@ -1,6 +1,6 @@
 """Model objects → the JSON objects of PROTOCOL.md."""
 
-from .models import Conversation, Message, Run
+from .models import Approval, Conversation, Message, Run
 
 
 def _time(value):
@@ -45,4 +45,28 @@ def run_data(run: Run) -> dict:
         "error": run.error,
         "created_at": _time(run.created_at),
         "user_message_id": str(run.user_message_id) if run.user_message_id else None,
+    }
+
+
+def approval_data(approval: Approval) -> dict:
+    from agent.tools import TOOLS
+
+    tool = TOOLS.get(approval.tool)
+    return {
+        "id": approval.id,
+        "run_id": str(approval.run_id),
+        "conversation_id": str(approval.conversation_id),
+        "conversation_title": approval.conversation.title,
+        "tool_call_id": approval.tool_call_id,
+        "tool": approval.tool,
+        "args": approval.args,
+        "edited_args": approval.edited_args,
+        "description": approval.description,
+        "status": approval.status,
+        "allowed": approval.allowed,
+        "comment": approval.comment,
+        "decided_by": approval.decided_by.get_username() if approval.decided_by else None,
+        "decided_at": _time(approval.decided_at),
+        "created_at": _time(approval.created_at),
+        "args_schema": tool.json_schema() if tool else None,
     }

@@ -11,10 +11,11 @@ from datetime import datetime
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db.models import Exists, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.db.models import Count, Exists, IntegerField, OuterRef, Q, Subquery
 
-from .models import Conversation, Message, Run
-from .presenters import conversation_data, message_data, run_data
+from .models import Approval, Conversation, Message, Run
+from .presenters import approval_data, conversation_data, message_data, run_data
 
 PAGE_SIZE = 50
 
@@ -32,7 +33,17 @@ def _parse_uuid(value) -> uuid.UUID:
 
 def _with_status(queryset):
     active = Run.objects.filter(conversation=OuterRef("pk"), status__in=Run.ACTIVE).order_by("created_at")
-    return queryset.annotate(run_status=Subquery(active.values("status")[:1]), pending_approvals=Value(0))
+    pending = (
+        Approval.objects.filter(conversation=OuterRef("pk"), status=Approval.Status.PENDING)
+        .order_by()
+        .values("conversation")
+        .annotate(count=Count("pk"))
+        .values("count")
+    )
+    return queryset.annotate(
+        run_status=Subquery(active.values("status")[:1]),
+        pending_approvals=Coalesce(Subquery(pending, output_field=IntegerField()), 0),
+    )
 
 
 def conversation_for_user(*, user, conversation_id) -> Conversation:
@@ -101,11 +112,14 @@ aactive_run = sync_to_async(active_run)
 
 def conversation_snapshot(*, conversation: Conversation) -> dict:
     run = active_run(conversation_id=conversation.id)
+    approvals = list(_approvals().filter(conversation=conversation))
     return {
         "conversation": conversation_data(conversation),
         "messages": message_list(conversation=conversation),
         "run": run_data(run) if run else None,
-        "approvals": [],
+        "approvals": [approval_data(a) for a in approvals if a.status == Approval.Status.PENDING],
+        # Every approval of the conversation, decided ones too, so cards show who decided what.
+        "approval_history": [approval_data(a) for a in approvals],
     }
 
 
@@ -122,3 +136,62 @@ async def atranscript_before(*, conversation_id: str, message_id: str) -> list[M
         queryset = queryset.filter(created_at__lt=turn)
     latest = [m async for m in queryset.order_by("-created_at", "-id")[: settings.CHAT_HISTORY_MESSAGES]]
     return latest[::-1]
+
+
+def _approvals():
+    return Approval.objects.select_related("conversation", "decided_by").order_by("created_at")
+
+
+def approval_for_user(*, user, approval_id) -> Approval:
+    """The approval if it exists and its conversation is the user's; NotFound otherwise."""
+    if not getattr(user, "is_authenticated", False) or not isinstance(approval_id, str):
+        raise NotFound
+    try:
+        return _approvals().get(pk=approval_id, conversation__user=user)
+    except Approval.DoesNotExist:
+        raise NotFound from None
+
+
+APPROVAL_FILTERS = {"all", *Approval.Status.values}
+
+
+def approval_list(*, user, status: str = "pending") -> list[dict]:
+    if status not in APPROVAL_FILTERS:
+        raise ValueError(f"'status' is one of {', '.join(sorted(APPROVAL_FILTERS))}")
+    queryset = _approvals().filter(conversation__user=user)
+    if status != "all":
+        queryset = queryset.filter(status=status)
+    return [approval_data(a) for a in queryset.order_by("-created_at")]
+
+
+def approval_resume_values(*, run_id, interrupt_ids: list[str]) -> dict | None:
+    """The decisions to resume the run with, by interrupt id; None while any is pending."""
+    approvals = list(Approval.objects.filter(run_id=run_id, pk__in=interrupt_ids))
+    if len(approvals) < len(interrupt_ids) or any(a.status == Approval.Status.PENDING for a in approvals):
+        return None
+    decision = {
+        Approval.Status.APPROVED: "approve",
+        Approval.Status.REJECTED: "reject",
+        Approval.Status.EDITED: "edit",
+    }
+    return {
+        a.id: {"decision": decision[a.status], "args": a.edited_args, "comment": a.comment} for a in approvals
+    }
+
+
+aapproval_resume_values = sync_to_async(approval_resume_values)
+
+
+def task_list(*, user) -> list[dict]:
+    from agent.models import Task
+
+    return [
+        {
+            "id": str(task.id),
+            "title": task.title,
+            "due": task.due.isoformat() if task.due else None,
+            "conversation_id": str(task.conversation_id) if task.conversation_id else None,
+            "created_at": task.created_at.isoformat(),
+        }
+        for task in Task.objects.filter(user=user).order_by("-created_at")
+    ]

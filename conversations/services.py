@@ -11,8 +11,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from pydantic import ValidationError
 
-from .models import Conversation, Message, Run
+from .models import Approval, Conversation, Message, Run
+from .selectors import approval_for_user
 from .rendering import render_markdown
 
 TITLE_MAX_CHARS = 200
@@ -21,6 +23,10 @@ AUTO_TITLE_CHARS = 60
 
 class Conflict(Exception):
     """The change is not allowed in the object's current state."""
+
+
+class Invalid(Exception):
+    """The request is malformed or breaks a rule; nothing was changed."""
 
 
 def conversation_create(*, user, title: str = "") -> Conversation:
@@ -173,3 +179,98 @@ def message_store(
 
 
 amessage_store = sync_to_async(message_store)
+
+
+def run_wait(*, run_id) -> Run | None:
+    """Pause the run for its pending approvals; it then holds no owner or lease.
+
+    None if no approval is pending any more (decided while the graph was stopping):
+    the caller resumes at once. The run's row lock orders this against approval_decide.
+    """
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=run_id)
+        if not run.approvals.filter(status=Approval.Status.PENDING).exists():
+            return None
+        Run.objects.filter(pk=run_id).update(status=Run.Status.WAITING, owner="", lease_expires_at=None)
+    return Run.objects.get(pk=run_id)
+
+
+arun_wait = sync_to_async(run_wait)
+
+
+def approval_create(*, interrupt_id: str, run_id, conversation_id, request: dict) -> Approval | None:
+    """Record an interrupt of the graph as a pending approval; None if it is already recorded."""
+    approval, created = Approval.objects.get_or_create(
+        pk=interrupt_id,
+        defaults={
+            "conversation_id": conversation_id,
+            "run_id": run_id,
+            "tool_call_id": request["tool_call_id"],
+            "tool": request["tool"],
+            "args": request["args"],
+            "description": request["description"],
+            "allowed": request["allowed"],
+        },
+    )
+    return Approval.objects.select_related("conversation", "decided_by").get(pk=approval.pk) if created else None
+
+
+aapproval_create = sync_to_async(approval_create)
+
+COMMENT_MAX_CHARS = 2000
+DECIDED_STATUS = {
+    Approval.Decision.APPROVE: Approval.Status.APPROVED,
+    Approval.Decision.REJECT: Approval.Status.REJECTED,
+    Approval.Decision.EDIT: Approval.Status.EDITED,
+}
+
+
+def approval_decide(
+    *, user, approval_id, decision, args=None, comment="", owner: str
+) -> tuple[Approval, Run | None]:
+    """Decide a pending approval; returns it, and its run if that can now resume.
+
+    Exactly one of two simultaneous decisions wins: the update is conditional on the
+    approval still being pending, and the run's row is locked so that the last decision
+    of a run, and only it, queues the run again.
+    """
+    from agent.tools import TOOLS
+
+    approval = approval_for_user(user=user, approval_id=approval_id)
+    if decision not in approval.allowed or decision not in DECIDED_STATUS:
+        raise Invalid(f"'decision' is one of {', '.join(approval.allowed)}")
+    if not isinstance(comment, str) or len(comment) > COMMENT_MAX_CHARS:
+        raise Invalid(f"'comment' is a string of at most {COMMENT_MAX_CHARS} characters")
+    edited_args = None
+    if decision == Approval.Decision.EDIT:
+        if not isinstance(args, dict):
+            raise Invalid("'args' must be an object with the edited arguments")
+        try:
+            edited_args = TOOLS[approval.tool].validate(args).model_dump(mode="json", by_alias=True)
+        except ValidationError as error:
+            raise Invalid(f"invalid arguments for {approval.tool}: {_errors(error)}") from None
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=approval.run_id)
+        won = Approval.objects.filter(pk=approval.pk, status=Approval.Status.PENDING).update(
+            status=DECIDED_STATUS[decision],
+            edited_args=edited_args,
+            comment=comment,
+            decided_by=user,
+            decided_at=timezone.now(),
+        )
+        if not won:
+            raise Conflict("this approval has already been decided")
+        resumable = run.status == Run.Status.WAITING and not run.approvals.filter(status=Approval.Status.PENDING).exists()
+        if resumable:
+            Run.objects.filter(pk=run.pk).update(
+                status=Run.Status.QUEUED, owner=owner, lease_expires_at=lease_until(), attempts=0
+            )
+    approval = approval_for_user(user=user, approval_id=approval_id)
+    return approval, Run.objects.get(pk=run.pk) if resumable else None
+
+
+aapproval_decide = sync_to_async(approval_decide)
+
+
+def _errors(error: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'args'}: {e['msg']}" for e in error.errors())

@@ -10,5 +10,8 @@ urlpatterns = [
     path("api/conversations/<str:conversation_id>/messages/", views.messages_api, name="api-messages"),
     path("api/conversations/<str:conversation_id>/export", views.export_api, name="api-export"),
     path("api/approvals/", views.approvals_api, name="api-approvals"),
+    path("api/tasks/", views.tasks_api, name="api-tasks"),
+    path("approvals/", views.approvals_page, name="approvals"),
+    path("tasks/", views.tasks_page, name="tasks"),
     path("healthz", views.healthz, name="healthz"),
 ]

@@ -134,8 +134,28 @@ async def export_api(request, conversation_id):
 
 @api("GET")
 async def approvals_api(request):
-    # Approvals arrive with the approvals issue; until then there are none to list.
-    return JsonResponse({"results": []})
+    try:
+        results = await sync_to_async(selectors.approval_list)(
+            user=request.user, status=request.GET.get("status", "pending")
+        )
+    except ValueError as error:
+        raise BadRequest(str(error)) from None
+    return JsonResponse({"results": results})
+
+
+@api("GET")
+async def tasks_api(request):
+    return JsonResponse({"results": await sync_to_async(selectors.task_list)(user=request.user)})
+
+
+@login_required
+def approvals_page(request):
+    return render(request, "conversations/approvals.html")
+
+
+@login_required
+def tasks_page(request):
+    return render(request, "conversations/tasks.html", {"tasks": selectors.task_list(user=request.user)})
 
 
 async def healthz(request):
