@@ -76,40 +76,31 @@ class OfflineChatModel(BaseChatModel):
             yield chunk
 
     def _reply_chunks(self, messages: list[BaseMessage], tools: list[dict]) -> Iterator[ChatGenerationChunk]:
-        tool_call = None if isinstance(messages[-1], ToolMessage) else self._tool_call(messages, tools)
-        if tool_call:
-            yield ChatGenerationChunk(
-                message=AIMessageChunk(
-                    content="",
-                    tool_call_chunks=[{**tool_call, "args": json.dumps(tool_call["args"]), "index": 0}],
-                )
-            )
+        tool_calls = [] if isinstance(messages[-1], ToolMessage) else self._tool_calls(messages, tools)
+        if tool_calls:
+            chunks = [{**call, "args": json.dumps(call["args"]), "index": i} for i, call in enumerate(tool_calls)]
+            yield ChatGenerationChunk(message=AIMessageChunk(content="", tool_call_chunks=chunks))
             return
         words = self._reply_text(messages).split(" ")
         for index, word in enumerate(words):
             yield ChatGenerationChunk(message=AIMessageChunk(content=word if index == 0 else " " + word))
 
-    def _tool_call(self, messages: list[BaseMessage], tools: list[dict]) -> dict | None:
+    def _tool_calls(self, messages: list[BaseMessage], tools: list[dict]) -> list[dict]:
+        """One tool call per line if each line of the message is a command, else the
+        message as one command (an e-mail's body may span lines)."""
         bound = {t["function"]["name"] for t in tools}
         text = _last_user_text(messages)
-        candidates = []
-        if match := EMAIL_RE.match(text):
-            candidates.append(("send_email", {"to": match[1], "subject": match[2], "body": match[3]}))
-        elif match := TASK_RE.match(text):
-            candidates.append(("create_task", {"title": match[1]}))
-        elif (match := POST_RE.match(text)) and (payload := _json_object(match[2] or "{}")) is not None:
-            candidates.append(("http_post", {"url": match[1], "json": payload}))
-        elif TIME_RE.match(text):
-            candidates.append(("current_time", {}))
-        for name, args in candidates:
-            if name in bound:
-                return {"name": name, "args": args, "id": f"call_{uuid.uuid4().hex[:24]}"}
-        return None
+        commands = [_tool_command(line) for line in text.splitlines() if line.strip()]
+        if len(commands) < 2 or not all(commands):
+            commands = [_tool_command(text)]
+        if not all(command and command[0] in bound for command in commands):
+            return []
+        return [{"name": name, "args": args, "id": f"call_{uuid.uuid4().hex[:24]}"} for name, args in commands]
 
     def _reply_text(self, messages: list[BaseMessage]) -> str:
-        last = messages[-1]
-        if isinstance(last, ToolMessage):
-            return _tool_outcome(last)
+        results = _trailing_tool_results(messages)
+        if results:
+            return " ".join(_tool_outcome(result) for result in results)
         text = _last_user_text(messages)
         if match := SLOW_RE.match(text):
             count = min(int(match[1]), MAX_SLOW_WORDS)
@@ -120,12 +111,34 @@ class OfflineChatModel(BaseChatModel):
         return f'You said: "{text}"'
 
 
+def _tool_command(text: str) -> tuple[str, dict] | None:
+    """The tool and arguments a message asks for, by the rules of PROTOCOL.md."""
+    if match := EMAIL_RE.match(text):
+        return "send_email", {"to": match[1], "subject": match[2], "body": match[3]}
+    if match := TASK_RE.match(text):
+        return "create_task", {"title": match[1]}
+    if (match := POST_RE.match(text)) and (payload := _json_object(match[2] or "{}")) is not None:
+        return "http_post", {"url": match[1], "json": payload}
+    if TIME_RE.match(text):
+        return "current_time", {}
+    return None
+
+
 def _json_object(text: str) -> dict | None:
     try:
         value = json.loads(text)
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
+
+
+def _trailing_tool_results(messages: list[BaseMessage]) -> list[ToolMessage]:
+    results = []
+    for message in reversed(messages):
+        if not isinstance(message, ToolMessage):
+            break
+        results.insert(0, message)
+    return results
 
 
 def _last_user_text(messages: list[BaseMessage]) -> str:

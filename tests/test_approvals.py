@@ -266,3 +266,30 @@ async def test_http_post_reaches_only_allowed_hosts(make_server):
         assert Webhook.received == [{"event": "ping"}]
     finally:
         hook.shutdown()
+
+
+async def test_several_tool_calls_each_get_an_approval_and_the_run_waits_for_all(mail_server, mail_dir, database):
+    alice = Session(mail_server().start(), "alice")
+    conversation = alice.create_conversation()
+    async with alice.websocket(conversation["id"]) as ws:
+        await receive(ws)
+        await send(ws, {"type": "message.send",
+                        "content": "email a@example.com A: one\nemail b@example.com B: two\ntask plan the week"})
+        frames = await receive_until(ws, until_waiting)
+        first, second = [f["approval"] for f in frames if f["type"] == "approval"]
+        assert {first["args"]["to"], second["args"]["to"]} == {"a@example.com", "b@example.com"}
+
+        await send(ws, {"type": "approval.decide", "approval_id": first["id"], "decision": "approve"})
+        decided = await receive(ws)
+        assert decided["type"] == "approval" and decided["approval"]["status"] == "approved"
+        await send(ws, {"type": "ping"})
+        assert (await receive(ws))["type"] == "pong"  # no run frame: it waits for the second decision
+        assert mails(mail_dir) == []
+        assert database.query("SELECT status FROM conversations_run") == [("waiting",)]
+
+        frames = await decide(ws, second, "reject")
+    assert frames[-1]["run"]["status"] == "succeeded"
+    sent = mails(mail_dir)
+    assert len(sent) == 1 and f"To: {first['args']['to']}" in sent[0]
+    assert database.count("agent_task") == 1
+    assert reply_of(frames).count("The e-mail was sent.") == 1 and "rejected" in reply_of(frames)

@@ -4,7 +4,10 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
 from agent.llm import OfflineChatModel, get_chat_model
-from agent.tools import TOOLS, current_time
+from agent.tools import TOOLS
+
+ALL_TOOLS = [tool.as_openai_tool() for tool in TOOLS.values()]
+CLOCK_ONLY = [TOOLS["current_time"].as_openai_tool()]
 
 def model():
     return OfflineChatModel(delay_ms=0)
@@ -33,9 +36,9 @@ async def test_anything_else_contains_the_message_verbatim():
 
 
 async def test_tools_are_called_only_when_bound():
-    _, message = await reply([HumanMessage("what time is it?")], tools=TOOLS)
+    _, message = await reply([HumanMessage("what time is it?")], tools=CLOCK_ONLY)
     assert [call["name"] for call in message.tool_calls] == ["current_time"]
-    _, unbound = await reply([HumanMessage("email bob@example.com Hi: there")], tools=TOOLS)
+    _, unbound = await reply([HumanMessage("email bob@example.com Hi: there")], tools=CLOCK_ONLY)
     assert unbound.tool_calls == [] and "email bob@example.com Hi: there" in unbound.content
 
 
@@ -43,9 +46,21 @@ async def test_after_a_tool_result_it_states_the_outcome():
     call = {"name": "current_time", "args": {}, "id": "call_1"}
     _, message = await reply(
         [HumanMessage("time"), AIMessage("", tool_calls=[call]), ToolMessage("12:00", tool_call_id="call_1", name="current_time")],
-        tools=[current_time],
+        tools=CLOCK_ONLY,
     )
     assert message.tool_calls == [] and "succeeded" in message.content and "12:00" in message.content
+
+
+async def test_one_command_per_line_makes_several_tool_calls():
+    text = "email a@example.com One: first\ntask water the plants\npost https://hooks.example/x {\"a\": 1}"
+    _, message = await reply([HumanMessage(text)], tools=ALL_TOOLS)
+    assert [(c["name"], c["args"]) for c in message.tool_calls] == [
+        ("send_email", {"to": "a@example.com", "subject": "One", "body": "first"}),
+        ("create_task", {"title": "water the plants"}),
+        ("http_post", {"url": "https://hooks.example/x", "json": {"a": 1}}),
+    ]
+    _, mixed = await reply([HumanMessage("hello there\ntask one")], tools=ALL_TOOLS)
+    assert mixed.tool_calls == []
 
 
 def test_chat_model_setting(settings):

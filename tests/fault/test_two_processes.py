@@ -15,7 +15,8 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.postgres, pytest.mark.redis]
 def two_servers(templates, tmp_path):
     require_services("postgres")
     database = templates.new_database("postgres", redis=True)
-    servers = [Server(database, tmp_path / f"server-{i}.log").start() for i in range(2)]
+    mail = {"EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend", "EMAIL_FILE_PATH": str(tmp_path / "mail")}
+    servers = [Server(database, tmp_path / f"server-{i}.log", extra_env=mail).start() for i in range(2)]
     yield database, servers
     for server in servers:
         server.stop()
@@ -53,3 +54,20 @@ async def test_the_survivor_resumes_a_run_whose_process_was_killed(two_servers):
     await asyncio.sleep(0.5)
     rows = database.query("SELECT role FROM conversations_message ORDER BY created_at")
     assert rows == [("user",), ("assistant",)]
+
+
+async def test_a_decision_on_one_process_resumes_a_run_started_on_the_other(two_servers, tmp_path):
+    _, (first, second) = two_servers
+    alice_first, alice_second = Session(first, "alice"), Session(second, "alice")
+    conversation = alice_first.create_conversation()
+    async with alice_first.websocket(conversation["id"]) as ws:
+        await receive(ws)
+        await send(ws, {"type": "message.send", "content": "email bob@example.com Hi: from A"})
+        frames = await receive_until(ws, lambda f: f["type"] == "run" and f["run"]["status"] == "waiting")
+    approval = [f["approval"] for f in frames if f["type"] == "approval"][0]
+    async with alice_second.websocket(conversation["id"]) as ws:
+        snapshot = await receive(ws)
+        assert [a["id"] for a in snapshot["approvals"]] == [approval["id"]]
+        await send(ws, {"type": "approval.decide", "approval_id": approval["id"], "decision": "approve"})
+        frames = await receive_until(ws, lambda f: f["type"] == "run" and f["run"]["status"] == "succeeded")
+    assert len(list((tmp_path / "mail").glob("*"))) == 1
