@@ -56,6 +56,8 @@ class RunExecutor:
         while True:
             try:
                 await services.arun_renew_leases(owner=self.owner)
+                for run in await services.aqueued_runs(owner=self.owner):
+                    self.submit(run)  # e.g. its turn came when a run on another process ended
                 for run in await services.arun_claim_expired(owner=self.owner):
                     logger.info("resuming run %s (its owner stopped renewing its lease)", run.id)
                     self.submit(run)
@@ -83,9 +85,10 @@ class RunExecutor:
         await services.arun_release_leases(owner=self.owner)
 
     async def _run_in_order(self, run_id: str, conversation_id: str) -> None:
+        started = True
         try:
             async with self._conversation_locks[conversation_id]:
-                await self._execute(run_id, conversation_id)
+                started = await self._execute(run_id, conversation_id)
         except asyncio.CancelledError:
             if run_id not in self._cancel_requested:
                 raise  # the process is shutting down; the run stays on record as it is
@@ -96,11 +99,20 @@ class RunExecutor:
         finally:
             self._tasks.pop(run_id, None)
             self._cancel_requested.discard(run_id)
+        if started:
+            await self.start_next(conversation_id)
 
-    async def _execute(self, run_id: str, conversation_id: str) -> None:
+    async def start_next(self, conversation_id: str) -> None:
+        """Submit this process's queued runs of the conversation: one may now have its turn."""
+        for run in await services.aqueued_runs(owner=self.owner, conversation_id=conversation_id):
+            self.submit(run)
+
+    async def _execute(self, run_id: str, conversation_id: str) -> bool:
+        """Drive the run until it ends or waits; False if it could not start (not its turn,
+        or another process holds it)."""
         run = await services.arun_start(run_id=run_id, owner=self.owner)
         if run is None:
-            return  # another process holds it now
+            return False
         await events.publish(conversation_id, {"type": "run", "run": run_data(run)})
         if run.attempts > settings.RUN_MAX_ATTEMPTS:
             raise RunGaveUp(f"the run was interrupted {run.attempts - 1} times and was given up")
@@ -116,15 +128,17 @@ class RunExecutor:
         while True:
             graph_input = await self._input_for(run, user_message, config, turn)
             if graph_input is DONE:
-                return await _finish(run_id, conversation_id, Run.Status.SUCCEEDED)
+                await _finish(run_id, conversation_id, Run.Status.SUCCEEDED)
+                return True
             if graph_input is WAIT:
                 waiting = await services.arun_wait(run_id=run_id)
                 if waiting is None:
                     continue  # decided meanwhile: resume now
-                return await events.publish(conversation_id, {"type": "run", "run": run_data(waiting)})
-            interrupted = await self._stream(graph_input, config, context, turn)
-            if not interrupted:
-                return await _finish(run_id, conversation_id, Run.Status.SUCCEEDED)
+                await events.publish(conversation_id, {"type": "run", "run": run_data(waiting)})
+                return True
+            if not await self._stream(graph_input, config, context, turn):
+                await _finish(run_id, conversation_id, Run.Status.SUCCEEDED)
+                return True
 
     async def _stream(self, graph_input, config: dict, context: ChatContext, turn: "RunEvents") -> bool:
         """Drive the graph until it ends or pauses; True if it paused for approvals."""

@@ -124,8 +124,20 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             run = await selectors.arun_for_conversation(conversation=self.conversation, run_id=run_id)
         if run.status not in run.ACTIVE:
             raise services.Conflict(f"the run has already ended ({run.status})")
+        if run.status == run.Status.WAITING:
+            return await self.cancel_waiting(run)
         if not self.runtime.executor.cancel(run.id):
             raise services.Conflict("the run is not running in this server process")
+
+    async def cancel_waiting(self, run):
+        cancelled = await services.arun_cancel_waiting(run_id=run.id, user=self.scope["user"])
+        if cancelled is None:
+            raise services.Conflict("the run is no longer waiting")
+        run, approvals = cancelled
+        for approval in approvals:
+            await events.publish(run.conversation_id, {"type": "approval", "approval": approval_data(approval)})
+        await events.publish(run.conversation_id, {"type": "run", "run": run_data(run)})
+        await self.runtime.executor.start_next(str(run.conversation_id))
 
     async def on_approval_decide(self, frame):
         approval_id = frame.get("approval_id")

@@ -97,7 +97,20 @@ def graph_message_id(conversation_id, langchain_id: str) -> uuid.UUID:
 
 
 async def arun_start(*, run_id, owner: str) -> Run | None:
-    """Mark a run this process holds as running (one more attempt); None if it lost it."""
+    """Mark a run this process holds as running (one more attempt).
+
+    None if it lost the run, or if an earlier run of the conversation is still active
+    (running, or waiting for approvals): runs of a conversation go one at a time, in
+    order, and this one stays queued until its turn.
+    """
+    run = await Run.objects.filter(pk=run_id).only("conversation_id", "created_at").afirst()
+    if run is None:
+        return None
+    earlier_active = Run.objects.filter(
+        conversation_id=run.conversation_id, status__in=Run.ACTIVE, created_at__lt=run.created_at
+    ).exclude(pk=run_id)
+    if await earlier_active.aexists():
+        return None
     started = await Run.objects.filter(
         pk=run_id, owner=owner, status__in=[Run.Status.QUEUED, Run.Status.RUNNING]
     ).aupdate(
@@ -107,6 +120,17 @@ async def arun_start(*, run_id, owner: str) -> Run | None:
         lease_expires_at=lease_until(),
     )
     return await Run.objects.aget(pk=run_id) if started else None
+
+
+def queued_runs(*, owner: str, conversation_id=None) -> list[Run]:
+    """This process's runs that wait for their turn, oldest first."""
+    queryset = Run.objects.filter(owner=owner, status=Run.Status.QUEUED)
+    if conversation_id is not None:
+        queryset = queryset.filter(conversation_id=conversation_id)
+    return list(queryset.order_by("created_at"))
+
+
+aqueued_runs = sync_to_async(queued_runs)
 
 
 async def arun_renew_leases(*, owner: str) -> int:
@@ -196,6 +220,25 @@ def run_wait(*, run_id) -> Run | None:
 
 
 arun_wait = sync_to_async(run_wait)
+
+
+def run_cancel_waiting(*, run_id, user) -> tuple[Run, list[Approval]] | None:
+    """Stop a run that waits for approvals: its pending approvals are rejected on the
+    user's behalf, so their tools never run. None if the run is no longer waiting."""
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=run_id)
+        if run.status != Run.Status.WAITING:
+            return None
+        pending = list(run.approvals.filter(status=Approval.Status.PENDING).values_list("pk", flat=True))
+        Approval.objects.filter(pk__in=pending).update(
+            status=Approval.Status.REJECTED, comment="The run was stopped.", decided_by=user, decided_at=timezone.now()
+        )
+        Run.objects.filter(pk=run_id).update(status=Run.Status.CANCELLED, finished_at=timezone.now())
+    approvals = [approval_for_user(user=user, approval_id=pk) for pk in pending]
+    return Run.objects.get(pk=run_id), approvals
+
+
+arun_cancel_waiting = sync_to_async(run_cancel_waiting)
 
 
 def approval_create(*, interrupt_id: str, run_id, conversation_id, request: dict) -> Approval | None:

@@ -293,3 +293,44 @@ async def test_several_tool_calls_each_get_an_approval_and_the_run_waits_for_all
     assert len(sent) == 1 and f"To: {first['args']['to']}" in sent[0]
     assert database.count("agent_task") == 1
     assert reply_of(frames).count("The e-mail was sent.") == 1 and "rejected" in reply_of(frames)
+
+
+async def test_a_message_sent_while_waiting_runs_after_the_decision(mail_server, mail_dir):
+    alice = Session(mail_server().start(), "alice")
+    conversation = alice.create_conversation()
+    async with alice.websocket(conversation["id"]) as ws:
+        await receive(ws)
+        approval, _ = await ask(ws, EMAIL)
+        await send(ws, {"type": "message.send", "content": "and then this"})
+        queued = await receive_until(ws, lambda f: f["type"] == "run" and f["run"]["status"] == "queued")
+        await send(ws, {"type": "ping"})
+        await receive_until(ws, lambda f: f["type"] == "pong")  # nothing ran meanwhile
+        second_run = queued[-1]["run"]["id"]
+        await send(ws, {"type": "approval.decide", "approval_id": approval["id"], "decision": "approve"})
+        frames = await receive_until(
+            ws, lambda f: f["type"] == "run" and f["run"]["id"] == second_run and f["run"]["status"] == "succeeded"
+        )
+    finished = [f["run"]["id"] for f in frames if f["type"] == "run" and f["run"]["status"] == "succeeded"]
+    assert finished == [approval["run_id"], second_run]
+    replies = [f["message"]["content"] for f in frames if f["type"] == "message" and f["message"]["role"] == "assistant" and f["message"]["content"]]
+    assert replies == ["The e-mail was sent.", 'You said: "and then this"']
+    assert len(mails(mail_dir)) == 1
+
+
+async def test_stopping_a_waiting_run_rejects_its_approvals(mail_server, mail_dir, database):
+    alice = Session(mail_server().start(), "alice")
+    conversation = alice.create_conversation()
+    async with alice.websocket(conversation["id"]) as ws:
+        await receive(ws)
+        approval, _ = await ask(ws, EMAIL)
+        await send(ws, {"type": "run.cancel"})
+        frames = await receive_until(ws, run_ended)
+        assert frames[-1]["run"]["status"] == "cancelled"
+        rejected = [f["approval"] for f in frames if f["type"] == "approval"][0]
+        assert (rejected["status"], rejected["decided_by"]) == ("rejected", "alice")
+        await send(ws, {"type": "approval.decide", "approval_id": approval["id"], "decision": "approve"})
+        assert (await receive(ws))["code"] == "conflict"
+        await send(ws, {"type": "message.send", "content": "next"})
+        frames = await receive_until(ws, run_ended)
+    assert frames[-1]["run"]["status"] == "succeeded"
+    assert mails(mail_dir) == []
