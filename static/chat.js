@@ -46,6 +46,8 @@
     messages: byId('messages'),
     outbox: byId('outbox'),
     typing: byId('typing-indicator'),
+    waiting: byId('waiting-indicator'),
+    waitingJump: byId('waiting-jump'),
     scrollBottom: byId('scroll-bottom'),
     notices: byId('notices'),
     form: byId('composer-form'),
@@ -83,6 +85,10 @@
     messages: new Map(), // id -> Message
     messageEls: new Map(), // id -> element
     approvals: new Map(), // id -> Approval
+    deciding: new Map(), // approval id -> {decision, timer}: a decision in flight
+    reuseCards: null, // approval cards kept across a snapshot (open forms, typed text)
+    revealApproval: '', // approval id from #approval-<id>, to scroll to once shown
+    lastSent: null, // {type, approvalId?}: the last frame sent that the server may refuse
     activeRun: null,
     cancelling: null,
     outbox: [], // {convId, content, clientId, sentCount, knownCount, sentOn}
@@ -368,7 +374,9 @@
       node.dataset.stopped = 'true';
       node.append(make('div', 'message-note', 'Stopped'));
     }
-    if (role === 'assistant') {
+    const hasText = typeof message.content === 'string' ? !!message.content.trim() : !!body.textContent.trim();
+    if (!hasText) node.dataset.empty = 'true'; // e.g. an assistant turn that only calls a tool
+    if (role === 'assistant' && hasText) {
       const actions = make('div', 'message-actions');
       const copy = button('copy-btn copy-message', 'Copy message', { ariaOnly: true });
       copy.addEventListener('click', () => {
@@ -456,65 +464,816 @@
     return wrap;
   }
 
-  function upsertApproval(approval) {
-    if (!approval || approval.id === undefined) return;
-    const id = String(approval.id);
-    state.approvals.set(id, approval);
-    const card = make('div', 'card approval-card');
-    card.dataset.approvalId = id;
-    card.dataset.status = approval.status || 'pending';
-    card.setAttribute('role', 'group');
-    card.setAttribute('aria-label', `Approval for ${approval.tool || 'tool'}`);
+  /* ------------------------------------------------------------- approvals */
 
+  const APPROVAL_STATUS_TEXT = { pending: 'Pending', approved: 'Approved', rejected: 'Rejected', edited: 'Edited' };
+  const DECISION_TIMEOUT_MS = 20000;
+  const LONG_VALUE_CHARS = 400;
+  const TEXTAREA_KEYS = /^(body|content|text|message|description|comment|notes?|html|markdown|summary|details)$/i;
+  let uidCounter = 0;
+
+  function uid(prefix) {
+    uidCounter += 1;
+    return `${prefix}-${uidCounter}`;
+  }
+
+  function isDecided(approval) {
+    return !!approval && (approval.status || 'pending') !== 'pending';
+  }
+
+  function capitalize(s) {
+    const t = String(s || '');
+    return t ? t[0].toUpperCase() + t.slice(1) : '';
+  }
+
+  function sameDay(a, b) {
+    return a.getFullYear() === b.getFullYear() && a.getMonth() === b.getMonth() && a.getDate() === b.getDate();
+  }
+
+  // "14:02" today, "3 Mar 2025, 14:02" on another day.
+  function formatWhen(iso) {
+    const t = timeOf(iso);
+    if (!t) return '';
+    const d = new Date(t);
+    if (sameDay(d, new Date())) return d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+    return d.toLocaleString([], { dateStyle: 'medium', timeStyle: 'short' });
+  }
+
+  function timeElement(iso, className) {
+    const node = make('time', className, formatWhen(iso));
+    node.dateTime = String(iso);
+    const t = timeOf(iso);
+    if (t) node.title = new Date(t).toLocaleString();
+    return node;
+  }
+
+  // "Approved by alice · 14:02", "Rejected by alice · 14:02 — comment: …"
+  function buildDecision(approval) {
+    const p = make('p', 'approval-decision');
+    const status = approval.status || '';
+    let lead = APPROVAL_STATUS_TEXT[status] || capitalize(status);
+    if (approval.decided_by) lead += ` by ${approval.decided_by}`;
+    p.append(document.createTextNode(lead));
+    if (approval.decided_at && timeOf(approval.decided_at)) {
+      p.append(document.createTextNode(' · '));
+      p.append(timeElement(approval.decided_at, 'approval-decided-at'));
+    }
+    if (typeof approval.comment === 'string' && approval.comment.trim()) {
+      p.append(document.createTextNode(' — comment: '));
+      p.append(make('span', 'approval-comment', approval.comment));
+    }
+    return p;
+  }
+
+  function isPlainObject(v) {
+    return !!v && typeof v === 'object' && !Array.isArray(v);
+  }
+
+  function schemaProperties(schema) {
+    const root = isPlainObject(schema) ? schema : null;
+    return root && isPlainObject(root.properties) ? root.properties : null;
+  }
+
+  function argKeys(args, schema) {
+    const props = schemaProperties(schema);
+    const keys = props ? Object.keys(props).filter((k) => Object.prototype.hasOwnProperty.call(args, k)) : [];
+    for (const k of Object.keys(args)) if (!keys.includes(k)) keys.push(k);
+    return keys;
+  }
+
+  function buildValue(value) {
+    const dd = make('dd', 'arg-value');
+    let text;
+    if (value === null || value === undefined) {
+      dd.classList.add('arg-empty');
+      dd.textContent = 'none';
+      return dd;
+    }
+    if (typeof value === 'object') {
+      dd.classList.add('arg-object');
+      text = formatJSON(value);
+      const pre = make('pre', 'arg-json', text);
+      if (text.length > LONG_VALUE_CHARS) pre.tabIndex = 0; // scrollable: keyboard reachable
+      dd.append(pre);
+      return dd;
+    }
+    if (typeof value === 'string') {
+      dd.classList.add('arg-text');
+      if (!value) {
+        dd.classList.add('arg-empty');
+        dd.textContent = '(empty)';
+        return dd;
+      }
+      dd.textContent = value;
+      if (value.length > LONG_VALUE_CHARS || value.split('\n').length > 10) {
+        dd.classList.add('arg-long');
+        dd.tabIndex = 0;
+      }
+      return dd;
+    }
+    dd.textContent = String(value);
+    return dd;
+  }
+
+  function buildArgs(label, args, schema, { compareTo, className } = {}) {
+    const wrap = make('div', `card-field ${className || ''}`.trim());
+    const labelId = uid('args-label');
+    const heading = make('div', 'card-label', label);
+    heading.id = labelId;
+    wrap.append(heading);
+    if (!isPlainObject(args)) {
+      const pre = make('pre', 'card-args', formatJSON(args));
+      wrap.append(pre);
+      return wrap;
+    }
+    const dl = make('dl', 'approval-args');
+    dl.setAttribute('aria-labelledby', labelId);
+    const keys = argKeys(args, schema);
+    if (!keys.length) {
+      wrap.append(make('p', 'approval-args-none', 'No arguments.'));
+      return wrap;
+    }
+    for (const key of keys) {
+      const row = make('div', 'arg');
+      row.dataset.arg = key;
+      const dt = make('dt', 'arg-name', key);
+      const changed = compareTo && JSON.stringify(compareTo[key]) !== JSON.stringify(args[key]);
+      if (changed) {
+        row.classList.add('arg-changed');
+        dt.append(make('span', 'arg-changed-mark', ' (changed)'));
+      }
+      row.append(dt, buildValue(args[key]));
+      dl.append(row);
+    }
+    wrap.append(dl);
+    return wrap;
+  }
+
+  function buildApprovalHead(approval) {
     const head = make('div', 'card-head');
+    head.id = uid('approval-head');
     head.append(make('span', 'card-kind', 'Approval'));
-    head.append(make('strong', 'card-name', approval.tool || 'tool'));
-    head.append(make('span', 'card-status', approval.status || 'pending'));
-    card.append(head);
-    if (approval.description) card.append(make('p', 'card-description', approval.description));
-    card.append(cardField('Arguments', formatJSON(approval.args || {}), 'card-args'));
-    if (approval.decided_by || approval.decided_at) {
-      const who = approval.decided_by ? `by ${approval.decided_by}` : '';
-      const when = approval.decided_at ? new Date(approval.decided_at).toLocaleString() : '';
-      card.append(make('p', 'card-decided', ['Decided', who, when ? `at ${when}` : ''].filter(Boolean).join(' ')));
-    }
+    head.append(make('strong', 'card-name approval-tool', approval.tool || 'tool'));
+    const status = approval.status || 'pending';
+    const chip = make('span', 'card-status', APPROVAL_STATUS_TEXT[status] || capitalize(status));
+    chip.dataset.status = status;
+    head.append(chip);
+    return head;
+  }
 
-    if ((approval.status || 'pending') === 'pending') {
-      const allowed = Array.isArray(approval.allowed) ? approval.allowed : ['approve', 'reject'];
-      const actions = make('div', 'card-actions');
-      if (allowed.includes('approve')) {
-        const ok = button('btn btn-primary btn-small approve-btn', 'Approve');
-        ok.addEventListener('click', () => decide(card, id, 'approve'));
-        actions.append(ok);
-      }
-      if (allowed.includes('reject')) {
-        const no = button('btn btn-danger btn-small reject-btn', 'Reject');
-        no.addEventListener('click', () => decide(card, id, 'reject'));
-        actions.append(no);
-      }
-      card.append(actions);
+  function buildApprovalBody(approval) {
+    const body = make('div', 'approval-body');
+    if (approval.description) body.append(make('p', 'card-description', approval.description));
+    const args = approval.args === undefined || approval.args === null ? {} : approval.args;
+    const edited = approval.edited_args;
+    if (edited !== undefined && edited !== null) {
+      body.append(buildArgs('Original arguments', args, approval.args_schema, { className: 'approval-original' }));
+      body.append(
+        buildArgs('Edited arguments', edited, approval.args_schema, {
+          className: 'approval-edited',
+          compareTo: isPlainObject(args) ? args : undefined,
+        }),
+      );
+    } else {
+      body.append(buildArgs('Arguments', args, approval.args_schema));
     }
+    if (isDecided(approval)) body.append(buildDecision(approval));
+    return body;
+  }
 
-    const old = el.messages.querySelector(`.approval-card[data-approval-id="${CSS.escape(id)}"]`);
-    const hadFocus = old && old.contains(document.activeElement);
-    if (old) old.replaceWith(card);
-    else el.messages.append(card);
-    if (hadFocus) {
-      const target = card.querySelector('button') || el.composer;
-      target.focus();
+  function allowedOf(approval) {
+    return Array.isArray(approval.allowed) ? approval.allowed.map(String) : ['approve', 'reject'];
+  }
+
+  function findApprovalCard(id) {
+    return el.messages.querySelector(`.approval-card[data-approval-id="${CSS.escape(id)}"]`);
+  }
+
+  function itemTime(node) {
+    if (node.classList.contains('message')) {
+      const m = state.messages.get(node.dataset.messageId || '');
+      return m ? timeOf(m.created_at) : 0;
     }
-    syncSidebarStatus();
+    if (node.classList.contains('approval-card')) {
+      const a = state.approvals.get(node.dataset.approvalId || '');
+      return a ? timeOf(a.created_at) : 0;
+    }
+    return 0;
+  }
+
+  // Put a card among the messages by its created_at (snapshot, history).
+  function placeByTime(card, approval) {
+    const t = timeOf(approval.created_at);
+    if (t) {
+      for (const child of el.messages.children) {
+        if (child === card) continue;
+        const ct = itemTime(child);
+        if (ct && ct > t) {
+          el.messages.insertBefore(card, child);
+          return;
+        }
+      }
+    }
+    el.messages.append(card);
+  }
+
+  /**
+   * Show an approval: a new card, or the existing one updated in place.
+   * place: 'append' (a live frame: it happens now) or 'time' (snapshot, history).
+   */
+  function upsertApproval(approval, { place = 'append' } = {}) {
+    if (!approval || approval.id === undefined || approval.id === null) return;
+    const id = String(approval.id);
+    const previous = state.approvals.get(id);
+    // Approvals only move from pending to decided: an older pending copy never undoes a decision.
+    if (previous && isDecided(previous) && !isDecided(approval)) return;
+    state.approvals.set(id, approval);
+
+    let card = findApprovalCard(id);
+    if (!card && state.reuseCards) card = state.reuseCards.get(id) || null;
+    const isNew = !card;
+    if (!card) {
+      card = make('div', 'card approval-card');
+      card.dataset.approvalId = id;
+      card.tabIndex = -1;
+      card.setAttribute('role', 'group');
+    }
+    if (!card.isConnected) {
+      if (place === 'time') placeByTime(card, approval);
+      else el.messages.append(card);
+    }
+    renderApprovalCard(card, approval, id);
+    if (isNew || !isDecided(previous) !== !isDecided(approval)) syncSidebarStatus();
     scheduleScroll();
   }
 
-  function decide(card, approvalId, decision) {
-    const sent = sendFrame({ type: 'approval.decide', approval_id: approvalId, decision });
-    if (!sent) {
-      showNotice('Not connected. Your decision was not sent; try again when the connection is back.', { key: 'decide-offline' });
+  function renderApprovalCard(card, approval, id) {
+    const status = approval.status || 'pending';
+    const hadFocus = card.contains(document.activeElement) && document.activeElement !== card;
+    card.id = `approval-${id}`;
+    card.dataset.status = status;
+    card.dataset.tool = approval.tool || '';
+
+    const head = buildApprovalHead(approval);
+    const oldHead = card.querySelector(':scope > .card-head');
+    if (oldHead) oldHead.replaceWith(head);
+    else card.prepend(head);
+    card.setAttribute('aria-labelledby', head.id);
+
+    const body = buildApprovalBody(approval);
+    const oldBody = card.querySelector(':scope > .approval-body');
+    if (oldBody) oldBody.replaceWith(body);
+    else head.after(body);
+
+    let error = card.querySelector(':scope > .card-error');
+    if (!error) {
+      error = make('p', 'card-error');
+      error.setAttribute('role', 'alert');
+      error.hidden = true;
+      body.after(error);
+    }
+
+    const allowed = allowedOf(approval).filter((d) => ['approve', 'reject', 'edit'].includes(d));
+    let controls = card.querySelector(':scope > .approval-controls');
+    if (status === 'pending' && allowed.length) {
+      const key = allowed.join(',');
+      if (!controls || controls.dataset.allowed !== key) {
+        const fresh = buildControls(card, approval, id, allowed);
+        if (controls) controls.replaceWith(fresh);
+        else card.append(fresh);
+        controls = fresh;
+      }
+      setCardBusy(card, state.deciding.has(id));
+    } else {
+      const mine = state.deciding.get(id);
+      if (mine) {
+        clearTimeout(mine.timer);
+        state.deciding.delete(id);
+        hideCardError(card); // our decision went through
+      }
+      delete card.dataset.deciding;
+      card.removeAttribute('aria-busy');
+      if (controls) {
+        const focusInside = controls.contains(document.activeElement);
+        controls.remove();
+        if (focusInside) card.focus({ preventScroll: true });
+      }
+    }
+    if (hadFocus && !card.contains(document.activeElement)) card.focus({ preventScroll: true });
+  }
+
+  function showCardError(card, text) {
+    const error = card.querySelector(':scope > .card-error');
+    if (!error) return;
+    error.textContent = text;
+    error.hidden = false;
+  }
+
+  function hideCardError(card) {
+    const error = card.querySelector(':scope > .card-error');
+    if (!error) return;
+    error.textContent = '';
+    error.hidden = true;
+  }
+
+  function setCardBusy(card, busy) {
+    const controls = card.querySelector(':scope > .approval-controls');
+    if (busy) {
+      if (controls && controls.contains(document.activeElement)) card.focus({ preventScroll: true });
+      card.dataset.deciding = state.deciding.get(card.dataset.approvalId)?.decision || 'true';
+      card.setAttribute('aria-busy', 'true');
+    } else {
+      delete card.dataset.deciding;
+      card.removeAttribute('aria-busy');
+    }
+    if (!controls) return;
+    for (const b of controls.querySelectorAll('button')) b.disabled = busy;
+    const progress = controls.querySelector('.approval-progress');
+    if (progress) progress.hidden = !busy;
+  }
+
+  function buildControls(card, approval, id, allowed) {
+    const controls = make('div', 'approval-controls');
+    controls.dataset.allowed = allowed.join(',');
+    const actions = make('div', 'card-actions');
+    controls.append(actions);
+
+    let rejectPanel = null;
+    let editForm = null;
+    let rejectBtn = null;
+    let editBtn = null;
+
+    const closePanels = (except) => {
+      if (rejectPanel && except !== rejectPanel) {
+        rejectPanel.hidden = true;
+        rejectBtn.setAttribute('aria-expanded', 'false');
+      }
+      if (editForm && except !== editForm) {
+        editForm.hidden = true;
+        editBtn.setAttribute('aria-expanded', 'false');
+      }
+    };
+
+    if (allowed.includes('approve')) {
+      const ok = button('btn btn-primary btn-small approve-btn', 'Approve');
+      ok.addEventListener('click', () => {
+        closePanels(null);
+        decide(id, 'approve');
+      });
+      actions.append(ok);
+    }
+
+    if (allowed.includes('reject')) {
+      rejectBtn = button('btn btn-danger btn-small reject-btn', 'Reject');
+      rejectPanel = make('div', 'reject-panel');
+      rejectPanel.id = uid('reject-panel');
+      rejectPanel.hidden = true;
+      rejectBtn.setAttribute('aria-expanded', 'false');
+      rejectBtn.setAttribute('aria-controls', rejectPanel.id);
+
+      const commentId = uid('reject-comment');
+      const label = make('label', 'field-label', 'Reason (optional)');
+      label.htmlFor = commentId;
+      const comment = make('textarea', 'field-input reject-comment');
+      comment.id = commentId;
+      comment.rows = 2;
+      comment.maxLength = 2000;
+      comment.placeholder = 'Tell the assistant why (optional)';
+      const row = make('div', 'card-actions');
+      const confirm = button('btn btn-danger btn-small confirm-reject-btn', 'Confirm reject');
+      const cancel = button('btn btn-quiet btn-small cancel-reject-btn', 'Cancel');
+      row.append(confirm, cancel);
+      rejectPanel.append(label, comment, row);
+
+      rejectBtn.addEventListener('click', () => {
+        const open = rejectPanel.hidden;
+        closePanels(rejectPanel);
+        rejectPanel.hidden = !open;
+        rejectBtn.setAttribute('aria-expanded', open ? 'true' : 'false');
+        if (open) comment.focus();
+      });
+      const doReject = () => {
+        const text = comment.value.trim();
+        decide(id, 'reject', text ? { comment: text } : {});
+      };
+      confirm.addEventListener('click', doReject);
+      cancel.addEventListener('click', () => {
+        rejectPanel.hidden = true;
+        rejectBtn.setAttribute('aria-expanded', 'false');
+        rejectBtn.focus();
+      });
+      comment.addEventListener('keydown', (e) => {
+        if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) {
+          e.preventDefault();
+          if (!confirm.disabled) doReject();
+        } else if (e.key === 'Escape') {
+          e.preventDefault();
+          cancel.click();
+        }
+      });
+      actions.append(rejectBtn);
+    }
+
+    if (allowed.includes('edit')) {
+      editBtn = button('btn btn-small edit-btn', 'Edit');
+      editForm = buildEditForm(approval, id, () => {
+        editForm.hidden = true;
+        editBtn.setAttribute('aria-expanded', 'false');
+        editBtn.focus();
+      });
+      editForm.id = uid('edit-form');
+      editForm.hidden = true;
+      editBtn.setAttribute('aria-expanded', 'false');
+      editBtn.setAttribute('aria-controls', editForm.id);
+      editBtn.addEventListener('click', () => {
+        const open = editForm.hidden;
+        closePanels(editForm);
+        editForm.hidden = !open;
+        editBtn.setAttribute('aria-expanded', open ? 'true' : 'false');
+        if (open) {
+          const first = editForm.querySelector('input, textarea, select');
+          if (first) first.focus();
+        }
+      });
+      actions.append(editBtn);
+    }
+
+    const progress = make('span', 'approval-progress', 'Sending your decision…');
+    progress.setAttribute('role', 'status');
+    progress.hidden = true;
+    actions.append(progress);
+
+    if (rejectPanel) controls.append(rejectPanel);
+    if (editForm) controls.append(editForm);
+    return controls;
+  }
+
+  /* ----------------------------------------------- edit form from a schema */
+
+  function resolveRef(schema, root) {
+    let s = schema;
+    for (let i = 0; i < 5 && isPlainObject(s) && typeof s.$ref === 'string'; i += 1) {
+      const m = /^#\/(\$defs|definitions)\/(.+)$/.exec(s.$ref);
+      const defs = m && isPlainObject(root) ? root[m[1]] : null;
+      const target = defs && isPlainObject(defs) ? defs[m[2]] : null;
+      if (!target) break;
+      const { $ref, ...rest } = s;
+      s = { ...target, ...rest };
+    }
+    return isPlainObject(s) ? s : {};
+  }
+
+  // The field a property gets: {kind, nullable, schema} with anyOf/oneOf/type lists unwrapped.
+  function fieldSpec(propSchema, root) {
+    let s = resolveRef(propSchema, root);
+    let nullable = false;
+    const variants = Array.isArray(s.anyOf) ? s.anyOf : Array.isArray(s.oneOf) ? s.oneOf : null;
+    if (variants) {
+      const resolved = variants.map((v) => resolveRef(v, root));
+      const nonNull = resolved.filter((v) => v.type !== 'null');
+      nullable = nonNull.length < resolved.length;
+      const { anyOf, oneOf, ...outer } = s;
+      s = nonNull.length === 1 ? { ...nonNull[0], ...outer } : { ...outer, type: nonNull.length ? undefined : 'null' };
+      if (nonNull.length > 1) return { kind: 'json', nullable, schema: s };
+    }
+    let type = s.type;
+    if (Array.isArray(type)) {
+      nullable = nullable || type.includes('null');
+      const rest = type.filter((t) => t !== 'null');
+      type = rest.length === 1 ? rest[0] : undefined;
+    }
+    let kind = 'json';
+    if (Array.isArray(s.enum) && s.enum.length && s.enum.every((v) => typeof v === 'string')) kind = 'enum';
+    else if (type === 'string') kind = s.format === 'date' ? 'date' : 'string';
+    else if (type === 'integer' || type === 'number') kind = type;
+    else if (type === 'boolean') kind = 'boolean';
+    return { kind, nullable, schema: s };
+  }
+
+  function buildEditForm(approval, id, onCancel) {
+    const form = make('form', 'edit-form');
+    const root = isPlainObject(approval.args_schema) ? approval.args_schema : null;
+    const props = schemaProperties(root);
+    const args = isPlainObject(approval.args) ? approval.args : {};
+    const required = new Set(root && Array.isArray(root.required) ? root.required.map(String) : []);
+    const fields = [];
+
+    form.append(make('p', 'edit-intro', 'Change the arguments, then send them. The assistant will use your version.'));
+
+    if (props) {
+      for (const [key, propSchema] of Object.entries(props)) {
+        const spec = fieldSpec(propSchema, root);
+        fields.push(buildEditField(form, key, spec, args, required.has(key)));
+      }
+    } else {
+      // No schema: edit the whole arguments object as JSON.
+      const spec = { kind: 'json', nullable: false, schema: { type: 'object', title: 'Arguments (JSON)' } };
+      const field = buildEditField(form, '', spec, { '': args }, true);
+      field.whole = true;
+      fields.push(field);
+    }
+    const extras = props ? Object.keys(args).filter((k) => !Object.prototype.hasOwnProperty.call(props, k)) : [];
+
+    const commentId = uid('edit-comment');
+    const cWrap = make('div', 'edit-field');
+    const cLabel = make('label', 'field-label', 'Comment (optional)');
+    cLabel.htmlFor = commentId;
+    const comment = make('textarea', 'field-input edit-comment');
+    comment.id = commentId;
+    comment.rows = 2;
+    comment.maxLength = 2000;
+    cWrap.append(cLabel, comment);
+    form.append(cWrap);
+
+    const row = make('div', 'card-actions');
+    const submit = make('button', 'btn btn-primary btn-small submit-edit-btn', 'Send edited version');
+    submit.type = 'submit';
+    const cancel = button('btn btn-quiet btn-small cancel-edit-btn', 'Cancel');
+    cancel.addEventListener('click', onCancel);
+    row.append(submit, cancel);
+    form.append(row);
+
+    form.addEventListener('keydown', (e) => {
+      if (e.key === 'Escape') {
+        e.preventDefault();
+        onCancel();
+      }
+    });
+
+    form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      if (state.deciding.has(id)) return;
+      let out = {};
+      for (const k of extras) out[k] = args[k];
+      let firstBad = null;
+      for (const field of fields) {
+        const result = field.read();
+        if (result.error) {
+          field.setError(result.error);
+          if (!firstBad) firstBad = field;
+          continue;
+        }
+        field.setError('');
+        if (field.whole) out = result.value;
+        else if (result.value !== undefined) out[field.key] = result.value;
+      }
+      if (firstBad) {
+        firstBad.control.focus();
+        return;
+      }
+      if (!isPlainObject(out)) {
+        fields[0].setError('The arguments must be a JSON object.');
+        fields[0].control.focus();
+        return;
+      }
+      const text = comment.value.trim();
+      decide(id, 'edit', text ? { args: out, comment: text } : { args: out });
+    });
+    return form;
+  }
+
+  function buildEditField(form, key, spec, args, isRequired) {
+    const { kind, nullable, schema } = spec;
+    const fieldId = uid('edit-field');
+    const wrap = make('div', `edit-field edit-field-${kind}`);
+    wrap.dataset.arg = key;
+    const has = Object.prototype.hasOwnProperty.call(args, key);
+    let value = has ? args[key] : schema.default;
+    if (value === undefined) value = null;
+
+    const label = make('label', 'field-label', schema.title && typeof schema.title === 'string' ? schema.title : key || 'Arguments');
+    label.htmlFor = fieldId;
+    if (key && schema.title && schema.title.toLowerCase() !== key.toLowerCase()) {
+      label.append(make('span', 'field-key', ` (${key})`));
+    }
+    if (isRequired && kind !== 'boolean') {
+      const mark = make('span', 'field-required', ' *');
+      mark.setAttribute('aria-hidden', 'true');
+      label.append(mark);
+    }
+    const describedBy = [];
+    let hint = null;
+    if (typeof schema.description === 'string' && schema.description) {
+      hint = make('p', 'field-hint', schema.description);
+      hint.id = uid('edit-hint');
+      describedBy.push(hint.id);
+    }
+    const errorEl = make('p', 'field-error');
+    errorEl.id = uid('edit-error');
+    errorEl.hidden = true;
+    errorEl.setAttribute('aria-live', 'polite');
+
+    let control;
+    if (kind === 'boolean') {
+      control = make('input', 'field-check');
+      control.type = 'checkbox';
+      control.checked = value === true;
+    } else if (kind === 'enum') {
+      control = make('select', 'field-input');
+      if (!isRequired || nullable) control.append(make('option', '', '—'));
+      for (const opt of schema.enum) {
+        const o = make('option', '', opt);
+        o.value = opt;
+        control.append(o);
+      }
+      control.value = typeof value === 'string' ? value : '';
+    } else if (kind === 'integer' || kind === 'number') {
+      control = make('input', 'field-input');
+      control.type = 'number';
+      control.step = kind === 'integer' ? '1' : 'any';
+      if (typeof schema.minimum === 'number') control.min = String(schema.minimum);
+      if (typeof schema.maximum === 'number') control.max = String(schema.maximum);
+      control.value = typeof value === 'number' ? String(value) : '';
+    } else if (kind === 'date') {
+      control = make('input', 'field-input');
+      control.type = 'date';
+      control.value = typeof value === 'string' && /^\d{4}-\d{2}-\d{2}/.test(value) ? value.slice(0, 10) : '';
+    } else if (kind === 'string') {
+      const text = value === null ? '' : typeof value === 'string' ? value : formatJSON(value);
+      const maxLength = typeof schema.maxLength === 'number' ? schema.maxLength : null;
+      const long = TEXTAREA_KEYS.test(key) || text.includes('\n') || text.length > 120 || (maxLength !== null && maxLength > 5000);
+      if (long) {
+        control = make('textarea', 'field-input field-long');
+        control.rows = Math.min(12, Math.max(4, text.split('\n').length + 1));
+      } else {
+        control = make('input', 'field-input');
+        control.type = schema.format === 'email' ? 'email' : 'text';
+        if (schema.format === 'email') control.autocomplete = 'off';
+      }
+      control.value = text;
+      if (maxLength !== null && maxLength >= 0) control.maxLength = maxLength;
+      if (typeof schema.minLength === 'number' && schema.minLength > 0) control.minLength = schema.minLength;
+    } else {
+      control = make('textarea', 'field-input field-json');
+      const text = value === null && !has ? '' : JSON.stringify(value, null, 2);
+      control.value = text;
+      control.rows = Math.min(12, Math.max(3, text.split('\n').length + 1));
+      control.spellcheck = false;
+      describedBy.push(errorEl.id);
+    }
+    control.id = fieldId;
+    control.name = key || 'args';
+    if (isRequired && kind !== 'boolean') control.required = true;
+    if (kind !== 'json') describedBy.push(errorEl.id);
+    if (describedBy.length) control.setAttribute('aria-describedby', describedBy.join(' '));
+
+    if (kind === 'boolean') {
+      const line = make('div', 'field-check-row');
+      line.append(control, label);
+      wrap.append(line);
+    } else {
+      wrap.append(label, control);
+    }
+    if (hint) wrap.append(hint);
+    wrap.append(errorEl);
+    form.append(wrap);
+
+    const blank = () => {
+      if (nullable) return { value: null };
+      if (!isRequired && !has) return { value: undefined };
+      return null;
+    };
+
+    const read = () => {
+      if (kind === 'boolean') return { value: control.checked };
+      const raw = control.value;
+      if (kind === 'json') {
+        if (!raw.trim()) {
+          if (isRequired) return { error: 'This field is required (JSON).' };
+          return blank() || { value: undefined };
+        }
+        let parsed;
+        try {
+          parsed = JSON.parse(raw);
+        } catch (err) {
+          return { error: `This is not valid JSON: ${err && err.message ? err.message : 'syntax error'}` };
+        }
+        const t = schema.type;
+        if (t === 'object' && !isPlainObject(parsed)) return { error: 'This must be a JSON object, like {"key": "value"}.' };
+        if (t === 'array' && !Array.isArray(parsed)) return { error: 'This must be a JSON array, like [1, 2].' };
+        return { value: parsed };
+      }
+      if (kind === 'integer' || kind === 'number') {
+        if (raw.trim() === '') {
+          if (isRequired) return { error: 'This field is required.' };
+          return blank() || { value: undefined };
+        }
+        const n = Number(raw);
+        if (!Number.isFinite(n)) return { error: 'Enter a number.' };
+        if (kind === 'integer' && !Number.isInteger(n)) return { error: 'Enter a whole number.' };
+        return { value: n };
+      }
+      if (raw === '') {
+        if (isRequired) return { error: 'This field is required.' };
+        return blank() || { value: kind === 'string' ? '' : undefined };
+      }
+      if (typeof schema.maxLength === 'number' && Array.from(raw).length > schema.maxLength) {
+        return { error: `At most ${schema.maxLength} characters.` };
+      }
+      return { value: raw };
+    };
+
+    const setError = (text) => {
+      errorEl.textContent = text;
+      errorEl.hidden = !text;
+      if (text) control.setAttribute('aria-invalid', 'true');
+      else control.removeAttribute('aria-invalid');
+    };
+    control.addEventListener('input', () => {
+      if (!errorEl.hidden) setError('');
+    });
+    return { key, control, read, setError };
+  }
+
+  /* ------------------------------------------------------------ deciding */
+
+  function decide(id, decision, extra = {}) {
+    if (state.deciding.has(id)) return; // a double click sends one frame
+    const approval = state.approvals.get(id);
+    const card = findApprovalCard(id);
+    if (!approval || !card || isDecided(approval)) return;
+    hideCardError(card);
+    const frame = { type: 'approval.decide', approval_id: String(approval.id), decision, ...extra };
+    const bytes = new TextEncoder().encode(JSON.stringify(frame)).length;
+    if (bytes > MAX_FRAME_BYTES) {
+      showCardError(card, 'Your edit is too large to send (64 KiB limit). Please shorten it.');
       return;
     }
-    card.dataset.deciding = decision;
-    for (const b of card.querySelectorAll('.card-actions button')) b.disabled = true;
+    if (!sendFrame(frame)) {
+      showCardError(card, 'Not connected. Your decision was not sent; try again when the connection is back.');
+      return;
+    }
+    const timer = setTimeout(() => {
+      if (!state.deciding.has(id)) return;
+      failDecision(id, 'No answer from the server yet. Your decision may not have arrived; you can try again.');
+    }, DECISION_TIMEOUT_MS);
+    state.deciding.set(id, { decision, timer });
+    state.lastSent = { type: 'approval.decide', approvalId: id };
+    setCardBusy(card, true);
+  }
+
+  function failDecision(id, text) {
+    const entry = state.deciding.get(id);
+    if (entry) clearTimeout(entry.timer);
+    state.deciding.delete(id);
+    const card = findApprovalCard(id);
+    if (!card) {
+      if (text) showNotice(text, { kind: 'error' });
+      return;
+    }
+    setCardBusy(card, false);
+    if (text) showCardError(card, text);
+  }
+
+  function resetDecisions() {
+    for (const [id, entry] of state.deciding) {
+      clearTimeout(entry.timer);
+      const card = findApprovalCard(id);
+      state.deciding.delete(id);
+      if (card) setCardBusy(card, false);
+    }
+  }
+
+  /* ------------------------------------------- decided approvals, hash link */
+
+  function hashedApprovalId() {
+    const m = /^#approval-(.+)$/.exec(location.hash || '');
+    if (!m) return '';
+    try {
+      return decodeURIComponent(m[1]);
+    } catch (_) {
+      return m[1];
+    }
+  }
+
+  function revealHashedApproval() {
+    const id = state.revealApproval;
+    if (!id) return;
+    const card = findApprovalCard(id);
+    if (!card) return;
+    state.revealApproval = '';
+    state.stick = false;
+    requestAnimationFrame(() => {
+      if (!card.isConnected) return;
+      card.scrollIntoView({ block: 'center' });
+      card.focus({ preventScroll: true });
+      card.classList.add('approval-highlight');
+      setTimeout(() => card.classList.remove('approval-highlight'), 2500);
+    });
+  }
+
+  function jumpToPendingApproval() {
+    for (const card of el.messages.querySelectorAll('.approval-card[data-status="pending"]')) {
+      state.stick = false;
+      card.scrollIntoView({ block: 'center' });
+      const first = card.querySelector('.approve-btn, .reject-btn, .edit-btn');
+      (first && !first.disabled ? first : card).focus({ preventScroll: true });
+      return;
+    }
+  }
+
+  function notifyApprovalsChanged() {
+    document.dispatchEvent(new CustomEvent('approvals:changed'));
   }
 
   function upsertTool(frame) {
@@ -582,8 +1341,9 @@
 
   function updateTyping() {
     const streaming = !!el.messages.querySelector('.message[data-streaming="true"]');
-    const waiting = state.activeRun && state.activeRun.status === 'waiting';
-    el.typing.hidden = !(runIsActive() && !streaming) || !!waiting;
+    const waiting = !!(state.activeRun && state.activeRun.status === 'waiting');
+    el.typing.hidden = !(runIsActive() && !streaming) || waiting;
+    if (el.waiting) el.waiting.hidden = !waiting;
   }
 
   /* ------------------------------------------------------------- composer UI */
@@ -712,6 +1472,7 @@
     for (const entry of state.outbox) {
       if (entry.convId !== state.conversationId || entry.sentOn === ws) continue;
       ws.send(JSON.stringify({ type: 'message.send', content: entry.content, client_id: entry.clientId }));
+      state.lastSent = { type: 'message.send' };
       entry.sentOn = ws;
       entry.sentCount += 1;
     }
@@ -800,6 +1561,7 @@
     const ws = state.ws;
     if (!ws || ws.readyState !== WebSocket.OPEN) return false;
     ws.send(JSON.stringify(obj));
+    state.lastSent = { type: obj.type };
     return true;
   }
 
@@ -985,6 +1747,7 @@
         break;
       case 'approval':
         upsertApproval(frame.approval);
+        notifyApprovalsChanged();
         break;
       case 'tool':
         upsertTool(frame);
@@ -1011,13 +1774,32 @@
 
     if (frame.conversation) applyConversation(frame.conversation);
 
+    // Keep the approval cards (an open edit form, a typed comment) and the focus across a resync.
+    const focused = el.messages.contains(document.activeElement) ? document.activeElement : null;
+    const keep = new Map();
+    for (const card of el.messages.querySelectorAll('.approval-card')) keep.set(card.dataset.approvalId, card);
+    const known = Array.from(state.approvals.values());
+    resetDecisions();
+
     state.messages.clear();
     state.messageEls.clear();
     state.approvals.clear();
     el.messages.replaceChildren();
     const messages = Array.isArray(frame.messages) ? frame.messages : [];
     for (const m of messages) upsertMessage(m);
-    for (const a of Array.isArray(frame.approvals) ? frame.approvals : []) upsertApproval(a);
+    // approval_history holds every approval of the conversation, decided ones too.
+    const listedApprovals = Array.isArray(frame.approval_history) ? frame.approval_history
+      : Array.isArray(frame.approvals) ? frame.approvals : [];
+    const listed = new Set(listedApprovals.map((a) => String(a && a.id)));
+    const approvals = known.filter((a) => !listed.has(String(a.id))).concat(listedApprovals);
+    approvals.sort((a, b) => timeOf(a && a.created_at) - timeOf(b && b.created_at));
+    state.reuseCards = keep;
+    try {
+      for (const a of approvals) upsertApproval(a, { place: 'time' });
+    } finally {
+      state.reuseCards = null;
+    }
+    if (focused && focused.isConnected && document.activeElement !== focused) focused.focus({ preventScroll: true });
 
     state.activeRun = frame.run && OPEN_RUN.has(frame.run.status) ? { ...frame.run, id: String(frame.run.id) } : null;
     if (!state.activeRun) state.cancelling = null;
@@ -1029,6 +1811,8 @@
     renderOutbox();
     updateEmptyState();
     scheduleScroll(true);
+    revealHashedApproval();
+    notifyApprovalsChanged();
   }
 
   function onMessageFrame(message) {
@@ -1047,6 +1831,13 @@
 
   function onErrorFrame(frame) {
     const text = typeof frame.message === 'string' && frame.message ? frame.message : `Error: ${frame.code || 'unknown'}`;
+    // A refused decision: say so on its card, where the user is looking.
+    const last = state.lastSent;
+    if (last && last.type === 'approval.decide' && state.deciding.has(last.approvalId)) {
+      state.lastSent = null;
+      failDecision(last.approvalId, text);
+      return;
+    }
     showNotice(text, { kind: 'error' });
     // A refused message.send: give the text back instead of retrying forever.
     if (['bad_request', 'too_large', 'rate_limited', 'conflict'].includes(frame.code)) {
@@ -1062,10 +1853,7 @@
       }
     }
     // Re-enable decisions that may have been refused.
-    for (const card of el.messages.querySelectorAll('.approval-card[data-deciding]')) {
-      delete card.dataset.deciding;
-      for (const b of card.querySelectorAll('.card-actions button')) b.disabled = false;
-    }
+    resetDecisions();
     if (state.cancelling) {
       state.cancelling = null;
       updateControls();
@@ -1402,7 +2190,9 @@
     state.cancelling = null;
     state.messages.clear();
     state.messageEls.clear();
+    resetDecisions();
     state.approvals.clear();
+    state.revealApproval = hashedApprovalId();
     state.stick = true;
     el.app.dataset.conversationId = id;
     el.messages.replaceChildren();
@@ -1524,6 +2314,15 @@
       if (phone.matches) el.composer.focus();
     }
   });
+
+  window.addEventListener('hashchange', () => {
+    const id = hashedApprovalId();
+    if (!id) return;
+    state.revealApproval = id;
+    revealHashedApproval();
+  });
+
+  if (el.waitingJump) el.waitingJump.addEventListener('click', () => jumpToPendingApproval());
 
   window.addEventListener('popstate', () => {
     openConversation(idFromPath(location.pathname));

@@ -59,6 +59,6 @@ async def test_openai_compatible_server_streams_and_sees_earlier_turns(make_serv
     last = FakeOpenAI.requests[-1]
     assert last["path"] == "/v1/chat/completions" and last["auth"] == "Bearer sk-test"
     assert last["body"]["model"] == "local-model" and last["body"]["stream"] is True
-    assert [t["function"]["name"] for t in last["body"]["tools"]] == ["current_time"]
+    assert [t["function"]["name"] for t in last["body"]["tools"]] == ["send_email", "create_task", "http_post", "current_time"]
     said = [(m["role"], m["content"]) for m in last["body"]["messages"] if m["role"] != "system"]
     assert said == [("user", "first question"), ("assistant", "Reply number 1"), ("user", "second question")]

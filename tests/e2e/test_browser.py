@@ -64,3 +64,41 @@ def test_phone_width_hides_the_sidebar_behind_a_menu(server, page, screenshot, b
     page.wait_for_function("document.querySelector('#sidebar').getBoundingClientRect().left >= 0")
     expect(page.locator("#new-chat")).to_be_in_viewport(ratio=1)
     screenshot(f"phone-sidebar-{backend}")
+
+
+@pytest.fixture
+def mail_server(make_server, tmp_path):
+    return make_server(
+        EMAIL_BACKEND="django.core.mail.backends.filebased.EmailBackend", EMAIL_FILE_PATH=str(tmp_path / "mail")
+    ).start()
+
+
+def test_approval_card_approve_and_the_decision_after_reload(mail_server, page, screenshot, backend, tmp_path):
+    page.goto(f"{mail_server.url}/accounts/login/")
+    page.fill("#id_username", "alice")
+    page.fill("#id_password", PASSWORD)
+    page.click("#login-submit")
+    page.fill("#composer", "email bob@example.com Lunch: see you at noon")
+    page.keyboard.press("Enter")
+
+    card = page.locator('.approval-card[data-status="pending"]')
+    expect(card).to_be_visible(timeout=15_000)
+    expect(card.locator(".card-description")).to_have_text("Send an e-mail to bob@example.com with the subject “Lunch”")
+    expect(card.locator('.arg[data-arg="to"]')).to_contain_text("bob@example.com")
+    expect(page.locator("#approvals-count")).to_have_text("1")
+    screenshot(f"approval-pending-{backend}")
+
+    card.locator(".approve-btn").click()
+    decided = page.locator('.approval-card[data-status="approved"]')
+    expect(decided.locator(".approval-decision")).to_contain_text("Approved by alice")
+    expect(page.locator(".message.assistant").last).to_contain_text("The e-mail was sent.", timeout=15_000)
+    assert len(list((tmp_path / "mail").glob("*"))) == 1
+
+    page.reload()
+    expect(page.locator('.approval-card[data-status="approved"] .approval-decision')).to_contain_text("Approved by alice")
+    expect(page.locator(".approval-card .approve-btn")).to_have_count(0)
+    expect(page.locator("#approvals-count")).to_be_hidden()
+    screenshot(f"approval-decided-{backend}")
+
+    page.goto(f"{mail_server.url}/approvals/")
+    expect(page.locator("#approvals-empty")).to_be_visible()

@@ -1,0 +1,244 @@
+/* Agent Chat: the approvals inbox (/approvals/). Plain ES, no build step.
+ *
+ * Lists the user's approvals from GET /api/approvals/?status=…, newest first, each
+ * linking to its card in the conversation (/c/<conversation_id>/#approval-<id>).
+ * No innerHTML, no inline styles or handlers: text only through textContent.
+ */
+'use strict';
+
+(() => {
+  const byId = (id) => document.getElementById(id);
+  const list = byId('approvals-list');
+  if (!list) return;
+
+  const el = {
+    list,
+    empty: byId('approvals-empty'),
+    emptyText: byId('approvals-empty-text'),
+    status: byId('approvals-status'),
+    filter: byId('approvals-filter'),
+    refresh: byId('approvals-refresh'),
+  };
+
+  const FILTERS = ['pending', 'all', 'approved', 'rejected', 'edited'];
+  const STATUS_TEXT = { pending: 'Pending', approved: 'Approved', rejected: 'Rejected', edited: 'Edited' };
+  const EMPTY_TEXT = {
+    pending: 'No approvals are waiting for you.',
+    all: 'You have no approvals yet.',
+    approved: 'No approved requests.',
+    rejected: 'No rejected requests.',
+    edited: 'No edited requests.',
+  };
+  const POLL_MS = 30000;
+
+  const state = {
+    filter: 'pending',
+    request: 0,
+    loaded: false,
+  };
+
+  /* ------------------------------------------------------------------ utils */
+
+  function make(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  function timeOf(iso) {
+    const t = Date.parse(iso || '');
+    return Number.isNaN(t) ? 0 : t;
+  }
+
+  function capitalize(s) {
+    const t = String(s || '');
+    return t ? t[0].toUpperCase() + t.slice(1) : '';
+  }
+
+  function formatWhen(iso) {
+    const t = timeOf(iso);
+    if (!t) return '';
+    const d = new Date(t);
+    const now = new Date();
+    const today = d.getFullYear() === now.getFullYear() && d.getMonth() === now.getMonth() && d.getDate() === now.getDate();
+    if (today) return d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+    return d.toLocaleString([], { dateStyle: 'medium', timeStyle: 'short' });
+  }
+
+  function timeElement(iso, className) {
+    const node = make('time', className, formatWhen(iso));
+    node.dateTime = String(iso);
+    const t = timeOf(iso);
+    if (t) node.title = new Date(t).toLocaleString();
+    return node;
+  }
+
+  function conversationTitle(a) {
+    const t = typeof a.conversation_title === 'string' ? a.conversation_title.trim() : '';
+    return t || 'New chat';
+  }
+
+  function filterFromUrl() {
+    const value = new URLSearchParams(location.search).get('status') || 'pending';
+    return FILTERS.includes(value) ? value : 'pending';
+  }
+
+  /* -------------------------------------------------------------- rendering */
+
+  function buildDecision(a) {
+    const p = make('p', 'approval-decision');
+    const status = a.status || '';
+    let lead = STATUS_TEXT[status] || capitalize(status);
+    if (a.decided_by) lead += ` by ${a.decided_by}`;
+    p.append(document.createTextNode(lead));
+    if (a.decided_at && timeOf(a.decided_at)) {
+      p.append(document.createTextNode(' · '));
+      p.append(timeElement(a.decided_at, 'approval-decided-at'));
+    }
+    if (typeof a.comment === 'string' && a.comment.trim()) {
+      p.append(document.createTextNode(' — comment: '));
+      p.append(make('span', 'approval-comment', a.comment));
+    }
+    return p;
+  }
+
+  function buildItem(a) {
+    const id = String(a.id);
+    const status = a.status || 'pending';
+    const li = make('li', 'approval-item');
+    li.dataset.approvalId = id;
+    li.dataset.status = status;
+    if (a.conversation_id !== undefined && a.conversation_id !== null) li.dataset.conversationId = String(a.conversation_id);
+
+    const head = make('div', 'approval-item-head');
+    const headingId = `approval-item-${id.replace(/[^A-Za-z0-9_-]/g, '_')}`;
+    const tool = make('h2', 'approval-item-tool', a.tool || 'tool');
+    tool.id = headingId;
+    const chip = make('span', 'card-status', STATUS_TEXT[status] || capitalize(status));
+    chip.dataset.status = status;
+    head.append(tool, chip);
+    li.append(head);
+    li.setAttribute('aria-labelledby', headingId);
+
+    if (a.description) li.append(make('p', 'approval-item-description', a.description));
+
+    const meta = make('p', 'approval-item-meta');
+    meta.append(document.createTextNode('In '));
+    meta.append(make('span', 'approval-item-conversation', `“${conversationTitle(a)}”`));
+    if (timeOf(a.created_at)) {
+      meta.append(document.createTextNode(' · requested '));
+      meta.append(timeElement(a.created_at, 'approval-item-created'));
+    }
+    li.append(meta);
+
+    if (status !== 'pending') li.append(buildDecision(a));
+
+    if (a.conversation_id !== undefined && a.conversation_id !== null) {
+      const link = make('a', 'btn btn-small approval-link');
+      link.href = `/c/${encodeURIComponent(String(a.conversation_id))}/#approval-${encodeURIComponent(id)}`;
+      link.append(document.createTextNode(status === 'pending' ? 'Review' : 'Open'));
+      link.append(make('span', 'visually-hidden', ` ${a.tool || 'tool'} in “${conversationTitle(a)}”`));
+      if (status === 'pending') link.classList.add('btn-primary');
+      const actions = make('div', 'approval-item-actions');
+      actions.append(link);
+      li.append(actions);
+    }
+    return li;
+  }
+
+  function render(results) {
+    const focusedId = (() => {
+      const item = document.activeElement && document.activeElement.closest ? document.activeElement.closest('.approval-item') : null;
+      return item ? item.dataset.approvalId : null;
+    })();
+    const frag = document.createDocumentFragment();
+    for (const a of results) frag.append(buildItem(a));
+    el.list.replaceChildren(frag);
+    el.list.hidden = results.length === 0;
+    el.empty.hidden = results.length !== 0;
+    el.emptyText.textContent = EMPTY_TEXT[state.filter] || EMPTY_TEXT.pending;
+    if (focusedId) {
+      const link = el.list.querySelector(`.approval-item[data-approval-id="${CSS.escape(focusedId)}"] .approval-link`);
+      if (link) link.focus();
+    }
+  }
+
+  /* ------------------------------------------------------------------ loads */
+
+  async function load({ quiet = false } = {}) {
+    const mine = ++state.request;
+    const filter = state.filter;
+    el.list.setAttribute('aria-busy', 'true');
+    el.status.dataset.kind = 'info';
+    if (!quiet || !state.loaded) {
+      el.status.hidden = false;
+      el.status.textContent = 'Loading…';
+    }
+    let res;
+    let data = null;
+    try {
+      res = await fetch(`/api/approvals/?status=${encodeURIComponent(filter)}`, {
+        credentials: 'same-origin',
+        headers: { Accept: 'application/json' },
+      });
+      if (res.ok) data = await res.json();
+    } catch (_) {
+      res = null;
+    }
+    if (mine !== state.request) return;
+    el.list.setAttribute('aria-busy', 'false');
+    if (res && res.status === 401) {
+      location.assign('/accounts/login/?next=' + encodeURIComponent(location.pathname + location.search));
+      return;
+    }
+    if (!res || !res.ok || !data) {
+      el.status.hidden = false;
+      el.status.dataset.kind = 'error';
+      el.status.textContent = res
+        ? `Could not load approvals (${res.status}). Try again with Refresh.`
+        : 'Network error: the server could not be reached. Try again with Refresh.';
+      return;
+    }
+    const results = (Array.isArray(data.results) ? data.results : []).filter((a) => a && a.id !== undefined && a.id !== null);
+    results.sort((a, b) => timeOf(b.created_at) - timeOf(a.created_at));
+    state.loaded = true;
+    el.status.hidden = true;
+    el.status.textContent = '';
+    delete el.status.dataset.kind;
+    render(results);
+    if (filter === 'pending') {
+      document.dispatchEvent(new CustomEvent('approvals:changed', { detail: { count: results.length } }));
+    }
+  }
+
+  /* ----------------------------------------------------------------- events */
+
+  state.filter = filterFromUrl();
+  if (el.filter) {
+    el.filter.value = state.filter;
+    el.filter.addEventListener('change', () => {
+      const value = FILTERS.includes(el.filter.value) ? el.filter.value : 'pending';
+      state.filter = value;
+      const url = new URL(location.href);
+      if (value === 'pending') url.searchParams.delete('status');
+      else url.searchParams.set('status', value);
+      history.replaceState(null, '', url.pathname + url.search + url.hash);
+      load();
+    });
+  }
+  if (el.refresh) el.refresh.addEventListener('click', () => load());
+
+  document.addEventListener('visibilitychange', () => {
+    if (document.visibilityState === 'visible') load({ quiet: true });
+  });
+  window.addEventListener('online', () => load({ quiet: true }));
+  window.addEventListener('pageshow', (event) => {
+    if (event.persisted) load({ quiet: true }); // back from a conversation: the list may have changed
+  });
+  setInterval(() => {
+    if (document.visibilityState === 'visible' && navigator.onLine !== false) load({ quiet: true });
+  }, POLL_MS);
+
+  load();
+})();
