@@ -334,3 +334,33 @@ async def test_stopping_a_waiting_run_rejects_its_approvals(mail_server, mail_di
         frames = await receive_until(ws, run_ended)
     assert frames[-1]["run"]["status"] == "succeeded"
     assert mails(mail_dir) == []
+
+
+async def test_create_task_needs_no_approval_and_the_user_sees_the_task(mail_server, database):
+    server = mail_server().start()
+    alice, bob = Session(server, "alice"), Session(server, "bob")
+    conversation = alice.create_conversation()
+    async with alice.websocket(conversation["id"]) as ws:
+        await receive(ws)
+        await send(ws, {"type": "message.send", "content": "task water the plants"})
+        frames = await receive_until(ws, run_ended)
+    assert not [f for f in frames if f["type"] == "approval"]
+    assert reply_of(frames) == "The task was created."
+    tasks = alice.request("GET", "/api/tasks/").json()["results"]
+    assert [(t["title"], t["conversation_id"]) for t in tasks] == [("water the plants", conversation["id"])]
+    assert "water the plants" in alice.request("GET", "/tasks/").text
+    assert bob.request("GET", "/api/tasks/").json()["results"] == []
+    assert "water the plants" not in bob.request("GET", "/tasks/").text
+
+
+async def test_the_approval_policy_comes_from_settings(mail_server, mail_dir):
+    server = mail_server(TOOLS_REQUIRING_APPROVAL="create_task").start()
+    alice = Session(server, "alice")
+    conversation = alice.create_conversation()
+    async with alice.websocket(conversation["id"]) as ws:
+        await receive(ws)
+        await send(ws, {"type": "message.send", "content": EMAIL})
+        frames = await receive_until(ws, run_ended)
+        assert not [f for f in frames if f["type"] == "approval"] and len(mails(mail_dir)) == 1
+        approval, _ = await ask(ws, "task needs a yes now")
+    assert approval["tool"] == "create_task"
