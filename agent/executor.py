@@ -11,10 +11,15 @@ import asyncio
 import logging
 import os
 import socket
+import sqlite3
 import uuid
 from collections import defaultdict
 
+import django.db
+import psycopg
+import psycopg_pool
 from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import close_old_connections
 
@@ -31,6 +36,18 @@ from .graph import MODEL_NODE
 
 logger = logging.getLogger(__name__)
 
+# Every process's executor listens here for requests to stop a run it executes.
+CONTROL_GROUP = "agent.control"
+
+TRANSIENT_DATABASE_ERRORS = (
+    django.db.OperationalError,
+    django.db.InterfaceError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    sqlite3.OperationalError,
+    psycopg_pool.PoolTimeout,
+)
+
 
 class RunExecutor:
     def __init__(self, graph):
@@ -41,10 +58,42 @@ class RunExecutor:
         self._tasks: dict[str, asyncio.Task] = {}
         self._cancel_requested: set[str] = set()
         self._maintenance: asyncio.Task | None = None
+        self._control: asyncio.Task | None = None
+        self._control_channel = ""
 
     def start(self) -> None:
-        """Renew this process's leases and take over expired runs, now and every few seconds."""
+        """Renew this process's leases and take over expired runs, now and every few seconds;
+        listen for requests to stop runs that execute here."""
         self._maintenance = asyncio.create_task(self._maintain(), name="run-leases")
+        self._control = asyncio.create_task(self._listen_for_control(), name="run-control")
+
+    async def _listen_for_control(self) -> None:
+        layer = get_channel_layer()
+        self._control_channel = await layer.new_channel()
+        await layer.group_add(CONTROL_GROUP, self._control_channel)
+        while True:
+            message = await layer.receive(self._control_channel)
+            if message.get("type") == "run.cancel":
+                self.cancel(message["run_id"])
+
+    async def request_cancel(self, run: Run, *, user) -> None:
+        """Stop a run wherever it is: waiting (its approvals are rejected), queued (it never
+        starts), executing here, or executing on another process (asked over the channel layer)."""
+        conversation_id = str(run.conversation_id)
+        if run.status == Run.Status.WAITING:
+            cancelled = await services.arun_cancel_waiting(run_id=run.id, user=user)
+            if cancelled is None:
+                raise services.Conflict("the run is no longer waiting")
+            run, approvals = cancelled
+            for approval in approvals:
+                await events.publish(conversation_id, {"type": "approval", "approval": approval_data(approval)})
+            await events.publish(conversation_id, {"type": "run", "run": run_data(run)})
+            return await self.start_next(conversation_id)
+        if run.status == Run.Status.QUEUED and (cancelled := await services.arun_cancel_queued(run_id=run.id)):
+            await events.publish(conversation_id, {"type": "run", "run": run_data(cancelled)})
+            return await self.start_next(conversation_id)
+        if not self.cancel(run.id):
+            await get_channel_layer().group_send(CONTROL_GROUP, {"type": "run.cancel", "run_id": str(run.id)})
 
     def submit(self, run: Run) -> None:
         run_id, conversation_id = str(run.id), str(run.conversation_id)
@@ -56,8 +105,12 @@ class RunExecutor:
         while True:
             try:
                 await services.arun_renew_leases(owner=self.owner)
-                for run in await services.aqueued_runs(owner=self.owner):
-                    self.submit(run)  # e.g. its turn came when a run on another process ended
+                if self._control_channel:  # membership expires on Redis unless renewed
+                    await get_channel_layer().group_add(CONTROL_GROUP, self._control_channel)
+                # Its turn may have come when a run on another process ended, or its task
+                # may have stopped on a database outage: submit what is not executing.
+                for run in await services.aheld_runs(owner=self.owner):
+                    self.submit(run)
                 for run in await services.arun_claim_expired(owner=self.owner):
                     logger.info("resuming run %s (its owner stopped renewing its lease)", run.id)
                     self.submit(run)
@@ -78,7 +131,7 @@ class RunExecutor:
 
     async def shutdown(self) -> None:
         """Stop executing, and give up the leases so another process resumes at once."""
-        tasks = [t for t in [self._maintenance, *self._tasks.values()] if t is not None]
+        tasks = [t for t in [self._maintenance, self._control, *self._tasks.values()] if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -93,6 +146,12 @@ class RunExecutor:
             if run_id not in self._cancel_requested:
                 raise  # the process is shutting down; the run stays on record as it is
             await _finish(run_id, conversation_id, Run.Status.CANCELLED)
+        except TRANSIENT_DATABASE_ERRORS as exc:
+            # The database went away: keep the run (it is still held here and its lease
+            # runs out if this process dies); maintenance resumes it from its checkpoint.
+            logger.warning("run %s stopped on a database error, will resume: %s", run_id, exc)
+            await sync_to_async(close_old_connections)()
+            started = False
         except Exception as exc:
             logger.exception("run %s failed", run_id)
             await _finish(run_id, conversation_id, Run.Status.FAILED, error=_error_text(exc))
@@ -104,7 +163,7 @@ class RunExecutor:
 
     async def start_next(self, conversation_id: str) -> None:
         """Submit this process's queued runs of the conversation: one may now have its turn."""
-        for run in await services.aqueued_runs(owner=self.owner, conversation_id=conversation_id):
+        for run in await services.aheld_runs(owner=self.owner, conversation_id=conversation_id):
             self.submit(run)
 
     async def _execute(self, run_id: str, conversation_id: str) -> bool:

@@ -5,6 +5,7 @@ import warnings
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -147,6 +148,12 @@ CHECKPOINT_POOL_SIZE = int(os.environ.get("CHECKPOINT_POOL_SIZE", "10"))
 RUN_LEASE_SECONDS = float(os.environ.get("RUN_LEASE_SECONDS", "5"))
 RUN_RECOVERY_INTERVAL_SECONDS = float(os.environ.get("RUN_RECOVERY_INTERVAL_SECONDS", "1.5"))
 RUN_MAX_ATTEMPTS = int(os.environ.get("RUN_MAX_ATTEMPTS", "3"))
+
+# A message sent while a run is active: "queue" it after the run, "reject" it (conflict),
+# or "interrupt" the run and start the new one.
+DOUBLE_TEXTING = os.environ.get("DOUBLE_TEXTING", "queue")
+if DOUBLE_TEXTING not in {"queue", "reject", "interrupt"}:
+    raise ImproperlyConfigured("DOUBLE_TEXTING is one of queue, reject, interrupt")
 
 # Tools: which ones wait for the user's approval, and where http_post may go.
 TOOLS_REQUIRING_APPROVAL = set(env_list("TOOLS_REQUIRING_APPROVAL", "send_email,http_post"))

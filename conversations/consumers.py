@@ -105,8 +105,17 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             raise FrameError("too_large", f"'content' is at most {settings.MESSAGE_MAX_CHARS} characters")
         if client_id is not None and (not isinstance(client_id, str) or not 0 < len(client_id) <= settings.CLIENT_ID_MAX_CHARS):
             raise FrameError("bad_request", f"'client_id' must be a string of 1 to {settings.CLIENT_ID_MAX_CHARS} characters")
+        if settings.DOUBLE_TEXTING == "interrupt" and not await services.aclient_id_seen(
+            conversation=self.conversation, client_id=client_id
+        ):
+            for active in await selectors.aactive_runs(conversation_id=self.conversation.id):
+                await self.runtime.executor.request_cancel(active, user=self.scope["user"])
         message, run, created = await services.amessage_send(
-            conversation=self.conversation, content=content, client_id=client_id, owner=self.runtime.executor.owner
+            conversation=self.conversation,
+            content=content,
+            client_id=client_id,
+            owner=self.runtime.executor.owner,
+            reject_if_busy=settings.DOUBLE_TEXTING == "reject",
         )
         if not created:
             return
@@ -124,20 +133,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             run = await selectors.arun_for_conversation(conversation=self.conversation, run_id=run_id)
         if run.status not in run.ACTIVE:
             raise services.Conflict(f"the run has already ended ({run.status})")
-        if run.status == run.Status.WAITING:
-            return await self.cancel_waiting(run)
-        if not self.runtime.executor.cancel(run.id):
-            raise services.Conflict("the run is not running in this server process")
-
-    async def cancel_waiting(self, run):
-        cancelled = await services.arun_cancel_waiting(run_id=run.id, user=self.scope["user"])
-        if cancelled is None:
-            raise services.Conflict("the run is no longer waiting")
-        run, approvals = cancelled
-        for approval in approvals:
-            await events.publish(run.conversation_id, {"type": "approval", "approval": approval_data(approval)})
-        await events.publish(run.conversation_id, {"type": "run", "run": run_data(run)})
-        await self.runtime.executor.start_next(str(run.conversation_id))
+        await self.runtime.executor.request_cancel(run, user=self.scope["user"])
 
     async def on_approval_decide(self, frame):
         approval_id = frame.get("approval_id")

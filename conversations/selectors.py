@@ -110,6 +110,13 @@ def active_run(*, conversation_id) -> Run | None:
 aactive_run = sync_to_async(active_run)
 
 
+def active_runs(*, conversation_id) -> list[Run]:
+    return list(Run.objects.filter(conversation_id=conversation_id, status__in=Run.ACTIVE).order_by("created_at"))
+
+
+aactive_runs = sync_to_async(active_runs)
+
+
 def conversation_snapshot(*, conversation: Conversation) -> dict:
     run = active_run(conversation_id=conversation.id)
     approvals = list(_approvals().filter(conversation=conversation))

@@ -49,12 +49,20 @@ def lease_until():
     return timezone.now() + timedelta(seconds=settings.RUN_LEASE_SECONDS)
 
 
+def client_id_seen(*, conversation: Conversation, client_id: str | None) -> bool:
+    return bool(client_id) and Run.objects.filter(conversation=conversation, client_id=client_id).exists()
+
+
+aclient_id_seen = sync_to_async(client_id_seen)
+
+
 def message_send(
-    *, conversation: Conversation, content: str, client_id: str | None, owner: str
+    *, conversation: Conversation, content: str, client_id: str | None, owner: str, reject_if_busy: bool = False
 ) -> tuple[Message, Run, bool]:
     """Store the user's message and a queued run in one transaction.
 
     The same client_id again returns the first message and run, and creates nothing.
+    With reject_if_busy, a conversation with an active run refuses the message (Conflict).
     """
     if client_id:
         existing = Run.objects.filter(conversation=conversation, client_id=client_id).select_related("user_message").first()
@@ -62,6 +70,11 @@ def message_send(
             return existing.user_message, existing, False
     try:
         with transaction.atomic():
+            if reject_if_busy:
+                # Lock the conversation so that two messages cannot both find it idle.
+                Conversation.objects.select_for_update().filter(pk=conversation.pk).first()
+                if Run.objects.filter(conversation=conversation, status__in=Run.ACTIVE).exists():
+                    raise Conflict("a reply is in progress: wait for it, or stop it first")
             message = Message.objects.create(
                 conversation=conversation, role=Message.Role.USER, content=content, html=render_markdown(content)
             )
@@ -122,15 +135,15 @@ async def arun_start(*, run_id, owner: str) -> Run | None:
     return await Run.objects.aget(pk=run_id) if started else None
 
 
-def queued_runs(*, owner: str, conversation_id=None) -> list[Run]:
-    """This process's runs that wait for their turn, oldest first."""
-    queryset = Run.objects.filter(owner=owner, status=Run.Status.QUEUED)
+def held_runs(*, owner: str, conversation_id=None) -> list[Run]:
+    """The queued and running runs this process holds, oldest first."""
+    queryset = Run.objects.filter(owner=owner, status__in=[Run.Status.QUEUED, Run.Status.RUNNING])
     if conversation_id is not None:
         queryset = queryset.filter(conversation_id=conversation_id)
     return list(queryset.order_by("created_at"))
 
 
-aqueued_runs = sync_to_async(queued_runs)
+aheld_runs = sync_to_async(held_runs)
 
 
 async def arun_renew_leases(*, owner: str) -> int:
@@ -220,6 +233,14 @@ def run_wait(*, run_id) -> Run | None:
 
 
 arun_wait = sync_to_async(run_wait)
+
+
+async def arun_cancel_queued(*, run_id) -> Run | None:
+    """Cancel a run that has not started; None if it has."""
+    cancelled = await Run.objects.filter(pk=run_id, status=Run.Status.QUEUED).aupdate(
+        status=Run.Status.CANCELLED, finished_at=timezone.now(), owner="", lease_expires_at=None
+    )
+    return await Run.objects.aget(pk=run_id) if cancelled else None
 
 
 def run_cancel_waiting(*, run_id, user) -> tuple[Run, list[Approval]] | None:

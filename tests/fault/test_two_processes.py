@@ -71,3 +71,21 @@ async def test_a_decision_on_one_process_resumes_a_run_started_on_the_other(two_
         await send(ws, {"type": "approval.decide", "approval_id": approval["id"], "decision": "approve"})
         frames = await receive_until(ws, lambda f: f["type"] == "run" and f["run"]["status"] == "succeeded")
     assert len(list((tmp_path / "mail").glob("*"))) == 1
+
+
+async def test_stop_reaches_a_run_executing_on_the_other_process(two_servers):
+    database, (owner, other) = two_servers
+    alice_owner, alice_other = Session(owner, "alice"), Session(other, "alice")
+    conversation = alice_owner.create_conversation()
+    async with alice_owner.websocket(conversation["id"]) as ws, alice_other.websocket(conversation["id"]) as remote:
+        await receive(ws)
+        await receive(remote)
+        await send(ws, {"type": "message.send", "content": "slow 2000"})
+        frames = await receive_until(remote, lambda f: f["type"] == "token" and "tick5" in f["delta"])
+        run_id = frames[1]["run"]["id"]
+        asked = time.monotonic()
+        await send(remote, {"type": "run.cancel", "run_id": run_id})
+        frames = await receive_until(remote, lambda f: f["type"] == "run" and f["run"]["status"] == "cancelled", timeout=5)
+    assert time.monotonic() - asked < 1.0
+    kept = [f["message"] for f in frames if f["type"] == "message"][-1]
+    assert kept["stopped"] is True and kept["content"].startswith("tick1 tick2 tick3 tick4 tick5")
