@@ -277,9 +277,7 @@ class RunEvents:
         # Shielded: a Stop never cuts a token frame in half, so the kept partial reply
         # is exactly what the sockets were sent.
         self._sending = asyncio.ensure_future(
-            events.publish(
-                self.conversation_id, {"type": "token", "run_id": self.run_id, "message_id": message_id, "delta": delta}
-            )
+            events.publish_token(self.conversation_id, run_id=self.run_id, message_id=message_id, delta=delta)
         )
         await asyncio.shield(self._sending)
 
@@ -345,12 +343,17 @@ class RunEvents:
     async def _store(self, **fields) -> Message:
         stored = await services.amessage_store(conversation_id=self.conversation_id, run_id=self.run_id, **fields)
         await events.publish(self.conversation_id, {"type": "message", "message": message_data(stored)})
+        await events.forget_partial(self.conversation_id, run_id=self.run_id, message_id=str(stored.id))
         return stored
 
 
 async def _finish(run_id: str, conversation_id: str, status: str, error: str | None = None) -> None:
     run = await services.arun_finish(run_id=run_id, status=status, error=error)
     await events.publish(conversation_id, {"type": "run", "run": run_data(run)})
+    # Text streamed by an attempt that died with its process is not a reply any more.
+    for partial in (await events.stream_state(conversation_id))[1]:
+        if partial["run_id"] == run_id:
+            await events.forget_partial(conversation_id, run_id=run_id, message_id=partial["message_id"])
 
 
 def _error_text(exc: Exception) -> str:

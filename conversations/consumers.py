@@ -56,8 +56,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def send_snapshot(self):
-        seq = await events.current_seq(self.conversation.id)
-        snapshot = await selectors.aconversation_snapshot(conversation=self.conversation)
+        seq, partials = await events.stream_state(self.conversation.id)
+        snapshot = await selectors.aconversation_snapshot(conversation=self.conversation, partials=partials)
         await self.send_frame({"type": "snapshot", **snapshot, "seq": seq})
 
     async def conversation_event(self, event):

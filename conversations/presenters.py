@@ -37,6 +37,20 @@ def message_data(message: Message) -> dict:
     return data
 
 
+def streaming_message_data(partial: dict) -> dict:
+    """An assistant reply still being written: its text so far, `streaming` true."""
+    return {
+        "id": partial["message_id"],
+        "role": Message.Role.ASSISTANT,
+        "content": partial["content"],
+        "html": None,
+        "created_at": None,
+        "run_id": partial["run_id"],
+        "stopped": False,
+        "streaming": True,
+    }
+
+
 def run_data(run: Run) -> dict:
     return {
         "id": str(run.id),

@@ -15,7 +15,7 @@ from django.db.models.functions import Coalesce
 from django.db.models import Count, Exists, IntegerField, OuterRef, Q, Subquery
 
 from .models import Approval, Conversation, Message, Run
-from .presenters import approval_data, conversation_data, message_data, run_data
+from .presenters import approval_data, conversation_data, message_data, run_data, streaming_message_data
 
 PAGE_SIZE = 50
 
@@ -117,12 +117,19 @@ def active_runs(*, conversation_id) -> list[Run]:
 aactive_runs = sync_to_async(active_runs)
 
 
-def conversation_snapshot(*, conversation: Conversation) -> dict:
+def conversation_snapshot(*, conversation: Conversation, partials: list[dict] = ()) -> dict:
+    """What a socket starts from. `partials` are replies being streamed (events.stream_state):
+    the one of the running run, not yet stored, is shown as written so far."""
     run = active_run(conversation_id=conversation.id)
     approvals = list(_approvals().filter(conversation=conversation))
+    messages = message_list(conversation=conversation)
+    stored = {m["id"] for m in messages}
+    for partial in partials:
+        if run and run.status == Run.Status.RUNNING and partial["run_id"] == str(run.id) and partial["message_id"] not in stored:
+            messages.append(streaming_message_data(partial))
     return {
         "conversation": conversation_data(conversation),
-        "messages": message_list(conversation=conversation),
+        "messages": messages,
         "run": run_data(run) if run else None,
         "approvals": [approval_data(a) for a in approvals if a.status == Approval.Status.PENDING],
         # Every approval of the conversation, decided ones too, so cards show who decided what.

@@ -15,7 +15,7 @@ from django.utils.text import slugify
 
 from agent.runtime import get_runtime
 
-from . import exports, selectors, services
+from . import events, exports, selectors, services
 from .presenters import conversation_data
 
 JSON_BODY_MAX_BYTES = 64 * 1024
@@ -109,6 +109,7 @@ async def conversation_api(request, conversation_id):
     elif request.method == "DELETE":
         runtime = await get_runtime()
         await services.aconversation_delete(conversation=conversation, checkpointer=runtime.saver)
+        await events.forget(conversation.id)
         return HttpResponse(status=204)
     return JsonResponse(conversation_data(conversation))
 

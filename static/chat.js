@@ -1786,7 +1786,11 @@
     state.approvals.clear();
     el.messages.replaceChildren();
     const messages = Array.isArray(frame.messages) ? frame.messages : [];
-    for (const m of messages) upsertMessage(m);
+    for (const m of messages) {
+      // A reply still being written: its text so far, then the live tokens append to it.
+      if (m && m.streaming) appendToken({ message_id: m.id, run_id: m.run_id, delta: m.content });
+      else upsertMessage(m);
+    }
     // approval_history holds every approval of the conversation, decided ones too.
     const listedApprovals = Array.isArray(frame.approval_history) ? frame.approval_history
       : Array.isArray(frame.approvals) ? frame.approvals : [];

@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from tests.live import chat, receive, send
+from tests.live import chat, receive, receive_until, run_ended, send
 
 pytestmark = pytest.mark.asyncio
 
@@ -113,3 +113,27 @@ async def test_closing_the_tab_does_not_stop_the_run(alice, database):
         snapshot = await receive(ws)
     assert snapshot["run"] is None
     assert snapshot["messages"][1]["content"].endswith("tick99 tick100")
+
+
+async def test_reconnecting_mid_reply_gets_the_text_so_far_then_the_rest(alice):
+    conversation = alice.create_conversation()
+    async with alice.websocket(conversation["id"]) as ws:
+        await receive(ws)
+        await send(ws, {"type": "message.send", "content": "slow 300"})
+        await receive_until(ws, lambda f: f["type"] == "token" and "tick30" in f["delta"])
+        async with alice.websocket(conversation["id"]) as late:
+            snapshot = await receive(late)
+            frames = await receive_until(late, run_ended)
+        await receive_until(ws, run_ended)
+    partial = snapshot["messages"][-1]
+    assert partial["streaming"] is True and partial["role"] == "assistant"
+    assert partial["content"].startswith("tick1 tick2") and "tick30" in partial["content"]
+    assert snapshot["run"]["status"] == "running"
+    # A client applies only frames newer than its snapshot (PROTOCOL.md); with those,
+    # the text so far plus the later tokens is the reply, with no gap and no repeat.
+    later = [f for f in frames if f["seq"] > snapshot["seq"]]
+    assert [f["seq"] for f in later] == list(range(snapshot["seq"] + 1, snapshot["seq"] + 1 + len(later)))
+    tokens = "".join(f["delta"] for f in later if f["type"] == "token" and f["message_id"] == partial["id"])
+    final = [f["message"] for f in frames if f["type"] == "message"][-1]
+    assert final["id"] == partial["id"]
+    assert partial["content"] + tokens == final["content"] == " ".join(f"tick{i}" for i in range(1, 301))
