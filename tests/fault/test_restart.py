@@ -96,3 +96,26 @@ async def test_sigterm_gives_up_leases_so_the_next_start_resumes_at_once(make_se
     assert await wait_for_run_status(database, "succeeded") < 5
     messages = alice.request("GET", f"/api/conversations/{conversation['id']}/messages/").json()["results"]
     assert messages[1]["content"].split(" ") == [f"tick{i}" for i in range(1, 201)]
+
+
+async def test_a_message_accepted_but_never_started_runs_once_after_sigkill(server, database):
+    """The second message is stored and queued behind a long reply: it has no checkpoint
+    when the process dies. After the restart both runs happen, once each, in order."""
+    alice = Session(server, "alice")
+    conversation = alice.create_conversation()
+    async with alice.websocket(conversation["id"]) as ws:
+        await receive(ws)
+        await send(ws, {"type": "message.send", "content": "slow 200"})
+        await receive_until(ws, lambda f: f["type"] == "token")
+        await send(ws, {"type": "message.send", "content": "after that"})
+        await receive_until(ws, lambda f: f["type"] == "run" and f["run"]["status"] == "queued")
+        server.kill()
+    server.start()
+    for _ in range(300):
+        if database.query("SELECT status FROM conversations_run ORDER BY created_at") == [("succeeded",), ("succeeded",)]:
+            break
+        await asyncio.sleep(0.1)
+    messages = alice.request("GET", f"/api/conversations/{conversation['id']}/messages/").json()["results"]
+    replies = [m["content"] for m in messages if m["role"] == "assistant"]
+    assert [m["content"] for m in messages if m["role"] == "user"] == ["slow 200", "after that"]
+    assert replies == [" ".join(f"tick{i}" for i in range(1, 201)), 'You said: "after that"']
