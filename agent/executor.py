@@ -53,7 +53,7 @@ class RunExecutor:
     def __init__(self, graph):
         self.graph = graph
         # Who holds a run: unique per process start, so a restarted pid is a new owner.
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.owner = f"{_machine()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._conversation_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._tasks: dict[str, asyncio.Task] = {}
         self._cancel_requested: set[str] = set()
@@ -111,7 +111,7 @@ class RunExecutor:
                 # may have stopped on a database outage: submit what is not executing.
                 for run in await services.aheld_runs(owner=self.owner):
                     self.submit(run)
-                for run in await services.arun_claim_expired(owner=self.owner):
+                for run in await services.arun_claim_expired(owner=self.owner, dead_owner=_is_dead_local_owner):
                     logger.info("resuming run %s (its owner stopped renewing its lease)", run.id)
                     self.submit(run)
             except Exception:
@@ -354,6 +354,31 @@ async def _finish(run_id: str, conversation_id: str, status: str, error: str | N
     for partial in (await events.stream_state(conversation_id))[1]:
         if partial["run_id"] == run_id:
             await events.forget_partial(conversation_id, run_id=run_id, message_id=partial["message_id"])
+
+
+def _machine() -> str:
+    """This host and process namespace: pids are comparable only within it."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid").strip("pid:[]")
+    except OSError:
+        namespace = "?"
+    return f"{socket.gethostname()}/{namespace}"
+
+
+def _is_dead_local_owner(owner: str) -> bool:
+    """True if the owner was a process of this machine that no longer exists: its runs
+    can be taken over at once instead of when the lease runs out (a restart after a
+    crash). Anything else (another machine, a live or unknown pid) waits for the lease."""
+    parts = owner.split(":")  # machine, pid, nonce
+    if len(parts) != 3 or parts[0] != _machine() or not parts[1].isdigit() or int(parts[1]) == os.getpid():
+        return False
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def _error_text(exc: Exception) -> str:

@@ -152,17 +152,24 @@ async def arun_renew_leases(*, owner: str) -> int:
     )
 
 
-async def arun_claim_expired(*, owner: str) -> list[Run]:
-    """Take over runs whose owner stopped renewing. One UPDATE per run, conditional on the
-    lease still being expired, so that two processes can never both win a run."""
+async def arun_claim_expired(*, owner: str, dead_owner=lambda owner: False) -> list[Run]:
+    """Take over runs whose owner stopped renewing (lease expired), or is known dead.
+
+    One UPDATE per run, conditional on the run still having the owner and lease it was
+    seen with, so that two processes can never both win a run.
+    """
     now = timezone.now()
-    expired = Run.objects.filter(
-        status__in=[Run.Status.QUEUED, Run.Status.RUNNING], lease_expires_at__lt=now
-    ).order_by("created_at")
+    held = Run.objects.filter(status__in=[Run.Status.QUEUED, Run.Status.RUNNING]).exclude(owner=owner)
+    candidates = [
+        run
+        async for run in held.only("id", "owner", "lease_expires_at").order_by("created_at")
+        if run.lease_expires_at is None or run.lease_expires_at < now or dead_owner(run.owner)
+    ]
     claimed = []
-    async for run in expired.only("id"):
+    for run in candidates:
         won = await Run.objects.filter(
-            pk=run.pk, status__in=[Run.Status.QUEUED, Run.Status.RUNNING], lease_expires_at__lt=now
+            pk=run.pk, status__in=[Run.Status.QUEUED, Run.Status.RUNNING], owner=run.owner,
+            lease_expires_at=run.lease_expires_at,
         ).aupdate(owner=owner, lease_expires_at=lease_until())
         if won:
             claimed.append(await Run.objects.aget(pk=run.pk))
