@@ -145,7 +145,7 @@ class RunExecutor:
         except asyncio.CancelledError:
             if run_id not in self._cancel_requested:
                 raise  # the process is shutting down; the run stays on record as it is
-            await _finish(run_id, conversation_id, Run.Status.CANCELLED)
+            await self._finish(run_id, conversation_id, Run.Status.CANCELLED)
         except TRANSIENT_DATABASE_ERRORS as exc:
             # The database went away: keep the run (it is still held here and its lease
             # runs out if this process dies); maintenance resumes it from its checkpoint.
@@ -154,7 +154,7 @@ class RunExecutor:
             started = False
         except Exception as exc:
             logger.exception("run %s failed", run_id)
-            await _finish(run_id, conversation_id, Run.Status.FAILED, error=_error_text(exc))
+            await self._finish(run_id, conversation_id, Run.Status.FAILED, error=_error_text(exc))
         finally:
             self._tasks.pop(run_id, None)
             self._cancel_requested.discard(run_id)
@@ -165,6 +165,13 @@ class RunExecutor:
         """Submit this process's queued runs of the conversation: one may now have its turn."""
         for run in await services.aheld_runs(owner=self.owner, conversation_id=conversation_id):
             self.submit(run)
+
+    async def _finish(self, run_id: str, conversation_id: str, status: str, error: str | None = None) -> None:
+        """End the run, noting its last checkpoint: the next turn of its line forks from it."""
+        latest = await self.graph.checkpointer.aget_tuple({"configurable": {"thread_id": conversation_id, "checkpoint_ns": ""}})
+        own = latest is not None and latest.metadata.get(RUN_METADATA_KEY) == run_id
+        checkpoint_id = latest.config["configurable"]["checkpoint_id"] if own else ""
+        await _finish(run_id, conversation_id, status, error, checkpoint_id)
 
     async def _execute(self, run_id: str, conversation_id: str) -> bool:
         """Drive the run until it ends or waits; False if it could not start (not its turn,
@@ -180,14 +187,15 @@ class RunExecutor:
             conversation_id=conversation_id,
             user_id=user_message.conversation.user_id,
             run_id=run_id,
+            branch_id=str(run.branch_id) if run.branch_id else None,
             turn_message_id=str(user_message.id),
         )
         config = {"configurable": {"thread_id": conversation_id}, "metadata": {RUN_METADATA_KEY: run_id}}
-        turn = RunEvents(conversation_id=conversation_id, run_id=run_id)
+        turn = RunEvents(conversation_id=conversation_id, run_id=run_id, branch_id=run.branch_id)
         while True:
-            graph_input = await self._input_for(run, user_message, config, turn)
+            graph_input, stream_config = await self._input_for(run, user_message, config, turn)
             if graph_input is DONE:
-                await _finish(run_id, conversation_id, Run.Status.SUCCEEDED)
+                await self._finish(run_id, conversation_id, Run.Status.SUCCEEDED)
                 return True
             if graph_input is WAIT:
                 waiting = await services.arun_wait(run_id=run_id)
@@ -195,8 +203,8 @@ class RunExecutor:
                     continue  # decided meanwhile: resume now
                 await events.publish(conversation_id, {"type": "run", "run": run_data(waiting)})
                 return True
-            if not await self._stream(graph_input, config, context, turn):
-                await _finish(run_id, conversation_id, Run.Status.SUCCEEDED)
+            if not await self._stream(graph_input, stream_config, context, turn):
+                await self._finish(run_id, conversation_id, Run.Status.SUCCEEDED)
                 return True
 
     async def _stream(self, graph_input, config: dict, context: ChatContext, turn: "RunEvents") -> bool:
@@ -222,8 +230,9 @@ class RunExecutor:
         return turn.take_interrupted()
 
     async def _input_for(self, run: Run, user_message: Message, config: dict, turn: "RunEvents"):
-        """Where the run goes on: its message if new, its decisions if it paused for
-        approvals, or its last checkpoint if its process died."""
+        """Where the run goes on, and from which checkpoint: its message if new (from the
+        last checkpoint of its line), its decisions if it paused for approvals, or its last
+        checkpoint if its process died."""
         state = await self.graph.aget_state(config)
         if state.metadata and state.metadata.get(RUN_METADATA_KEY) == str(run.id):
             if state.interrupts:
@@ -231,18 +240,22 @@ class RunExecutor:
                 decisions = await selectors.aapproval_resume_values(
                     run_id=run.id, interrupt_ids=[i.id for i in state.interrupts]
                 )
-                return WAIT if decisions is None else Command(resume=decisions)
+                return (WAIT if decisions is None else Command(resume=decisions)), config
             if state.next:
-                return None  # resume where the checkpoint left off
+                return None, config  # resume where the checkpoint left off
             # The graph finished but the process died before recording it.
             await turn.on_update({"recovered": {"messages": state.values.get("messages", [])}})
-            return DONE
-        return {
+            return DONE, config
+        fresh = {
             "messages": [
                 RemoveMessage(id=REMOVE_ALL_MESSAGES),
                 HumanMessage(content=user_message.content, id=str(user_message.id)),
             ]
         }
+        fork_from = await selectors.afork_checkpoint(run=run)
+        if fork_from is None:
+            return fresh, config
+        return fresh, {**config, "configurable": {**config["configurable"], "checkpoint_id": fork_from}}
 
 
 RUN_METADATA_KEY = "chat_run_id"
@@ -259,9 +272,10 @@ class RunGaveUp(Exception):
 class RunEvents:
     """Turns the graph's stream into stored messages and websocket frames."""
 
-    def __init__(self, *, conversation_id: str, run_id: str):
+    def __init__(self, *, conversation_id: str, run_id: str, branch_id):
         self.conversation_id = conversation_id
         self.run_id = run_id
+        self.branch_id = branch_id
         self.partial: dict[str, str] = {}
         self._sending: asyncio.Future | None = None
         self._interrupted = False
@@ -341,14 +355,16 @@ class RunEvents:
             await self._store(message_id=message_id, role=Message.Role.ASSISTANT, content=content, stopped=True)
 
     async def _store(self, **fields) -> Message:
-        stored = await services.amessage_store(conversation_id=self.conversation_id, run_id=self.run_id, **fields)
+        stored = await services.amessage_store(
+            conversation_id=self.conversation_id, run_id=self.run_id, branch_id=self.branch_id, **fields
+        )
         await events.publish(self.conversation_id, {"type": "message", "message": message_data(stored)})
         await events.forget_partial(self.conversation_id, run_id=self.run_id, message_id=str(stored.id))
         return stored
 
 
-async def _finish(run_id: str, conversation_id: str, status: str, error: str | None = None) -> None:
-    run = await services.arun_finish(run_id=run_id, status=status, error=error)
+async def _finish(run_id: str, conversation_id: str, status: str, error: str | None, checkpoint_id: str) -> None:
+    run = await services.arun_finish(run_id=run_id, status=status, error=error, checkpoint_id=checkpoint_id)
     await events.publish(conversation_id, {"type": "run", "run": run_data(run)})
     # Text streamed by an attempt that died with its process is not a reply any more.
     for partial in (await events.stream_state(conversation_id))[1]:

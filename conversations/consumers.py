@@ -63,6 +63,9 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     async def conversation_event(self, event):
         await self.send_frame(event["frame"])
 
+    async def conversation_resync(self, event):
+        await self.send_snapshot()
+
     async def send_frame(self, frame: dict):
         await self.send(text_data=json.dumps(frame))
 
@@ -96,15 +99,32 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             raise FrameError("bad_request", "a frame must be a JSON object with a string 'type'")
         return frame
 
-    async def on_message_send(self, frame):
+    @staticmethod
+    def content_of(frame) -> str:
         content = frame.get("content")
-        client_id = frame.get("client_id")
         if not isinstance(content, str) or not content.strip():
             raise FrameError("bad_request", "'content' must be a non-empty string")
         if len(content) > settings.MESSAGE_MAX_CHARS:
             raise FrameError("too_large", f"'content' is at most {settings.MESSAGE_MAX_CHARS} characters")
+        return content
+
+    @staticmethod
+    def client_id_of(frame) -> str | None:
+        client_id = frame.get("client_id")
         if client_id is not None and (not isinstance(client_id, str) or not 0 < len(client_id) <= settings.CLIENT_ID_MAX_CHARS):
             raise FrameError("bad_request", f"'client_id' must be a string of 1 to {settings.CLIENT_ID_MAX_CHARS} characters")
+        return client_id
+
+    @staticmethod
+    def id_of(frame, field: str) -> str:
+        value = frame.get(field)
+        if not isinstance(value, str) or not value:
+            raise FrameError("bad_request", f"'{field}' must be a string")
+        return value
+
+    async def on_message_send(self, frame):
+        content = self.content_of(frame)
+        client_id = self.client_id_of(frame)
         if settings.DOUBLE_TEXTING == "interrupt" and not await services.aclient_id_seen(
             conversation=self.conversation, client_id=client_id
         ):
@@ -123,6 +143,36 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         await events.publish(self.conversation.id, {"type": "run", "run": run_data(run)})
         self.runtime.executor.submit(run)
 
+    async def on_message_edit(self, frame):
+        await self.fork(
+            services.amessage_edit,
+            message_id=self.id_of(frame, "message_id"),
+            content=self.content_of(frame),
+            client_id=self.client_id_of(frame),
+        )
+
+    async def on_message_regenerate(self, frame):
+        await self.fork(
+            services.areply_regenerate, message_id=self.id_of(frame, "message_id"), client_id=self.client_id_of(frame)
+        )
+
+    async def fork(self, service, **fields):
+        """Edit or regenerate: a new branch, shown to every socket, and its run."""
+        try:
+            _, run, created = await service(conversation=self.conversation, owner=self.runtime.executor.owner, **fields)
+        except services.Invalid as error:
+            raise FrameError("bad_request", str(error)) from None
+        if created:
+            await events.publish_resync(self.conversation.id)
+            self.runtime.executor.submit(run)
+
+    async def on_branch_switch(self, frame):
+        if (frame.get("message_id") is None) == (frame.get("branch_id") is None):
+            raise FrameError("bad_request", "give one of 'message_id' or 'branch_id'")
+        field = "message_id" if frame.get("message_id") is not None else "branch_id"
+        await services.abranch_switch(conversation=self.conversation, **{field: self.id_of(frame, field)})
+        await events.publish_resync(self.conversation.id)
+
     async def on_run_cancel(self, frame):
         run_id = frame.get("run_id")
         if run_id is None:
@@ -136,9 +186,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         await self.runtime.executor.request_cancel(run, user=self.scope["user"])
 
     async def on_approval_decide(self, frame):
-        approval_id = frame.get("approval_id")
-        if not isinstance(approval_id, str) or not approval_id:
-            raise FrameError("bad_request", "'approval_id' must be a string")
+        approval_id = self.id_of(frame, "approval_id")
         try:
             approval, run = await services.aapproval_decide(
                 user=self.scope["user"],
@@ -160,6 +208,9 @@ class ConversationConsumer(AsyncWebsocketConsumer):
 
     HANDLERS = {
         "message.send": on_message_send,
+        "message.edit": on_message_edit,
+        "message.regenerate": on_message_regenerate,
+        "branch.switch": on_branch_switch,
         "run.cancel": on_run_cancel,
         "approval.decide": on_approval_decide,
         "ping": on_ping,

@@ -78,6 +78,13 @@ async def publish(conversation_id, frame: dict) -> None:
     await _send(conversation_id, frame)
 
 
+async def publish_resync(conversation_id) -> None:
+    """The shown line changed as a whole (a fork or a switch): every socket is sent a new
+    snapshot. Call only after the change is committed."""
+    await next_seq(conversation_id)
+    await get_channel_layer().group_send(group_name(conversation_id), {"type": "conversation.resync"})
+
+
 async def publish_token(conversation_id, *, run_id: str, message_id: str, delta: str) -> None:
     frame = {"type": "token", "run_id": run_id, "message_id": message_id, "delta": delta}
     conversation_id = str(conversation_id)

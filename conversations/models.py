@@ -2,6 +2,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class Conversation(models.Model):
@@ -12,12 +13,39 @@ class Conversation(models.Model):
     title = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # The line of the conversation shown and continued; null until the first fork.
+    current_branch = models.ForeignKey(
+        "Branch", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         indexes = [models.Index(fields=["user", "-updated_at", "-id"], name="conversation_recent")]
 
     def __str__(self) -> str:
         return self.title or str(self.id)
+
+
+class Branch(models.Model):
+    """A line of the conversation that leaves its parent line at one message: an edited
+    user message, or a regenerated reply. The line holds the parent's messages before
+    `forked_at`, then its own. A conversation has no branches until its first fork; the
+    first fork makes a root branch (no parent) for the line that was there before."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="branches")
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="children")
+    forked_at = models.ForeignKey(
+        "Message", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Switching to a message shows the line through it that was used last.
+    last_active_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"branch {self.id}"
 
 
 class Message(models.Model):
@@ -41,6 +69,7 @@ class Message(models.Model):
     tool_name = models.CharField(max_length=100, blank=True)
     # The reply was cut short by the user pressing Stop.
     stopped = models.BooleanField(default=False)
+    branch = models.ForeignKey(Branch, null=True, blank=True, on_delete=models.CASCADE, related_name="messages")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -77,6 +106,9 @@ class Run(models.Model):
     owner = models.CharField(max_length=200, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
     attempts = models.PositiveIntegerField(default=0)
+    branch = models.ForeignKey(Branch, null=True, blank=True, on_delete=models.CASCADE, related_name="runs")
+    # The graph's last checkpoint when the run ended: where the next turn of its line forks from.
+    checkpoint_id = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -1,6 +1,6 @@
 """Model objects → the JSON objects of PROTOCOL.md."""
 
-from .models import Approval, Conversation, Message, Run
+from .models import Approval, Branch, Conversation, Message, Run
 
 
 def _time(value):
@@ -27,6 +27,7 @@ def message_data(message: Message) -> dict:
         "html": message.html,
         "created_at": _time(message.created_at),
         "run_id": str(message.run_id) if message.run_id else None,
+        "branch_id": str(message.branch_id) if message.branch_id else None,
         "stopped": message.stopped,
     }
     if message.tool_calls:
@@ -59,6 +60,16 @@ def run_data(run: Run) -> dict:
         "error": run.error,
         "created_at": _time(run.created_at),
         "user_message_id": str(run.user_message_id) if run.user_message_id else None,
+        "branch_id": str(run.branch_id) if run.branch_id else None,
+    }
+
+
+def branch_data(branch: Branch) -> dict:
+    return {
+        "id": str(branch.id),
+        "parent_id": str(branch.parent_id) if branch.parent_id else None,
+        "forked_at": str(branch.forked_at_id) if branch.forked_at_id else None,
+        "created_at": _time(branch.created_at),
     }
 
 

@@ -7,14 +7,15 @@ import base64
 import binascii
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db.models.functions import Coalesce
-from django.db.models import Count, Exists, IntegerField, OuterRef, Q, Subquery
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, Subquery
 
-from .models import Approval, Conversation, Message, Run
+from .models import Approval, Branch, Conversation, Message, Run
 from .presenters import approval_data, conversation_data, message_data, run_data, streaming_message_data
 
 PAGE_SIZE = 50
@@ -24,7 +25,7 @@ class NotFound(Exception):
     """The object does not exist or is not the user's; the caller answers 404."""
 
 
-def _parse_uuid(value) -> uuid.UUID:
+def parse_uuid(value) -> uuid.UUID:
     try:
         return uuid.UUID(str(value))
     except (ValueError, TypeError, AttributeError):
@@ -50,7 +51,7 @@ def conversation_for_user(*, user, conversation_id) -> Conversation:
     if not getattr(user, "is_authenticated", False):
         raise NotFound
     try:
-        return _with_status(Conversation.objects.filter(user=user)).get(pk=_parse_uuid(conversation_id))
+        return _with_status(Conversation.objects.filter(user=user)).get(pk=parse_uuid(conversation_id))
     except Conversation.DoesNotExist:
         raise NotFound from None
 
@@ -60,7 +61,7 @@ aconversation_for_user = sync_to_async(conversation_for_user)
 
 def run_for_conversation(*, conversation: Conversation, run_id) -> Run:
     try:
-        return Run.objects.get(conversation=conversation, pk=_parse_uuid(run_id))
+        return Run.objects.get(conversation=conversation, pk=parse_uuid(run_id))
     except Run.DoesNotExist:
         raise NotFound from None
 
@@ -99,8 +100,113 @@ def conversation_list(*, user, q: str = "", cursor: str = "", limit: int = PAGE_
     }
 
 
-def message_list(*, conversation: Conversation) -> list[dict]:
-    return [message_data(m) for m in Message.objects.filter(conversation=conversation).order_by("created_at", "id")]
+@dataclass
+class Lines:
+    """The branches of a conversation as a tree (one query), and the line each one shows.
+
+    A line is its branch's messages after the parent line's messages before its fork
+    point, and so on up to the root. A conversation that never forked has no branches:
+    its one line is all its messages.
+    """
+
+    conversation_id: uuid.UUID
+    branches: dict[uuid.UUID, Branch]
+
+    def levels(self, branch_id) -> list[tuple[uuid.UUID, datetime | None]]:
+        """(branch, messages before this time, or all) from the line's own branch up."""
+        levels, cutoff = [], None
+        while branch_id is not None:
+            branch = self.branches[branch_id]
+            levels.append((branch_id, cutoff))
+            cutoff, branch_id = branch.fork_time, branch.parent_id
+        return levels
+
+    def messages(self, branch_id):
+        """The messages of the line, as a queryset."""
+        queryset = Message.objects.filter(conversation_id=self.conversation_id)
+        if branch_id is None:
+            return queryset
+        on_line = Q(pk__in=[])
+        for level, cutoff in self.levels(branch_id):
+            on_line |= Q(branch_id=level, created_at__lt=cutoff) if cutoff else Q(branch_id=level)
+        return queryset.filter(on_line)
+
+    def contains(self, branch_id, message: Message) -> bool:
+        if branch_id is None:
+            return True
+        return any(
+            message.branch_id == level and (cutoff is None or message.created_at < cutoff)
+            for level, cutoff in self.levels(branch_id)
+        )
+
+    def position(self, message: Message) -> tuple[uuid.UUID | None, uuid.UUID]:
+        """Where a fork at this message goes: (parent line, message it replaces). A message
+        that begins a branch stands for the message its branch replaced, so that every
+        version of one message is a sibling of the others."""
+        branch = self.branches.get(message.branch_id)
+        if branch is not None and branch.forked_at_id and branch.first_message_id == message.id:
+            return branch.parent_id, branch.forked_at_id
+        return message.branch_id, message.id
+
+    def versions(self, message: Message) -> dict | None:
+        """The versions of this message: the original and one per fork at it."""
+        parent_id, original_id = self.position(message)
+        forks = [b for b in self.branches.values() if b.parent_id == parent_id and b.forked_at_id == original_id]
+        if not forks:
+            return None
+        choices = [{"message_id": str(original_id), "branch_id": str(parent_id) if parent_id else None}]
+        choices += [
+            {"message_id": str(b.first_message_id) if b.first_message_id else None, "branch_id": str(b.id)}
+            for b in sorted(forks, key=lambda b: b.created_at)
+        ]
+        index = next(i for i, c in enumerate(choices) if c["message_id"] == str(message.id))
+        return {"index": index, "count": len(choices), "choices": choices}
+
+    def latest_line_through(self, *, message: Message | None = None, branch_id=None) -> uuid.UUID | None:
+        """The branch to show for a choice of version: of the lines through the message (or
+        from the branch down), the one used last. None: the conversation never forked."""
+        if message is not None and not self.branches:
+            return None
+        if message is not None:
+            candidates = [b for b in self.branches.values() if self.contains(b.id, message)]
+        else:
+            candidates = [b for b in self.branches.values() if branch_id in {level for level, _ in self.levels(b.id)}]
+        if not candidates:
+            raise NotFound
+        return max(candidates, key=lambda b: b.last_active_at).id
+
+
+def conversation_lines(*, conversation_id) -> Lines:
+    first_message = Message.objects.filter(branch=OuterRef("pk")).order_by("created_at", "id").values("pk")[:1]
+    branches = Branch.objects.filter(conversation_id=conversation_id).annotate(
+        fork_time=F("forked_at__created_at"), first_message_id=Subquery(first_message)
+    )
+    return Lines(conversation_id=conversation_id, branches={b.id: b for b in branches})
+
+
+def message_on_line(*, conversation: Conversation, lines: Lines, message_id) -> Message:
+    """A message of the line the conversation shows; NotFound for any other id."""
+    try:
+        message = Message.objects.get(conversation=conversation, pk=parse_uuid(message_id))
+    except Message.DoesNotExist:
+        raise NotFound from None
+    if not lines.contains(conversation.current_branch_id, message):
+        raise NotFound
+    return message
+
+
+def message_list(*, conversation: Conversation, branch_id=None, lines: Lines | None = None) -> list[dict]:
+    """The messages of a line (the shown one by default), oldest first, each with its
+    versions when it was edited or regenerated."""
+    lines = lines or conversation_lines(conversation_id=conversation.id)
+    branch_id = branch_id or conversation.current_branch_id
+    messages = []
+    for message in lines.messages(branch_id).order_by("created_at", "id"):
+        data = message_data(message)
+        if lines.branches and (versions := lines.versions(message)):
+            data["versions"] = versions
+        messages.append(data)
+    return messages
 
 
 def active_run(*, conversation_id) -> Run | None:
@@ -122,6 +228,9 @@ def conversation_snapshot(*, conversation: Conversation, partials: list[dict] = 
     the one of the running run, not yet stored, is shown as written so far."""
     run = active_run(conversation_id=conversation.id)
     approvals = list(_approvals().filter(conversation=conversation))
+    conversation.current_branch_id = (
+        Conversation.objects.filter(pk=conversation.pk).values_list("current_branch_id", flat=True).first()
+    )
     messages = message_list(conversation=conversation)
     stored = {m["id"] for m in messages}
     for partial in partials:
@@ -129,6 +238,7 @@ def conversation_snapshot(*, conversation: Conversation, partials: list[dict] = 
             messages.append(streaming_message_data(partial))
     return {
         "conversation": conversation_data(conversation),
+        "branch_id": str(conversation.current_branch_id) if conversation.current_branch_id else None,
         "messages": messages,
         "run": run_data(run) if run else None,
         "approvals": [approval_data(a) for a in approvals if a.status == Approval.Status.PENDING],
@@ -140,16 +250,39 @@ def conversation_snapshot(*, conversation: Conversation, partials: list[dict] = 
 aconversation_snapshot = sync_to_async(conversation_snapshot)
 
 
-async def atranscript_before(*, conversation_id: str, message_id: str) -> list[Message]:
-    """The user and assistant messages before `message_id`, the latest CHAT_HISTORY_MESSAGES."""
-    turn = await Message.objects.filter(pk=message_id).values_list("created_at", flat=True).afirst()
-    queryset = Message.objects.filter(
-        conversation_id=conversation_id, role__in=[Message.Role.USER, Message.Role.ASSISTANT]
+def transcript_before(*, conversation_id: str, branch_id: str | None, message_id: str) -> list[Message]:
+    """The user and assistant messages of the line before `message_id`, the latest
+    CHAT_HISTORY_MESSAGES."""
+    turn = Message.objects.filter(pk=message_id).values_list("created_at", flat=True).first()
+    lines = conversation_lines(conversation_id=conversation_id)
+    queryset = lines.messages(uuid.UUID(branch_id) if branch_id else None).filter(
+        role__in=[Message.Role.USER, Message.Role.ASSISTANT]
     ).exclude(content="")
     if turn is not None:
         queryset = queryset.filter(created_at__lt=turn)
-    latest = [m async for m in queryset.order_by("-created_at", "-id")[: settings.CHAT_HISTORY_MESSAGES]]
+    latest = list(queryset.order_by("-created_at", "-id")[: settings.CHAT_HISTORY_MESSAGES])
     return latest[::-1]
+
+
+atranscript_before = sync_to_async(transcript_before)
+
+
+def fork_checkpoint(*, run: Run) -> str | None:
+    """The checkpoint a new run starts from: the last one of the latest run of its line
+    before its message, so each line's graph state continues only from its own past.
+    None for a conversation that never forked: it continues from its latest checkpoint."""
+    if run.branch_id is None:
+        return None
+    lines = conversation_lines(conversation_id=run.conversation_id)
+    turn = Message.objects.filter(pk=run.user_message_id).values_list("created_at", flat=True).first()
+    earlier_user_messages = lines.messages(run.branch_id).filter(role=Message.Role.USER, created_at__lt=turn)
+    earlier = Run.objects.filter(
+        user_message__in=earlier_user_messages, branch_id__in=[level for level, _ in lines.levels(run.branch_id)]
+    ).exclude(checkpoint_id="")
+    return earlier.order_by("-created_at").values_list("checkpoint_id", flat=True).first()
+
+
+afork_checkpoint = sync_to_async(fork_checkpoint)
 
 
 def _approvals():

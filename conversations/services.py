@@ -13,7 +13,8 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from pydantic import ValidationError
 
-from .models import Approval, Conversation, Message, Run
+from . import selectors
+from .models import Approval, Branch, Conversation, Message, Run
 from .selectors import approval_for_user
 from .rendering import render_markdown
 
@@ -59,38 +60,32 @@ aclient_id_seen = sync_to_async(client_id_seen)
 def message_send(
     *, conversation: Conversation, content: str, client_id: str | None, owner: str, reject_if_busy: bool = False
 ) -> tuple[Message, Run, bool]:
-    """Store the user's message and a queued run in one transaction.
+    """Store the user's message on the line the conversation shows, and a queued run,
+    in one transaction.
 
     The same client_id again returns the first message and run, and creates nothing.
     With reject_if_busy, a conversation with an active run refuses the message (Conflict).
     """
+    def store(locked: Conversation) -> tuple[Message, Run]:
+        if reject_if_busy and Run.objects.filter(conversation=locked, status__in=Run.ACTIVE).exists():
+            raise Conflict("a reply is in progress: wait for it, or stop it first")
+        return _store_turn(locked, content=content, client_id=client_id, owner=owner, branch_id=locked.current_branch_id)
+
+    return _once_per_client_id(conversation, client_id, store)
+
+
+def _once_per_client_id(conversation: Conversation, client_id: str | None, store) -> tuple[Message, Run, bool]:
+    """Run `store` on the locked conversation unless this client_id was seen: then return
+    the first message and run, and create nothing."""
     if client_id:
         existing = Run.objects.filter(conversation=conversation, client_id=client_id).select_related("user_message").first()
         if existing:
             return existing.user_message, existing, False
     try:
         with transaction.atomic():
-            if reject_if_busy:
-                # Lock the conversation so that two messages cannot both find it idle.
-                Conversation.objects.select_for_update().filter(pk=conversation.pk).first()
-                if Run.objects.filter(conversation=conversation, status__in=Run.ACTIVE).exists():
-                    raise Conflict("a reply is in progress: wait for it, or stop it first")
-            message = Message.objects.create(
-                conversation=conversation, role=Message.Role.USER, content=content, html=render_markdown(content)
-            )
-            run = Run.objects.create(
-                conversation=conversation,
-                user_message=message,
-                client_id=client_id or None,
-                owner=owner,
-                lease_expires_at=lease_until(),
-            )
-            message.run = run
-            message.save(update_fields=["run"])
-            fields = {"updated_at": timezone.now()}
-            if not conversation.title:
-                fields["title"] = " ".join(content.split())[:AUTO_TITLE_CHARS]
-            Conversation.objects.filter(pk=conversation.pk).update(**fields)
+            # Locked, so that sends, forks and switches of one conversation go one at a time.
+            locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
+            message, run = store(locked)
     except IntegrityError:
         # Another socket stored the same client_id a moment ago.
         existing = Run.objects.select_related("user_message").get(conversation=conversation, client_id=client_id)
@@ -98,7 +93,137 @@ def message_send(
     return message, run, True
 
 
+def _store_turn(
+    conversation: Conversation, *, content: str, client_id: str | None, owner: str, branch_id
+) -> tuple[Message, Run]:
+    message = Message.objects.create(
+        conversation=conversation,
+        role=Message.Role.USER,
+        content=content,
+        html=render_markdown(content),
+        branch_id=branch_id,
+    )
+    run = _queue_run(conversation, user_message=message, client_id=client_id, owner=owner, branch_id=branch_id)
+    message.run = run
+    message.save(update_fields=["run"])
+    fields = {"updated_at": timezone.now()}
+    if not conversation.title:
+        fields["title"] = " ".join(content.split())[:AUTO_TITLE_CHARS]
+    Conversation.objects.filter(pk=conversation.pk).update(**fields)
+    return message, run
+
+
+def _queue_run(conversation: Conversation, *, user_message: Message, client_id: str | None, owner: str, branch_id) -> Run:
+    return Run.objects.create(
+        conversation=conversation,
+        user_message=user_message,
+        client_id=client_id or None,
+        owner=owner,
+        lease_expires_at=lease_until(),
+        branch_id=branch_id,
+    )
+
+
 amessage_send = sync_to_async(message_send)
+
+
+FORK_WHILE_ACTIVE = "a reply is in progress or waits for approval: stop it first"
+
+
+def _idle(conversation: Conversation) -> None:
+    if Run.objects.filter(conversation=conversation, status__in=Run.ACTIVE).exists():
+        raise Conflict(FORK_WHILE_ACTIVE)
+
+
+def _fork(conversation: Conversation, at_message_id) -> tuple[selectors.Lines, Message]:
+    """The message of the shown line to fork at, once no run is active. The first fork
+    turns the conversation's one line into the root branch."""
+    _idle(conversation)
+    if conversation.current_branch_id is None:
+        root = Branch.objects.create(conversation=conversation)
+        Message.objects.filter(conversation=conversation, branch__isnull=True).update(branch=root)
+        Run.objects.filter(conversation=conversation, branch__isnull=True).update(branch=root)
+        conversation.current_branch = root
+    lines = selectors.conversation_lines(conversation_id=conversation.id)
+    message = selectors.message_on_line(conversation=conversation, lines=lines, message_id=at_message_id)
+    return lines, message
+
+
+def _branch_at(conversation: Conversation, lines: selectors.Lines, replaced: Message) -> Branch:
+    """A new branch that replaces the message (keeping what came before it), shown."""
+    parent_id, forked_at_id = lines.position(replaced)
+    branch = Branch.objects.create(conversation=conversation, parent_id=parent_id, forked_at_id=forked_at_id)
+    _show(conversation, branch.id)
+    return branch
+
+
+def _show(conversation: Conversation, branch_id) -> None:
+    now = timezone.now()
+    Branch.objects.filter(pk=branch_id).update(last_active_at=now)
+    Conversation.objects.filter(pk=conversation.pk).update(current_branch_id=branch_id, updated_at=now)
+    conversation.current_branch_id = branch_id
+
+
+def message_edit(
+    *, conversation: Conversation, message_id, content: str, client_id: str | None, owner: str
+) -> tuple[Message, Run, bool]:
+    """Edit an earlier user message: a new branch with the edited message, and a run."""
+
+    def store(locked: Conversation) -> tuple[Message, Run]:
+        lines, edited = _fork(locked, message_id)
+        if edited.role != Message.Role.USER:
+            raise Invalid("only your own messages can be edited; regenerate a reply instead")
+        branch = _branch_at(locked, lines, edited)
+        return _store_turn(locked, content=content, client_id=client_id, owner=owner, branch_id=branch.id)
+
+    return _once_per_client_id(conversation, client_id, store)
+
+
+amessage_edit = sync_to_async(message_edit)
+
+
+def reply_regenerate(*, conversation: Conversation, message_id, client_id: str | None, owner: str) -> tuple[Message, Run, bool]:
+    """Write a reply again: a new branch that keeps the user's message and replaces the
+    turn's reply (from its first message: tool calls too), and a run for it."""
+
+    def store(locked: Conversation) -> tuple[Message, Run]:
+        lines, reply = _fork(locked, message_id)
+        if reply.role != Message.Role.ASSISTANT or reply.run is None or reply.run.user_message is None:
+            raise Invalid("only an assistant's reply can be regenerated")
+        user_message = reply.run.user_message
+        first_reply = Message.objects.filter(run=reply.run).exclude(role=Message.Role.USER).order_by("created_at", "id").first()
+        branch = _branch_at(locked, lines, first_reply)
+        run = _queue_run(locked, user_message=user_message, client_id=client_id, owner=owner, branch_id=branch.id)
+        return user_message, run
+
+    return _once_per_client_id(conversation, client_id, store)
+
+
+areply_regenerate = sync_to_async(reply_regenerate)
+
+
+def branch_switch(*, conversation: Conversation, message_id=None, branch_id=None) -> None:
+    """Show another version: the line through the message (or from the branch down)
+    that was used last."""
+    with transaction.atomic():
+        locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        _idle(locked)
+        lines = selectors.conversation_lines(conversation_id=locked.id)
+        if message_id is not None:
+            try:
+                message = Message.objects.get(conversation=locked, pk=selectors.parse_uuid(message_id))
+            except Message.DoesNotExist:
+                raise selectors.NotFound from None
+            chosen = lines.latest_line_through(message=message)
+        else:
+            branch = lines.branches.get(selectors.parse_uuid(branch_id))
+            if branch is None:
+                raise selectors.NotFound
+            chosen = lines.latest_line_through(branch_id=branch.id)
+        _show(locked, chosen)
+
+
+abranch_switch = sync_to_async(branch_switch)
 
 
 def graph_message_id(conversation_id, langchain_id: str) -> uuid.UUID:
@@ -183,9 +308,10 @@ async def arun_release_leases(*, owner: str) -> int:
     )
 
 
-async def arun_finish(*, run_id, status: str, error: str | None = None) -> Run:
+async def arun_finish(*, run_id, status: str, error: str | None = None, checkpoint_id: str = "") -> Run:
     await Run.objects.filter(pk=run_id, status__in=Run.ACTIVE).aupdate(
-        status=status, error=error, finished_at=timezone.now(), owner="", lease_expires_at=None
+        status=status, error=error, finished_at=timezone.now(), owner="", lease_expires_at=None,
+        checkpoint_id=checkpoint_id,
     )
     run = await Run.objects.aget(pk=run_id)
     await Conversation.objects.filter(pk=run.conversation_id).aupdate(updated_at=timezone.now())
@@ -197,6 +323,7 @@ def message_store(
     message_id: uuid.UUID,
     conversation_id,
     run_id,
+    branch_id,
     role: str,
     content: str,
     tool_calls: list | None = None,
@@ -210,6 +337,7 @@ def message_store(
         defaults={
             "conversation_id": conversation_id,
             "run_id": run_id,
+            "branch_id": branch_id,
             "role": role,
             "content": content,
             "html": render_markdown(content),
