@@ -1,0 +1,183 @@
+"""Writes to the checkpoint tables that LangGraph's savers do not offer: retention.
+
+LangGraph's own `prune(strategy="keep_latest")` keeps one checkpoint per thread; this
+keeps the latest N and every checkpoint the app still needs, on both backends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from conversations.models import Conversation, Run
+
+from .checkpointer import is_postgres
+from .executor import RUN_METADATA_KEY
+
+SQLITE_BATCH = 500
+
+
+@dataclass
+class PruneReport:
+    conversations: int = 0
+    checkpoints: int = 0
+    writes: int = 0
+    blobs: int = 0
+    kept: int = 0
+    by_conversation: dict[str, int] = field(default_factory=dict)
+
+
+def checkpoints_prune(*, keep: int, idle_for: timedelta | None = None, dry_run: bool = False) -> PruneReport:
+    """Delete old checkpoints of every conversation (idle for `idle_for`, if given).
+
+    Kept per conversation: the latest `keep`; the last one of each branch's latest run
+    (a new turn on that branch forks from it); and every one of an active run (queued,
+    running, or waiting for approvals: it resumes from them). The transcript lives in
+    Django's tables, so a conversation loads, continues and switches branches whatever
+    was pruned.
+    """
+    if keep < 1:
+        raise ValueError("keep at least one checkpoint per conversation")
+    conversations = Conversation.objects.order_by("created_at")
+    if idle_for is not None:
+        conversations = conversations.filter(updated_at__lt=timezone.now() - idle_for)
+    report = PruneReport()
+    backend = _Postgres() if is_postgres(connection.settings_dict) else _Sqlite()
+    for conversation_id in conversations.values_list("id", flat=True).iterator():
+        with transaction.atomic():
+            thread_id = str(conversation_id)
+            checkpoints = backend.checkpoints(thread_id)  # newest first: (id, run id)
+            needed = _needed(conversation_id, checkpoints, keep)
+            doomed = [checkpoint_id for checkpoint_id, _ in checkpoints if checkpoint_id not in needed]
+            report.conversations += 1
+            report.kept += len(checkpoints) - len(doomed)
+            if not doomed:
+                continue
+            report.by_conversation[thread_id] = len(doomed)
+            report.checkpoints += len(doomed)
+            counted = backend.count(thread_id, doomed) if dry_run else backend.delete(thread_id, doomed, needed)
+            report.writes += counted["writes"]
+            report.blobs += counted["blobs"]
+    return report
+
+
+def _needed(conversation_id, checkpoints: list[tuple[str, str]], keep: int) -> set[str]:
+    runs = Run.objects.filter(conversation_id=conversation_id)
+    active = {str(run_id) for run_id in runs.filter(status__in=Run.ACTIVE).values_list("id", flat=True)}
+    heads: dict = {}  # branch -> the last checkpoint of its latest run
+    ended = runs.exclude(checkpoint_id="").order_by("-created_at").values_list("branch_id", "checkpoint_id")
+    for branch_id, checkpoint_id in ended:
+        heads.setdefault(branch_id, checkpoint_id)
+    needed = {checkpoint_id for checkpoint_id, _ in checkpoints[:keep]} | set(heads.values())
+    needed |= {checkpoint_id for checkpoint_id, run_id in checkpoints if _same_run(run_id, active)}
+    return needed
+
+
+def _same_run(run_id: str | None, run_ids: set[str]) -> bool:
+    return bool(run_id) and str(run_id) in run_ids
+
+
+class _Postgres:
+    def checkpoints(self, thread_id: str) -> list[tuple[str, str]]:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT checkpoint_id, metadata->>'{RUN_METADATA_KEY}' FROM checkpoints "
+                "WHERE thread_id = %s ORDER BY checkpoint_id DESC",
+                [thread_id],
+            )
+            return cursor.fetchall()
+
+    def count(self, thread_id: str, doomed: list[str]) -> dict[str, int]:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT COUNT(*) FROM checkpoint_writes WHERE thread_id = %s AND checkpoint_id = ANY(%s)",
+                [thread_id, doomed],
+            )
+            writes = cursor.fetchone()[0]
+        return {"writes": writes, "blobs": len(self._garbage_blobs(thread_id, doomed))}
+
+    def delete(self, thread_id: str, doomed: list[str], needed: set[str]) -> dict[str, int]:
+        garbage = self._garbage_blobs(thread_id, doomed)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "DELETE FROM checkpoint_writes WHERE thread_id = %s AND checkpoint_id = ANY(%s)", [thread_id, doomed]
+            )
+            writes = cursor.rowcount
+            cursor.execute(
+                "DELETE FROM checkpoints WHERE thread_id = %s AND checkpoint_id = ANY(%s)", [thread_id, doomed]
+            )
+            # As LangGraph's own prune does: a kept checkpoint does not name a deleted parent.
+            cursor.execute(
+                "UPDATE checkpoints SET parent_checkpoint_id = NULL WHERE thread_id = %s AND parent_checkpoint_id = ANY(%s)",
+                [thread_id, doomed],
+            )
+            for channel, version in garbage:
+                cursor.execute(
+                    "DELETE FROM checkpoint_blobs WHERE thread_id = %s AND channel = %s AND version = %s",
+                    [thread_id, channel, version],
+                )
+        return {"writes": writes, "blobs": len(garbage)}
+
+    def _garbage_blobs(self, thread_id: str, doomed: list[str]) -> set[tuple[str, str]]:
+        """Blobs (channel, version) that only the doomed checkpoints use."""
+        versions = """
+            SELECT DISTINCT v.key, v.value FROM checkpoints c
+            CROSS JOIN LATERAL jsonb_each_text(c.checkpoint -> 'channel_versions') AS v
+            WHERE c.thread_id = %s AND ({} c.checkpoint_id = ANY(%s))
+        """
+        with connection.cursor() as cursor:
+            cursor.execute(versions.format(""), [thread_id, doomed])
+            freed = set(cursor.fetchall())
+            cursor.execute(versions.format("NOT"), [thread_id, doomed])
+            return freed - set(cursor.fetchall())
+
+
+class _Sqlite:
+    """The SQLite saver keeps values inline in its two tables: no blobs."""
+
+    def checkpoints(self, thread_id: str) -> list[tuple[str, str]]:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT checkpoint_id, json_extract(CAST(metadata AS TEXT), '$.{RUN_METADATA_KEY}') FROM checkpoints "
+                "WHERE thread_id = %s ORDER BY checkpoint_id DESC",
+                [thread_id],
+            )
+            return cursor.fetchall()
+
+    def count(self, thread_id: str, doomed: list[str]) -> dict[str, int]:
+        writes = 0
+        with connection.cursor() as cursor:
+            for batch in _batches(doomed):
+                cursor.execute(
+                    f"SELECT COUNT(*) FROM writes WHERE thread_id = %s AND checkpoint_id IN ({_marks(batch)})",
+                    [thread_id, *batch],
+                )
+                writes += cursor.fetchone()[0]
+        return {"writes": writes, "blobs": 0}
+
+    def delete(self, thread_id: str, doomed: list[str], needed: set[str]) -> dict[str, int]:
+        writes = 0
+        with connection.cursor() as cursor:
+            for batch in _batches(doomed):
+                params = [thread_id, *batch]
+                cursor.execute(f"DELETE FROM writes WHERE thread_id = %s AND checkpoint_id IN ({_marks(batch)})", params)
+                writes += cursor.rowcount
+                cursor.execute(f"DELETE FROM checkpoints WHERE thread_id = %s AND checkpoint_id IN ({_marks(batch)})", params)
+                cursor.execute(
+                    f"UPDATE checkpoints SET parent_checkpoint_id = NULL "
+                    f"WHERE thread_id = %s AND parent_checkpoint_id IN ({_marks(batch)})",
+                    params,
+                )
+        return {"writes": writes, "blobs": 0}
+
+
+def _batches(items: list[str]):
+    for start in range(0, len(items), SQLITE_BATCH):
+        yield items[start : start + SQLITE_BATCH]
+
+
+def _marks(batch: list[str]) -> str:
+    return ", ".join(["%s"] * len(batch))
