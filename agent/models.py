@@ -54,3 +54,35 @@ class ToolExecution(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tool} {self.tool_call_id} ({self.status})"
+
+
+class Checkpoint(models.Model):
+    """One of LangGraph's checkpoints, read-only, through the `agent_checkpoint` view.
+
+    The saver's table has a composite key (thread_id, checkpoint_ns, checkpoint_id); the
+    view joins it into `id`, and turns the thread id and the run id of the metadata into
+    keys of Conversation and Run. The checkpoint's contents are decoded by agent.history.
+    """
+
+    id = models.CharField(primary_key=True, max_length=300)
+    thread_id = models.CharField(max_length=100)
+    checkpoint_ns = models.CharField(max_length=100, blank=True)
+    checkpoint_id = models.CharField(max_length=100)
+    parent_checkpoint_id = models.CharField(max_length=100, null=True)
+    conversation = models.ForeignKey(
+        "conversations.Conversation", null=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    run = models.ForeignKey(
+        "conversations.Run", null=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    source = models.CharField(max_length=20, null=True)
+    step = models.IntegerField(null=True)
+
+    class Meta:
+        managed = False
+        db_table = "agent_checkpoint"
+        # Checkpoint ids are UUIDv6: they sort by time.
+        ordering = ["-checkpoint_id"]
+
+    def __str__(self) -> str:
+        return f"checkpoint {self.checkpoint_id}"

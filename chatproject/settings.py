@@ -160,6 +160,9 @@ TOOLS_REQUIRING_APPROVAL = set(env_list("TOOLS_REQUIRING_APPROVAL", "send_email,
 WEBHOOK_ALLOWED_HOSTS = set(env_list("WEBHOOK_ALLOWED_HOSTS", ""))
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "agent@localhost")
 
+# The admin shows staff no message contents, tool arguments or graph state.
+ADMIN_HIDE_MESSAGE_CONTENT = env_bool("ADMIN_HIDE_MESSAGE_CONTENT")
+
 # Protocol limits (PROTOCOL.md).
 WS_MAX_FRAME_BYTES = 64 * 1024
 MESSAGE_MAX_CHARS = 32_000

@@ -77,7 +77,8 @@ class Message(models.Model):
         indexes = [models.Index(fields=["conversation", "created_at"], name="message_timeline")]
 
     def __str__(self) -> str:
-        return f"{self.role}: {self.content[:60]}"
+        # No content: the admin prints this in titles and links, where staff may not see it.
+        return f"{self.role} message {self.id}"
 
 
 class Run(models.Model):

@@ -84,6 +84,20 @@ CREATE_USERS = (
 )
 
 
+def create_staff(database: "Database", username: str, *permissions: str, superuser: bool = False) -> None:
+    """A staff user (password PASSWORD) with the given "app_label.codename" permissions."""
+    manage(
+        database.env,
+        "shell",
+        "-c",
+        "from django.contrib.auth.models import Permission, User\n"
+        f"user = User.objects.create_user({username!r}, password={PASSWORD!r}, is_staff=True, is_superuser={superuser!r})\n"
+        f"for perm in {list(permissions)!r}:\n"
+        "    app_label, codename = perm.split('.')\n"
+        "    user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))\n",
+    )
+
+
 @dataclass
 class Database:
     """One test's database, and how to point a server at it and read it directly."""
