@@ -1,4 +1,5 @@
-"""Writes to the checkpoint tables that LangGraph's savers do not offer: retention.
+"""Writes to the checkpoint tables, in Django's transaction: deleting a conversation's
+checkpoints with it, and retention.
 
 LangGraph's own `prune(strategy="keep_latest")` keeps one checkpoint per thread; this
 keeps the latest N and every checkpoint the app still needs, on both backends.
@@ -18,6 +19,8 @@ from .checkpointer import is_postgres
 from .executor import RUN_METADATA_KEY
 
 SQLITE_BATCH = 500
+CHECKPOINT_TABLES_POSTGRES = ("checkpoint_writes", "checkpoint_blobs", "checkpoints")
+CHECKPOINT_TABLES_SQLITE = ("writes", "checkpoints")
 
 
 @dataclass
@@ -28,6 +31,14 @@ class PruneReport:
     blobs: int = 0
     kept: int = 0
     by_conversation: dict[str, int] = field(default_factory=dict)
+
+
+def checkpoints_delete(*, thread_id: str) -> None:
+    """Every checkpoint row of the thread, on whichever backend."""
+    tables = CHECKPOINT_TABLES_POSTGRES if is_postgres(connection.settings_dict) else CHECKPOINT_TABLES_SQLITE
+    with connection.cursor() as cursor:
+        for table in tables:
+            cursor.execute(f"DELETE FROM {table} WHERE thread_id = %s", [thread_id])
 
 
 def checkpoints_prune(*, keep: int, idle_for: timedelta | None = None, dry_run: bool = False) -> PruneReport:

@@ -40,9 +40,8 @@ def conversation_rename(*, conversation: Conversation, title: str) -> Conversati
     return conversation
 
 
-async def aconversation_delete(*, conversation: Conversation, checkpointer) -> None:
-    """Delete the conversation with its messages, runs and checkpoints."""
-    await checkpointer.adelete_thread(str(conversation.id))
+async def aconversation_delete(*, conversation: Conversation) -> None:
+    """Delete the conversation with its messages, runs, branches and (agent.signals) checkpoints."""
     await Conversation.objects.filter(pk=conversation.pk).adelete()
 
 

@@ -107,8 +107,7 @@ async def conversation_api(request, conversation_id):
         title = title_from(json_body(request), required=True)
         conversation = await sync_to_async(services.conversation_rename)(conversation=conversation, title=title)
     elif request.method == "DELETE":
-        runtime = await get_runtime()
-        await services.aconversation_delete(conversation=conversation, checkpointer=runtime.saver)
+        await services.aconversation_delete(conversation=conversation)
         await events.forget(conversation.id)
         return HttpResponse(status=204)
     return JsonResponse(conversation_data(conversation))

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.live import chat, receive, receive_until, run_ended, send
+from tests.live import chat, manage, receive, receive_until, run_ended, send
 
 pytestmark = pytest.mark.asyncio
 
@@ -29,3 +29,19 @@ async def test_delete_removes_checkpoint_rows(alice, database):
     assert database.count("conversations_branch") == 0
     assert alice.request("GET", f"/api/conversations/{doomed['id']}/").status_code == 404
     assert [c["id"] for c in alice.request("GET", "/api/conversations/").json()["results"]] == [kept["id"]]
+
+
+async def test_deleting_a_user_removes_the_checkpoints_of_their_conversations(alice, bob, database):
+    theirs, kept = bob.create_conversation("bob's"), alice.create_conversation("alice's")
+    for session, conversation in ((bob, theirs), (alice, kept)):
+        async with session.websocket(conversation["id"]) as ws:
+            await receive(ws)
+            await chat(ws, "time")
+    kept_rows = database.checkpoint_rows(kept["id"])
+    assert database.checkpoint_rows(theirs["id"]) > 0
+
+    # The ORM path the admin takes too: a cascade from the user to the conversations.
+    manage(database.env, "shell", "-c", "from django.contrib.auth.models import User; User.objects.get(username='bob').delete()")
+
+    assert database.checkpoint_rows(theirs["id"]) == 0
+    assert database.checkpoint_rows(kept["id"]) == kept_rows
