@@ -7,6 +7,7 @@ the first request. A saver belongs to the event loop that opened it.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
@@ -15,6 +16,7 @@ import aiosqlite
 from django.conf import settings
 from django.db import connections
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from psycopg.conninfo import make_conninfo
 from psycopg.rows import dict_row
 
@@ -58,8 +60,20 @@ async def open_checkpointer() -> Checkpointer:
     return await _open_sqlite(db)
 
 
+class PooledAsyncPostgresSaver(AsyncPostgresSaver):
+    """AsyncPostgresSaver whose queries run concurrently.
+
+    The stock saver holds one asyncio.Lock around every query: it guards a single shared
+    connection, but with a pool each query takes a connection of its own, so the lock
+    only made a process's runs wait for each other's checkpoint reads and writes.
+    """
+
+    def __init__(self, pool, **kwargs):
+        super().__init__(pool, **kwargs)
+        self.lock = contextlib.nullcontext()
+
+
 async def _open_postgres(db: dict[str, Any]) -> Checkpointer:
-    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
     from psycopg_pool import AsyncConnectionPool
 
     pool = AsyncConnectionPool(
@@ -71,7 +85,7 @@ async def _open_postgres(db: dict[str, Any]) -> Checkpointer:
         open=False,
     )
     await pool.open(wait=True, timeout=30)
-    return Checkpointer(saver=AsyncPostgresSaver(pool), close=pool.close)
+    return Checkpointer(saver=PooledAsyncPostgresSaver(pool), close=pool.close)
 
 
 async def _open_sqlite(db: dict[str, Any]) -> Checkpointer:
