@@ -358,7 +358,8 @@ class RunEvents:
         stored = await services.amessage_store(
             conversation_id=self.conversation_id, run_id=self.run_id, branch_id=self.branch_id, **fields
         )
-        await events.publish(self.conversation_id, {"type": "message", "message": message_data(stored)})
+        message = await selectors.amessage_frame_data(stored) if self.branch_id else message_data(stored)
+        await events.publish(self.conversation_id, {"type": "message", "message": message})
         await events.forget_partial(self.conversation_id, run_id=self.run_id, message_id=str(stored.id))
         return stored
 

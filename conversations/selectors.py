@@ -195,6 +195,19 @@ def message_on_line(*, conversation: Conversation, lines: Lines, message_id) -> 
     return message
 
 
+def message_frame_data(message: Message) -> dict:
+    """A stored message as a `message` frame gives it: with its versions, when a reply
+    on a forked line is a new version of an older one."""
+    data = message_data(message)
+    if message.branch_id is not None:
+        if versions := conversation_lines(conversation_id=message.conversation_id).versions(message):
+            data["versions"] = versions
+    return data
+
+
+amessage_frame_data = sync_to_async(message_frame_data)
+
+
 def message_list(*, conversation: Conversation, branch_id=None, lines: Lines | None = None) -> list[dict]:
     """The messages of a line (the shown one by default), oldest first, each with its
     versions when it was edited or regenerated."""

@@ -17,6 +17,8 @@
   const BACKOFF_MAX_MS = 10000;
   const SEARCH_DEBOUNCE_MS = 250;
   const ACTIVE_RUN = new Set(['queued', 'running']);
+  const BRANCH_FRAMES = new Set(['message.edit', 'message.regenerate', 'branch.switch']);
+  const BRANCH_TIMEOUT_MS = 20000;
   const OPEN_RUN = new Set(['queued', 'running', 'waiting']);
   const ROLES = new Set(['user', 'assistant', 'tool']);
   const APP_NAME = 'Agent Chat';
@@ -93,6 +95,11 @@
     cancelling: null,
     outbox: [], // {convId, content, clientId, sentCount, knownCount, sentOn}
     stick: true,
+    // branches (edit / regenerate / switch versions)
+    branchId: null, // the shown branch (snapshot.branch_id), null if never forked
+    snapshotGen: 0, // grows with each snapshot: drops stale HTTP answers
+    editing: null, // {messageId, draft, clientId}: a user message being edited inline
+    branchPending: null, // {type, messageId, ws, timer, focus}: a fork or switch sent, not yet answered
   };
 
   /* ------------------------------------------------------------------ utils */
@@ -375,18 +382,316 @@
       node.append(make('div', 'message-note', 'Stopped'));
     }
     const hasText = typeof message.content === 'string' ? !!message.content.trim() : !!body.textContent.trim();
-    if (!hasText) node.dataset.empty = 'true'; // e.g. an assistant turn that only calls a tool
+    const versions = versionsOf(message);
+    // e.g. an assistant turn that only calls a tool (unless it is one version of several: show its switcher)
+    if (!hasText && !versions) node.dataset.empty = 'true';
+    if (versions) node.dataset.versions = `${versions.index + 1}/${versions.count}`;
+
+    const editing = role === 'user' && state.editing && state.editing.messageId === String(message.id);
+    if (editing) {
+      node.dataset.editing = 'true';
+      body.hidden = true;
+      node.append(buildEditor(node, message));
+    }
+
+    const actions = make('div', 'message-actions');
+    if (versions) actions.append(buildVersionSwitcher(message, versions));
+    if (role === 'user' && !editing && typeof message.content === 'string') {
+      const edit = button('msg-action edit-message branch-control', 'Edit message', { ariaOnly: true });
+      edit.textContent = 'Edit';
+      edit.addEventListener('click', () => startEdit(String(message.id)));
+      actions.append(edit);
+    }
     if (role === 'assistant' && hasText) {
-      const actions = make('div', 'message-actions');
       const copy = button('copy-btn copy-message', 'Copy message', { ariaOnly: true });
       copy.addEventListener('click', () => {
         const m = state.messages.get(node.dataset.messageId);
         copyText(m ? m.content || '' : body.textContent || '', copy);
       });
       actions.append(copy);
-      node.append(actions);
+      const again = button('msg-action regenerate-message branch-control', 'Regenerate response', { ariaOnly: true });
+      again.textContent = 'Regenerate';
+      again.addEventListener('click', () => regenerate(String(message.id)));
+      actions.append(again);
     }
+    if (actions.childElementCount) node.append(actions);
+    const error = make('p', 'message-error');
+    error.setAttribute('role', 'alert');
+    error.hidden = true;
+    node.append(error);
+    applyBranchControlState(node);
     return node;
+  }
+
+  /* ------------------------------------------- branches: edit / regenerate / versions */
+
+  function versionsOf(message) {
+    const v = message && message.versions;
+    if (!v || !Array.isArray(v.choices) || v.choices.length < 2) return null;
+    const count = v.choices.length;
+    const index = Number.isInteger(v.index) && v.index >= 0 && v.index < count ? v.index : 0;
+    return { index, count, choices: v.choices };
+  }
+
+  // "‹ 2 / 3 ›": real buttons; the ends are disabled.
+  function buildVersionSwitcher(message, versions) {
+    const group = make('div', 'version-switcher');
+    group.setAttribute('role', 'group');
+    group.setAttribute('aria-label', 'Versions');
+    const prev = button('version-btn version-prev branch-control', 'Previous version', { ariaOnly: true });
+    prev.textContent = '‹';
+    prev.dataset.atEnd = versions.index <= 0 ? 'true' : 'false';
+    prev.addEventListener('click', () => switchVersion(String(message.id), -1));
+    const label = make('span', 'version-label', `${versions.index + 1} / ${versions.count}`);
+    label.setAttribute('aria-label', `Version ${versions.index + 1} of ${versions.count}`);
+    const next = button('version-btn version-next branch-control', 'Next version', { ariaOnly: true });
+    next.textContent = '›';
+    next.dataset.atEnd = versions.index >= versions.count - 1 ? 'true' : 'false';
+    next.addEventListener('click', () => switchVersion(String(message.id), 1));
+    group.append(prev, label, next);
+    return group;
+  }
+
+  function buildEditor(node, message) {
+    const id = String(message.id);
+    const form = make('form', 'message-editor');
+    form.noValidate = true;
+    const inputId = uid('edit-input');
+    const label = make('label', 'visually-hidden', 'Edit your message');
+    label.htmlFor = inputId;
+    const input = make('textarea', 'edit-input');
+    input.id = inputId;
+    input.rows = 2;
+    input.value = state.editing.draft;
+    const row = make('div', 'editor-actions');
+    const cancel = button('btn btn-quiet btn-small edit-cancel', 'Cancel');
+    const save = make('button', 'btn btn-primary btn-small edit-save', 'Save');
+    save.type = 'submit';
+    row.append(cancel, save);
+    form.append(label, input, row);
+
+    const refresh = () => {
+      const text = input.value.trim();
+      save.dataset.invalid = !text || text === (message.content || '').trim() || charCount(text) > MAX_CHARS ? 'true' : 'false';
+      applyBranchControlState(node);
+    };
+    input.addEventListener('input', () => {
+      if (state.editing && state.editing.messageId === id) state.editing.draft = input.value;
+      refresh();
+    });
+    // As in the composer: Enter saves, Shift+Enter is a new line. Esc cancels.
+    input.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && e.keyCode !== 229) {
+        e.preventDefault();
+        saveEdit(id, input.value);
+      }
+    });
+    form.addEventListener('keydown', (e) => {
+      if (e.key !== 'Escape' || e.isComposing) return;
+      // Esc leaves the editor; it must not also stop a run (the document's Esc handler).
+      e.preventDefault();
+      e.stopPropagation();
+      cancelEdit();
+    });
+    cancel.addEventListener('click', () => cancelEdit());
+    form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      saveEdit(id, input.value);
+    });
+    refresh();
+    return form;
+  }
+
+  // A fork or a switch is refused while a run is open, or while one of ours is unanswered.
+  function branchBlocked() {
+    return !!(state.activeRun && OPEN_RUN.has(state.activeRun.status)) || !!state.branchPending || state.notFound;
+  }
+
+  function applyBranchControlState(root) {
+    const blocked = branchBlocked();
+    const hint = blocked && state.activeRun ? 'Stop the current reply first' : '';
+    for (const b of root.querySelectorAll('.branch-control, .edit-save')) {
+      const off = blocked || b.dataset.atEnd === 'true' || b.dataset.invalid === 'true';
+      if (off && document.activeElement === b) {
+        // Keep the focus nearby instead of losing it to <body>.
+        const other = b.closest('.version-switcher')?.querySelector('.version-btn:not([data-at-end="true"])');
+        if (other && other !== b && !blocked) other.focus();
+      }
+      b.disabled = off;
+      if (b.classList.contains('edit-message') || b.classList.contains('regenerate-message') || b.classList.contains('edit-save')) {
+        if (hint) b.title = hint;
+        else if (b.getAttribute('aria-label')) b.title = b.getAttribute('aria-label');
+        else b.removeAttribute('title');
+      }
+    }
+    const pending = state.branchPending;
+    if (root.classList && root.classList.contains('message')) {
+      if (pending && pending.messageId === root.dataset.messageId) root.setAttribute('aria-busy', 'true');
+      else if (root.dataset.streaming !== 'true') root.removeAttribute('aria-busy');
+    }
+  }
+
+  function updateBranchControls() {
+    el.app.dataset.branchBlocked = branchBlocked() ? 'true' : 'false';
+    for (const node of el.messages.querySelectorAll('.message')) applyBranchControlState(node);
+  }
+
+  function messageError(id, text) {
+    const node = state.messageEls.get(id) || findMessageEl(id);
+    const error = node && node.isConnected ? node.querySelector(':scope > .message-error') : null;
+    if (!error) {
+      showNotice(text, { kind: 'error' });
+      return;
+    }
+    error.textContent = text;
+    error.hidden = false;
+  }
+
+  function clearMessageErrors() {
+    for (const e of el.messages.querySelectorAll('.message-error:not([hidden])')) {
+      e.textContent = '';
+      e.hidden = true;
+    }
+  }
+
+  function rerender(id) {
+    const m = state.messages.get(id);
+    if (m) upsertMessage(m);
+    return state.messageEls.get(id) || null;
+  }
+
+  function startEdit(id) {
+    const m = state.messages.get(id);
+    if (!m || m.role !== 'user' || branchBlocked()) return;
+    if (state.editing && state.editing.messageId !== id) {
+      const before = state.editing.messageId;
+      state.editing = null;
+      rerender(before);
+    }
+    state.editing = { messageId: id, draft: m.content || '', clientId: null };
+    const node = rerender(id);
+    const input = node && node.querySelector('.edit-input');
+    if (input) {
+      input.focus();
+      input.setSelectionRange(input.value.length, input.value.length);
+    }
+  }
+
+  function cancelEdit() {
+    if (!state.editing) return;
+    const id = state.editing.messageId;
+    if (state.branchPending && state.branchPending.messageId === id) return; // saving: wait for the answer
+    state.editing = null;
+    const node = rerender(id);
+    const edit = node && node.querySelector('.edit-message');
+    if (edit) edit.focus();
+  }
+
+  function saveEdit(id, value) {
+    const m = state.messages.get(id);
+    const content = String(value || '').trim();
+    if (!m || !state.editing || state.editing.messageId !== id || branchBlocked()) return;
+    if (!content || content === (m.content || '').trim()) return;
+    if (charCount(content) > MAX_CHARS) {
+      messageError(id, `Your message is too long: the limit is ${MAX_CHARS.toLocaleString('en-US')} characters.`);
+      return;
+    }
+    // The same client_id if Save is pressed again after a lost answer: the server creates nothing twice.
+    if (!state.editing.clientId) state.editing.clientId = uuid();
+    const frame = { type: 'message.edit', message_id: id, content, client_id: state.editing.clientId };
+    if (new TextEncoder().encode(JSON.stringify(frame)).length > MAX_FRAME_BYTES) {
+      messageError(id, 'Your message is too large to send (64 KiB limit). Please shorten it.');
+      return;
+    }
+    sendBranchFrame(frame, id, { kind: 'composer' });
+  }
+
+  function regenerate(id) {
+    const m = state.messages.get(id);
+    if (!m || m.role !== 'assistant' || branchBlocked()) return;
+    sendBranchFrame({ type: 'message.regenerate', message_id: id, client_id: uuid() }, id, { kind: 'composer' });
+  }
+
+  function switchVersion(id, delta) {
+    const m = state.messages.get(id);
+    const versions = versionsOf(m);
+    if (!versions || branchBlocked()) return;
+    const k = versions.index + delta;
+    if (k < 0 || k >= versions.count) return;
+    const choice = versions.choices[k] || {};
+    let frame;
+    if (choice.message_id !== null && choice.message_id !== undefined) {
+      frame = { type: 'branch.switch', message_id: String(choice.message_id) };
+    } else if (choice.branch_id !== null && choice.branch_id !== undefined) {
+      frame = { type: 'branch.switch', branch_id: String(choice.branch_id) };
+    } else {
+      return;
+    }
+    // After the new snapshot: the message at the same place, the same button.
+    const nodes = Array.from(el.messages.querySelectorAll('.message'));
+    const node = state.messageEls.get(id);
+    sendBranchFrame(frame, id, { kind: 'switch', index: nodes.indexOf(node), which: delta < 0 ? 'prev' : 'next' });
+  }
+
+  function sendBranchFrame(frame, messageId, focus) {
+    clearMessageErrors();
+    if (!state.synced || !sendFrame(frame)) {
+      messageError(messageId, 'Not connected. Try again when the connection is back.');
+      return false;
+    }
+    const pending = { type: frame.type, messageId, ws: state.ws, focus, timer: null };
+    pending.timer = setTimeout(() => {
+      if (state.branchPending !== pending) return;
+      state.branchPending = null;
+      updateBranchControls();
+    }, BRANCH_TIMEOUT_MS);
+    state.branchPending = pending;
+    updateBranchControls();
+    return true;
+  }
+
+  function clearBranchPending() {
+    if (state.branchPending) clearTimeout(state.branchPending.timer);
+    state.branchPending = null;
+  }
+
+  // Called by applySnapshot before it rebuilds the messages.
+  function branchSnapshotStart(messages) {
+    const ids = new Set(messages.map((m) => String(m && m.id)));
+    const pending = state.branchPending;
+    let done = null;
+    if (pending) {
+      if (pending.ws !== state.ws) {
+        done = pending; // a new socket: our frame may be lost; the controls come back
+      } else if (pending.type === 'message.edit') {
+        if (!ids.has(pending.messageId)) done = pending; // the edited message left the line: the fork is shown
+      } else {
+        done = pending;
+      }
+      if (done) clearBranchPending();
+    }
+    if (state.editing && !ids.has(state.editing.messageId)) state.editing = null;
+    return done;
+  }
+
+  // Called by applySnapshot once the messages are shown: put the focus where the user was.
+  function branchSnapshotEnd(done, focusLost) {
+    updateBranchControls();
+    if (!done || !done.focus) return;
+    if (done.focus.kind === 'switch') {
+      const nodes = el.messages.querySelectorAll('.message');
+      const node = nodes[done.focus.index];
+      if (!node) return;
+      const want = node.querySelector(`.version-${done.focus.which}:not(:disabled)`);
+      const other = node.querySelector('.version-btn:not(:disabled)');
+      const target = want || other;
+      if (target && focusLost()) target.focus({ preventScroll: true });
+      // Stay at the switched message instead of jumping to the end of the line.
+      state.stick = false;
+      node.scrollIntoView({ block: 'nearest' });
+    } else if (focusLost()) {
+      el.composer.focus({ preventScroll: true });
+    }
   }
 
   function upsertMessage(message) {
@@ -1389,6 +1694,7 @@
     el.composer.disabled = state.notFound;
     updateComposerState();
     updateTyping();
+    updateBranchControls();
   }
 
   function submitComposer() {
@@ -1780,12 +2086,20 @@
     for (const card of el.messages.querySelectorAll('.approval-card')) keep.set(card.dataset.approvalId, card);
     const known = Array.from(state.approvals.values());
     resetDecisions();
+    const messages = Array.isArray(frame.messages) ? frame.messages : [];
+    const editorFocus = focused && focused.classList.contains('edit-input')
+      ? { start: focused.selectionStart, end: focused.selectionEnd } : null;
+
+    state.snapshotGen += 1;
+    state.branchId = frame.branch_id === undefined || frame.branch_id === null ? null : String(frame.branch_id);
+    // The run is known before the messages are built, so their controls start right.
+    state.activeRun = frame.run && OPEN_RUN.has(frame.run.status) ? { ...frame.run, id: String(frame.run.id) } : null;
+    const branchDone = branchSnapshotStart(messages);
 
     state.messages.clear();
     state.messageEls.clear();
     state.approvals.clear();
     el.messages.replaceChildren();
-    const messages = Array.isArray(frame.messages) ? frame.messages : [];
     for (const m of messages) {
       // A reply still being written: its text so far, then the live tokens append to it.
       if (m && m.streaming) appendToken({ message_id: m.id, run_id: m.run_id, delta: m.content });
@@ -1804,8 +2118,19 @@
       state.reuseCards = null;
     }
     if (focused && focused.isConnected && document.activeElement !== focused) focused.focus({ preventScroll: true });
+    if (editorFocus && state.editing) {
+      // The open editor was rebuilt: give it the focus and the caret back.
+      const input = state.messageEls.get(state.editing.messageId)?.querySelector('.edit-input');
+      if (input) {
+        input.focus({ preventScroll: true });
+        try {
+          input.setSelectionRange(editorFocus.start, editorFocus.end);
+        } catch (_) {
+          /* not a text field any more */
+        }
+      }
+    }
 
-    state.activeRun = frame.run && OPEN_RUN.has(frame.run.status) ? { ...frame.run, id: String(frame.run.id) } : null;
     if (!state.activeRun) state.cancelling = null;
     updateControls();
     syncSidebarStatus();
@@ -1815,6 +2140,8 @@
     renderOutbox();
     updateEmptyState();
     scheduleScroll(true);
+    const active = document.activeElement;
+    branchSnapshotEnd(branchDone, () => !active || active === document.body || !active.isConnected);
     revealHashedApproval();
     notifyApprovalsChanged();
   }
@@ -1840,6 +2167,15 @@
     if (last && last.type === 'approval.decide' && state.deciding.has(last.approvalId)) {
       state.lastSent = null;
       failDecision(last.approvalId, text);
+      return;
+    }
+    // A refused edit, regenerate or switch: say so at the message, keep an open editor's text.
+    if (last && BRANCH_FRAMES.has(last.type) && state.branchPending) {
+      const { messageId } = state.branchPending;
+      state.lastSent = null;
+      clearBranchPending();
+      updateBranchControls();
+      messageError(messageId, text);
       return;
     }
     showNotice(text, { kind: 'error' });
@@ -2192,6 +2528,9 @@
     state.attempts = 0;
     state.activeRun = null;
     state.cancelling = null;
+    state.branchId = null;
+    state.editing = null;
+    clearBranchPending();
     state.messages.clear();
     state.messageEls.clear();
     resetDecisions();

@@ -106,6 +106,7 @@ async def test_regenerate_makes_a_new_reply_and_the_first_one_stays(alice, datab
         assert shown(regenerated) == shown(first)[:-1]  # the user's message stays, the reply goes
         new_reply = [f for f in frames if f["type"] == "message"][-1]["message"]
         assert new_reply["id"] != reply["id"] and new_reply["content"] == "tick1 tick2 tick3"
+        assert (new_reply["versions"]["index"], new_reply["versions"]["count"]) == (1, 2)  # live, not only in snapshots
 
         now = await snapshot_of(alice, conversation)
         assert [m["id"] for m in now["messages"]] == [m["id"] for m in first["messages"][:-1]] + [new_reply["id"]]
