@@ -60,7 +60,8 @@ class Message(models.Model):
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
     role = models.CharField(max_length=16, choices=Role.choices)
     content = models.TextField()
-    # Markdown rendered and sanitized once, when stored.
+    # Markdown rendered and sanitized once, when stored; "" when it is just the text as a
+    # plain paragraph (rendering.message_html rebuilds it).
     html = models.TextField(blank=True)
     run = models.ForeignKey("Run", null=True, blank=True, on_delete=models.SET_NULL, related_name="messages")
     # Tool calls an assistant message makes, or the call a tool message answers.

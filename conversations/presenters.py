@@ -1,6 +1,7 @@
 """Model objects → the JSON objects of PROTOCOL.md."""
 
 from .models import Approval, Branch, Conversation, Message, Run
+from .rendering import message_html
 
 
 def _time(value):
@@ -24,7 +25,7 @@ def message_data(message: Message) -> dict:
         "id": str(message.id),
         "role": message.role,
         "content": message.content,
-        "html": message.html,
+        "html": message_html(message.content, message.html),
         "created_at": _time(message.created_at),
         "run_id": str(message.run_id) if message.run_id else None,
         "branch_id": str(message.branch_id) if message.branch_id else None,

@@ -1,5 +1,7 @@
 """Markdown → HTML, then sanitized: the only HTML the browser inserts."""
 
+import html
+
 import nh3
 from markdown_it import MarkdownIt
 
@@ -21,3 +23,19 @@ def render_markdown(text: str) -> str:
         url_schemes={"http", "https", "mailto"},
         link_rel="noopener noreferrer nofollow",
     )
+
+
+def _paragraph(text: str) -> str:
+    return f"<p>{html.escape(text, quote=False)}</p>\n"
+
+
+def html_to_store(text: str) -> str:
+    """The sanitized HTML of the text, or "" when it is the text as one plain paragraph
+    (most chat messages): `message_html` rebuilds that, so the text is not stored twice."""
+    rendered = render_markdown(text)
+    return "" if rendered == _paragraph(text) else rendered
+
+
+def message_html(text: str, stored: str) -> str:
+    """A message's HTML from its text and what `html_to_store` kept."""
+    return stored or (_paragraph(text) if text.strip() else "")

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from . import selectors
 from .models import Approval, Branch, Conversation, Message, Run
 from .selectors import approval_for_user
-from .rendering import render_markdown
+from .rendering import html_to_store
 
 TITLE_MAX_CHARS = 200
 AUTO_TITLE_CHARS = 60
@@ -99,7 +99,7 @@ def _store_turn(
         conversation=conversation,
         role=Message.Role.USER,
         content=content,
-        html=render_markdown(content),
+        html=html_to_store(content),
         branch_id=branch_id,
     )
     run = _queue_run(conversation, user_message=message, client_id=client_id, owner=owner, branch_id=branch_id)
@@ -339,7 +339,7 @@ def message_store(
             "branch_id": branch_id,
             "role": role,
             "content": content,
-            "html": render_markdown(content),
+            "html": html_to_store(content),
             "tool_calls": tool_calls or [],
             "tool_call_id": tool_call_id,
             "tool_name": tool_name,
