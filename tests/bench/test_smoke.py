@@ -1,0 +1,53 @@
+"""Each bench runs end to end with tiny parameters: it exits 0 and prints its table.
+
+No timing is asserted: these only keep the benches working as the app changes.
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.live import ROOT, postgres_admin_url, postgres_available, redis_available, redis_url
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+
+
+@pytest.fixture(autouse=True)
+def services():
+    if not postgres_available():
+        pytest.skip("PostgreSQL is not reachable (set DATABASE_URL)")
+    if not redis_available():
+        pytest.skip("Redis is not reachable (set REDIS_URL)")
+
+
+def run_bench(name: str, *args: str, timeout: float = 58) -> str:
+    env = {**os.environ, "DATABASE_URL": postgres_admin_url(), "REDIS_URL": redis_url()}
+    result = subprocess.run(
+        [sys.executable, f"bench/{name}.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "machine:" in result.stdout
+    assert "|---" in result.stdout, result.stdout  # the table
+    return result.stdout
+
+
+def test_long_conversation():
+    out = run_bench("long_conversation", "--turns", "3")
+    assert "bytes / text bytes" in out
+
+
+def test_many_conversations():
+    out = run_bench("many_conversations", "--clients", "2", "--messages", "2", "--delay-ms", "5")
+    assert "turns/s" in out
+
+
+def test_startup():
+    out = run_bench("startup", "--trials", "1", "--runs", "3", "--words", "20", "--delay-ms", "5")
+    assert "/healthz 200" in out and "all 3 succeeded" in out
+
+
+def test_sidebar():
+    out = run_bench("sidebar", "--conversations", "50", "--small", "10", "--repeats", "2")
+    assert "queries at 50" in out
