@@ -1,5 +1,8 @@
 from dataclasses import dataclass
 
+# The checkpoint metadata key naming the Run a checkpoint belongs to.
+RUN_METADATA_KEY = "chat_run_id"
+
 
 @dataclass(frozen=True)
 class ChatContext:

@@ -31,7 +31,8 @@ from conversations import events, selectors, services
 from conversations.models import Message, Run
 from conversations.presenters import approval_data, message_data, run_data
 
-from .context import ChatContext
+from .context import RUN_METADATA_KEY, ChatContext
+from .services import checkpoints_trim
 from .graph import MODEL_NODE
 
 logger = logging.getLogger(__name__)
@@ -172,6 +173,8 @@ class RunExecutor:
         own = latest is not None and latest.metadata.get(RUN_METADATA_KEY) == run_id
         checkpoint_id = latest.config["configurable"]["checkpoint_id"] if own else ""
         await _finish(run_id, conversation_id, status, error, checkpoint_id)
+        if settings.CHECKPOINTS_KEPT:
+            await sync_to_async(checkpoints_trim)(conversation_id=conversation_id, keep=settings.CHECKPOINTS_KEPT)
 
     async def _execute(self, run_id: str, conversation_id: str) -> bool:
         """Drive the run until it ends or waits; False if it could not start (not its turn,
@@ -258,7 +261,6 @@ class RunExecutor:
         return fresh, {**config, "configurable": {**config["configurable"], "checkpoint_id": fork_from}}
 
 
-RUN_METADATA_KEY = "chat_run_id"
 # The key of the "updates" stream under which LangGraph reports interrupts.
 INTERRUPT_KEY = "__interrupt__"
 DONE = object()

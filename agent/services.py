@@ -11,14 +11,17 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.db import connection, transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
-from conversations.models import Conversation, Run
+from conversations.models import Branch, Conversation, Run
 
 from .checkpointer import is_postgres
-from .executor import RUN_METADATA_KEY
+from .context import RUN_METADATA_KEY
 
 SQLITE_BATCH = 500
+# Trimming after a run waits for this many extra checkpoints, so it deletes in batches.
+TRIM_SLACK = 10
 CHECKPOINT_TABLES_POSTGRES = ("checkpoint_writes", "checkpoint_blobs", "checkpoints")
 CHECKPOINT_TABLES_SQLITE = ("writes", "checkpoints")
 
@@ -56,42 +59,73 @@ def checkpoints_prune(*, keep: int, idle_for: timedelta | None = None, dry_run: 
     if idle_for is not None:
         conversations = conversations.filter(updated_at__lt=timezone.now() - idle_for)
     report = PruneReport()
-    backend = _Postgres() if is_postgres(connection.settings_dict) else _Sqlite()
     for conversation_id in conversations.values_list("id", flat=True).iterator():
-        with transaction.atomic():
-            thread_id = str(conversation_id)
-            checkpoints = backend.checkpoints(thread_id)  # newest first: (id, run id)
-            needed = _needed(conversation_id, checkpoints, keep)
-            doomed = [checkpoint_id for checkpoint_id, _ in checkpoints if checkpoint_id not in needed]
-            report.conversations += 1
-            report.kept += len(checkpoints) - len(doomed)
-            if not doomed:
-                continue
-            report.by_conversation[thread_id] = len(doomed)
-            report.checkpoints += len(doomed)
-            counted = backend.count(thread_id, doomed) if dry_run else backend.delete(thread_id, doomed, needed)
-            report.writes += counted["writes"]
-            report.blobs += counted["blobs"]
+        _prune(conversation_id, keep=keep, dry_run=dry_run, report=report)
+    return report
+
+
+def checkpoints_trim(*, conversation_id, keep: int) -> int:
+    """After a run: prune the conversation to its latest `keep` checkpoints (and those
+    still needed) once it holds TRIM_SLACK more, so its checkpoints stay bounded however
+    long it runs. Returns the number deleted."""
+    if keep < 1 or _backend().count_checkpoints(str(conversation_id)) <= keep + TRIM_SLACK:
+        return 0
+    return _prune(conversation_id, keep=keep, dry_run=False, report=PruneReport()).checkpoints
+
+
+def _backend():
+    return _Postgres() if is_postgres(connection.settings_dict) else _Sqlite()
+
+
+def _prune(conversation_id, *, keep: int, dry_run: bool, report: PruneReport) -> PruneReport:
+    backend = _backend()
+    with transaction.atomic():
+        thread_id = str(conversation_id)
+        checkpoints = backend.checkpoints(thread_id)  # newest first: (id, run id)
+        needed = _needed(conversation_id, checkpoints, keep)
+        doomed = [checkpoint_id for checkpoint_id, _ in checkpoints if checkpoint_id not in needed]
+        report.conversations += 1
+        report.kept += len(checkpoints) - len(doomed)
+        if not doomed:
+            return report
+        report.by_conversation[thread_id] = len(doomed)
+        report.checkpoints += len(doomed)
+        counted = backend.count(thread_id, doomed) if dry_run else backend.delete(thread_id, doomed)
+        report.writes += counted["writes"]
+        report.blobs += counted["blobs"]
     return report
 
 
 def _needed(conversation_id, checkpoints: list[tuple[str, str]], keep: int) -> set[str]:
     runs = Run.objects.filter(conversation_id=conversation_id)
     active = {str(run_id) for run_id in runs.filter(status__in=Run.ACTIVE).values_list("id", flat=True)}
-    heads: dict = {}  # branch -> the last checkpoint of its latest run
-    ended = runs.exclude(checkpoint_id="").order_by("-created_at").values_list("branch_id", "checkpoint_id")
-    for branch_id, checkpoint_id in ended:
-        heads.setdefault(branch_id, checkpoint_id)
-    needed = {checkpoint_id for checkpoint_id, _ in checkpoints[:keep]} | set(heads.values())
+    needed = {checkpoint_id for checkpoint_id, _ in checkpoints[:keep]} | _branch_heads(conversation_id)
     needed |= {checkpoint_id for checkpoint_id, run_id in checkpoints if _same_run(run_id, active)}
     return needed
+
+
+def _branch_heads(conversation_id) -> set[str]:
+    """The last checkpoint of each branch's latest run: where its next turn forks from."""
+    ended = Run.objects.exclude(checkpoint_id="").order_by("-created_at").values("checkpoint_id")
+    heads = Branch.objects.filter(conversation_id=conversation_id).annotate(
+        head=Subquery(ended.filter(branch=OuterRef("pk"))[:1])
+    ).values_list("head", flat=True)
+    unforked = ended.filter(conversation_id=conversation_id, branch__isnull=True)[:1].values_list("checkpoint_id", flat=True)
+    return {head for head in [*heads, *unforked] if head}
 
 
 def _same_run(run_id: str | None, run_ids: set[str]) -> bool:
     return bool(run_id) and str(run_id) in run_ids
 
 
-class _Postgres:
+class _Tables:
+    def count_checkpoints(self, thread_id: str) -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT COUNT(*) FROM checkpoints WHERE thread_id = %s", [thread_id])
+            return cursor.fetchone()[0]
+
+
+class _Postgres(_Tables):
     def checkpoints(self, thread_id: str) -> list[tuple[str, str]]:
         with connection.cursor() as cursor:
             cursor.execute(
@@ -110,7 +144,7 @@ class _Postgres:
             writes = cursor.fetchone()[0]
         return {"writes": writes, "blobs": len(self._garbage_blobs(thread_id, doomed))}
 
-    def delete(self, thread_id: str, doomed: list[str], needed: set[str]) -> dict[str, int]:
+    def delete(self, thread_id: str, doomed: list[str]) -> dict[str, int]:
         garbage = self._garbage_blobs(thread_id, doomed)
         with connection.cursor() as cursor:
             cursor.execute(
@@ -146,7 +180,7 @@ class _Postgres:
             return freed - set(cursor.fetchall())
 
 
-class _Sqlite:
+class _Sqlite(_Tables):
     """The SQLite saver keeps values inline in its two tables: no blobs."""
 
     def checkpoints(self, thread_id: str) -> list[tuple[str, str]]:
@@ -169,7 +203,7 @@ class _Sqlite:
                 writes += cursor.fetchone()[0]
         return {"writes": writes, "blobs": 0}
 
-    def delete(self, thread_id: str, doomed: list[str], needed: set[str]) -> dict[str, int]:
+    def delete(self, thread_id: str, doomed: list[str]) -> dict[str, int]:
         writes = 0
         with connection.cursor() as cursor:
             for batch in _batches(doomed):

@@ -72,7 +72,9 @@ ASGI_APPLICATION = "chatproject.asgi.application"
 SQLITE_PATH = Path(os.environ.get("SQLITE_PATH", BASE_DIR / "db.sqlite3"))
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+    # Connections stay open (checked before reuse): channels closes "old" connections
+    # before every consumer event, and with no age each event frame meant a reconnect.
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True)}
 else:
     DATABASES = {
         "default": {
@@ -148,6 +150,9 @@ CHECKPOINT_POOL_SIZE = int(os.environ.get("CHECKPOINT_POOL_SIZE", "10"))
 RUN_LEASE_SECONDS = float(os.environ.get("RUN_LEASE_SECONDS", "5"))
 RUN_RECOVERY_INTERVAL_SECONDS = float(os.environ.get("RUN_RECOVERY_INTERVAL_SECONDS", "1.5"))
 RUN_MAX_ATTEMPTS = int(os.environ.get("RUN_MAX_ATTEMPTS", "3"))
+# Graph checkpoints kept per conversation after each run (plus those still needed: each
+# branch's head, an active run's); the transcript is in Django's tables. 0 keeps all.
+CHECKPOINTS_KEPT = int(os.environ.get("CHECKPOINTS_KEPT", "20"))
 
 # A message sent while a run is active: "queue" it after the run, "reject" it (conflict),
 # or "interrupt" the run and start the new one.

@@ -118,6 +118,11 @@ class Run(models.Model):
 
     class Meta:
         ordering = ["created_at"]
+        # The latest runs of a conversation or of a branch, without sorting all of them.
+        indexes = [
+            models.Index(fields=["conversation", "-created_at"], name="run_latest"),
+            models.Index(fields=["branch", "-created_at"], name="run_latest_on_branch"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["conversation", "client_id"],

@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from tests.live import chat, receive, receive_until, run_ended, send
+from tests.live import Session, chat, receive, receive_until, run_ended, send
 
 pytestmark = pytest.mark.asyncio
 
@@ -83,8 +83,10 @@ async def test_a_reconnecting_socket_gets_the_history_in_its_snapshot(alice):
     assert listed[0]["title"] == "**bold** and <script>alert(1)</script>"
 
 
-async def test_checkpoint_storage_grows_by_the_same_amount_each_turn(alice, database):
-    """The state holds one turn, so turn 30 stores no more than turn 10 (MessagesState would)."""
+async def test_checkpoint_storage_grows_by_the_same_amount_each_turn(make_server, database):
+    """The state holds one turn, so turn 30 stores no more than turn 10 (MessagesState would).
+    Trimming after runs is off here: this is about what each turn writes."""
+    alice = Session(make_server(CHECKPOINTS_KEPT="0").start(), "alice")
     conversation = alice.create_conversation()
     sizes = []
     async with alice.websocket(conversation["id"]) as ws:

@@ -25,7 +25,7 @@ def prune(database, *args: str) -> str:
 
 
 async def test_pruned_conversations_continue_switch_branches_and_resume_approvals(mail_server, mail_dir, database):
-    server = mail_server().start()
+    server = mail_server(CHECKPOINTS_KEPT="0").start()  # no trimming after runs: the command does it all
     alice = Session(server, "alice")
     long, branched, waiting = (alice.create_conversation(title) for title in ("long", "branched", "waiting"))
     async with alice.websocket(long["id"]) as ws:
@@ -98,3 +98,23 @@ async def test_pruned_conversations_continue_switch_branches_and_resume_approval
     counts = database.counts()
     prune(database, "--keep", "1")
     assert database.counts() == counts
+
+
+async def test_each_run_trims_its_conversation_to_a_bounded_number_of_checkpoints(make_server, database):
+    server = make_server(CHECKPOINTS_KEPT="4").start()
+    alice = Session(server, "alice")
+    conversation = alice.create_conversation()
+    counts = []
+    async with alice.websocket(conversation["id"]) as ws:
+        await receive(ws)
+        for i in range(LONG):
+            await talk(ws, f"turn {i}")
+            counts.append(checkpoints(database, conversation["id"]))
+        # Bounded: at most the kept ones, the slack, and one run's own.
+        assert max(counts) <= 4 + 10 + 4 and counts[-1] < 3 * LONG
+        assert max(counts[-10:]) == max(counts[10:20])
+        frames = await chat(ws, "recall")
+        assert frames[-2]["message"]["content"] == "\n".join(f"turn {i}" for i in range(LONG))
+        # The line's last checkpoint is kept: the next turn forks from it.
+        last = database.query("SELECT checkpoint_id FROM conversations_run ORDER BY created_at DESC LIMIT 1")[0][0]
+        assert database.count("checkpoints", "checkpoint_id = %s", (last,)) == 1
