@@ -61,7 +61,7 @@ def test_phone_width_hides_the_sidebar_behind_a_menu(server, page, screenshot, b
     expect(page.locator("#composer")).to_be_visible()
     expect(page.locator("#sidebar")).not_to_be_in_viewport()
     page.click("#menu-toggle")
-    page.wait_for_function("document.querySelector('#sidebar').getBoundingClientRect().left >= 0")
+    expect(page.locator("#sidebar")).to_be_in_viewport(ratio=1)  # slid in
     expect(page.locator("#new-chat")).to_be_in_viewport(ratio=1)
     screenshot(f"phone-sidebar-{backend}")
 
