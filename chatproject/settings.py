@@ -26,6 +26,15 @@ DEBUG = env_bool("DJANGO_DEBUG")
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
 
+# Served under any name but this machine's own is production: no debug pages (they show
+# settings and tracebacks), and no key everyone knows (it signs the session cookies).
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "[::1]"}
+if set(ALLOWED_HOSTS) - LOCAL_HOSTS:
+    if DEBUG:
+        raise ImproperlyConfigured("DJANGO_DEBUG is on while DJANGO_ALLOWED_HOSTS serves other hosts: turn it off")
+    if SECRET_KEY == DEFAULT_SECRET_KEY:
+        raise ImproperlyConfigured("set DJANGO_SECRET_KEY: the default key is public and must not sign real sessions")
+
 INSTALLED_APPS = [
     "daphne",
     "django.contrib.admin",

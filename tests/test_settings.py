@@ -1,0 +1,22 @@
+"""Production settings refuse debug pages and the public default secret key."""
+
+import pytest
+
+from tests.live import base_env, manage
+
+
+@pytest.mark.parametrize(
+    "env, refused",
+    [
+        ({"DJANGO_ALLOWED_HOSTS": "chat.example.com"}, "set DJANGO_SECRET_KEY"),
+        ({"DJANGO_ALLOWED_HOSTS": "chat.example.com", "DJANGO_SECRET_KEY": "s" * 50, "DJANGO_DEBUG": "1"}, "DJANGO_DEBUG is on"),
+        ({"DJANGO_ALLOWED_HOSTS": "chat.example.com", "DJANGO_SECRET_KEY": "s" * 50}, None),
+        ({"DJANGO_ALLOWED_HOSTS": "localhost,127.0.0.1", "DJANGO_DEBUG": "1"}, None),  # development
+    ],
+)
+def test_production_settings_refuse_debug_and_the_default_key(env, refused, tmp_path):
+    result = manage({**base_env(), "SQLITE_PATH": str(tmp_path / "db.sqlite3"), **env}, "check", check=False)
+    if refused:
+        assert result.returncode != 0 and refused in result.stderr
+    else:
+        assert result.returncode == 0, result.stderr
