@@ -45,7 +45,7 @@ def setup_django(db) -> None:
     for key in ("DATABASE_URL", "REDIS_URL", "SQLITE_PATH"):
         os.environ.pop(key, None)
     os.environ.update(db.env)
-    os.environ["DJANGO_ALLOWED_HOSTS"] = "testserver,127.0.0.1,localhost"
+    os.environ["DJANGO_ALLOWED_HOSTS"] = "127.0.0.1,localhost"
     import django
 
     django.setup()
@@ -105,7 +105,7 @@ def measure(user, repeats: int) -> list[list]:
     total = Conversation.objects.filter(user=user).count()
     middle = Conversation.objects.filter(user=user).order_by("-updated_at", "-id")[total // 2]
     cursor = selectors.encode_cursor(middle)
-    client = Client()
+    client = Client(SERVER_NAME="localhost")
     client.force_login(user)
     pages = [("first page", {}), ("a page deep (cursor at the middle)", {"cursor": cursor}), ("search 'needle'", {"q": "needle"})]
     rows = []
