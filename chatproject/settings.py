@@ -185,6 +185,8 @@ CHECKPOINTS_KEPT = int(os.environ.get("CHECKPOINTS_KEPT", "20"))
 # A message sent while a run is active: "queue" it after the run, "reject" it (conflict),
 # or "interrupt" the run and start the new one.
 DOUBLE_TEXTING = os.environ.get("DOUBLE_TEXTING", "queue")
+# Messages of one conversation waiting for their turn; one more is refused (`conflict`).
+RUN_QUEUE_MAX = int(os.environ.get("RUN_QUEUE_MAX", "10"))
 if DOUBLE_TEXTING not in {"queue", "reject", "interrupt"}:
     raise ImproperlyConfigured("DOUBLE_TEXTING is one of queue, reject, interrupt")
 

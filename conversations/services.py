@@ -68,6 +68,8 @@ def message_send(
     def store(locked: Conversation) -> tuple[Message, Run]:
         if reject_if_busy and Run.objects.filter(conversation=locked, status__in=Run.ACTIVE).exists():
             raise Conflict("a reply is in progress: wait for it, or stop it first")
+        if Run.objects.filter(conversation=locked, status=Run.Status.QUEUED).count() >= settings.RUN_QUEUE_MAX:
+            raise Conflict(f"{settings.RUN_QUEUE_MAX} messages already wait for a reply here: wait for them, or stop them")
         return _store_turn(locked, content=content, client_id=client_id, owner=owner, branch_id=locked.current_branch_id)
 
     return _once_per_client_id(conversation, client_id, store)

@@ -62,3 +62,26 @@ async def test_interrupt_cancels_the_active_run_and_starts_the_new_one(make_serv
     replies = [f["message"] for f in frames if f["type"] == "message" and f["message"]["role"] == "assistant"]
     assert replies[0]["stopped"] is True and not replies[0]["content"].endswith("tick400")
     assert replies[-1]["content"] == 'You said: "change of plan"'
+
+
+async def test_a_full_queue_refuses_the_next_message_and_stores_nothing(make_server, database):
+    alice = Session(make_server(RUN_QUEUE_MAX="2").start(), "alice")
+    conversation = alice.create_conversation()
+    async with alice.websocket(conversation["id"]) as ws:
+        await receive(ws)
+        await start_long_reply(ws)
+        for text in ("second", "third"):
+            await send(ws, {"type": "message.send", "content": text})
+            await receive_until(ws, lambda f: f["type"] == "run" and f["run"]["status"] == "queued")
+        before = database.counts()
+        await send(ws, {"type": "message.send", "content": "fourth", "client_id": "c-4"})
+        refused = await receive_until(ws, lambda f: f["type"] == "error")
+        assert refused[-1]["code"] == "conflict" and "2 messages already wait" in refused[-1]["message"]
+        assert database.counts() == before
+        await send(ws, {"type": "run.cancel"})
+        await receive_until(ws, lambda f: f["type"] == "run" and f["run"]["status"] == "cancelled")
+        # Once one has started, there is room again, and the same client_id is accepted.
+        await receive_until(ws, lambda f: f["type"] == "run" and f["run"]["status"] == "running")
+        await send(ws, {"type": "message.send", "content": "fourth", "client_id": "c-4"})
+        accepted = await receive_until(ws, lambda f: f["type"] == "message" and f["message"]["content"] == "fourth")
+        assert accepted[-1]["message"]["role"] == "user"
