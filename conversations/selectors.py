@@ -208,13 +208,12 @@ def message_frame_data(message: Message) -> dict:
 amessage_frame_data = sync_to_async(message_frame_data)
 
 
-def message_list(*, conversation: Conversation, branch_id=None, lines: Lines | None = None) -> list[dict]:
-    """The messages of a line (the shown one by default), oldest first, each with its
-    versions when it was edited or regenerated."""
+def message_list(*, conversation: Conversation, lines: Lines | None = None) -> list[dict]:
+    """The messages of the line shown, oldest first, each with its versions when it was
+    edited or regenerated."""
     lines = lines or conversation_lines(conversation_id=conversation.id)
-    branch_id = branch_id or conversation.current_branch_id
     messages = []
-    for message in lines.messages(branch_id).order_by("created_at", "id"):
+    for message in lines.messages(conversation.current_branch_id).order_by("created_at", "id"):
         data = message_data(message)
         if lines.branches and (versions := lines.versions(message)):
             data["versions"] = versions
@@ -267,7 +266,8 @@ def transcript_before(*, conversation_id: str, branch_id: str | None, message_id
     """The user and assistant messages of the line before `message_id`, the latest
     CHAT_HISTORY_MESSAGES."""
     turn = Message.objects.filter(pk=message_id).values_list("created_at", flat=True).first()
-    lines = conversation_lines(conversation_id=conversation_id)
+    # A conversation that never forked has one line: no need to read its branches.
+    lines = conversation_lines(conversation_id=conversation_id) if branch_id else Lines(conversation_id, {})
     queryset = lines.messages(uuid.UUID(branch_id) if branch_id else None).filter(
         role__in=[Message.Role.USER, Message.Role.ASSISTANT]
     ).exclude(content="")
