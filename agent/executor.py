@@ -185,7 +185,7 @@ class RunExecutor:
         await events.publish(conversation_id, {"type": "run", "run": run_data(run)})
         if run.attempts > settings.RUN_MAX_ATTEMPTS:
             raise RunGaveUp(f"the run was interrupted {run.attempts - 1} times and was given up")
-        user_message = await Message.objects.select_related("conversation").aget(pk=run.user_message_id)
+        user_message = run.user_message
         context = ChatContext(
             conversation_id=conversation_id,
             user_id=user_message.conversation.user_id,
@@ -195,8 +195,11 @@ class RunExecutor:
         )
         config = {"configurable": {"thread_id": conversation_id}, "metadata": {RUN_METADATA_KEY: run_id}}
         turn = RunEvents(conversation_id=conversation_id, run_id=run_id, branch_id=run.branch_id)
+        # A run's first start has no checkpoint of its own to look for.
+        may_have_checkpoints = not run.first_start
         while True:
-            graph_input, stream_config = await self._input_for(run, user_message, config, turn)
+            graph_input, stream_config = await self._input_for(run, user_message, config, turn, may_have_checkpoints)
+            may_have_checkpoints = True
             if graph_input is DONE:
                 await self._finish(run_id, conversation_id, Run.Status.SUCCEEDED)
                 return True
@@ -232,12 +235,14 @@ class RunExecutor:
             raise
         return turn.take_interrupted()
 
-    async def _input_for(self, run: Run, user_message: Message, config: dict, turn: "RunEvents"):
+    async def _input_for(
+        self, run: Run, user_message: Message, config: dict, turn: "RunEvents", may_have_checkpoints: bool
+    ):
         """Where the run goes on, and from which checkpoint: its message if new (from the
         last checkpoint of its line), its decisions if it paused for approvals, or its last
         checkpoint if its process died."""
-        state = await self.graph.aget_state(config)
-        if state.metadata and state.metadata.get(RUN_METADATA_KEY) == str(run.id):
+        state = await self.graph.aget_state(config) if may_have_checkpoints else None
+        if state is not None and state.metadata and state.metadata.get(RUN_METADATA_KEY) == str(run.id):
             if state.interrupts:
                 await turn.record_approvals(state.interrupts)  # a crash may have come first
                 decisions = await selectors.aapproval_resume_values(

@@ -60,6 +60,14 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         snapshot = await selectors.aconversation_snapshot(conversation=self.conversation, partials=partials)
         await self.send_frame({"type": "snapshot", **snapshot, "seq": seq})
 
+    async def dispatch(self, message):
+        # A relayed event touches no database: skip channels' close_old_connections, a
+        # hop to the ORM thread (and a health-check query after it) for every token.
+        if message["type"] == "conversation.event":
+            await self.conversation_event(message)
+        else:
+            await super().dispatch(message)
+
     async def conversation_event(self, event):
         await self.send_frame(event["frame"])
 

@@ -265,14 +265,12 @@ aconversation_snapshot = sync_to_async(conversation_snapshot)
 def transcript_before(*, conversation_id: str, branch_id: str | None, message_id: str) -> list[Message]:
     """The user and assistant messages of the line before `message_id`, the latest
     CHAT_HISTORY_MESSAGES."""
-    turn = Message.objects.filter(pk=message_id).values_list("created_at", flat=True).first()
+    turn = Message.objects.filter(pk=message_id).values("created_at")[:1]
     # A conversation that never forked has one line: no need to read its branches.
     lines = conversation_lines(conversation_id=conversation_id) if branch_id else Lines(conversation_id, {})
     queryset = lines.messages(uuid.UUID(branch_id) if branch_id else None).filter(
-        role__in=[Message.Role.USER, Message.Role.ASSISTANT]
+        role__in=[Message.Role.USER, Message.Role.ASSISTANT], created_at__lt=Subquery(turn)
     ).exclude(content="")
-    if turn is not None:
-        queryset = queryset.filter(created_at__lt=turn)
     latest = list(queryset.order_by("-created_at", "-id")[: settings.CHAT_HISTORY_MESSAGES])
     return latest[::-1]
 

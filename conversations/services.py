@@ -8,7 +8,7 @@ from datetime import timedelta
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Value
+from django.db.models import Exists, F, OuterRef, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from pydantic import ValidationError
@@ -97,16 +97,19 @@ def _once_per_client_id(conversation: Conversation, client_id: str | None, store
 def _store_turn(
     conversation: Conversation, *, content: str, client_id: str | None, owner: str, branch_id
 ) -> tuple[Message, Run]:
+    # The message names its run before the run exists: foreign keys are checked at commit.
+    run_id = uuid.uuid4()
     message = Message.objects.create(
         conversation=conversation,
         role=Message.Role.USER,
         content=content,
         html=html_to_store(content),
         branch_id=branch_id,
+        run_id=run_id,
     )
-    run = _queue_run(conversation, user_message=message, client_id=client_id, owner=owner, branch_id=branch_id)
-    message.run = run
-    message.save(update_fields=["run"])
+    message.run = run = _queue_run(
+        conversation, run_id=run_id, user_message=message, client_id=client_id, owner=owner, branch_id=branch_id
+    )
     fields = {"updated_at": timezone.now()}
     if not conversation.title:
         fields["title"] = " ".join(content.split())[:AUTO_TITLE_CHARS]
@@ -114,8 +117,11 @@ def _store_turn(
     return message, run
 
 
-def _queue_run(conversation: Conversation, *, user_message: Message, client_id: str | None, owner: str, branch_id) -> Run:
+def _queue_run(
+    conversation: Conversation, *, user_message: Message, client_id: str | None, owner: str, branch_id, run_id=None
+) -> Run:
     return Run.objects.create(
+        id=run_id or uuid.uuid4(),
         conversation=conversation,
         user_message=user_message,
         client_id=client_id or None,
@@ -235,30 +241,37 @@ def graph_message_id(conversation_id, langchain_id: str) -> uuid.UUID:
         return uuid.uuid5(uuid.UUID(str(conversation_id)), langchain_id)
 
 
-async def arun_start(*, run_id, owner: str) -> Run | None:
-    """Mark a run this process holds as running (one more attempt).
+def run_start(*, run_id, owner: str) -> Run | None:
+    """Mark a run this process holds as running (one more attempt); the run comes with
+    its user message and conversation.
 
     None if it lost the run, or if an earlier run of the conversation is still active
     (running, or waiting for approvals): runs of a conversation go one at a time, in
-    order, and this one stays queued until its turn.
+    order, and this one stays queued until its turn. One conditional UPDATE decides both.
+    `run.first_start` tells whether it never started before: it has no checkpoint yet.
     """
-    run = await Run.objects.filter(pk=run_id).only("conversation_id", "created_at").afirst()
-    if run is None:
-        return None
+    now = timezone.now()
     earlier_active = Run.objects.filter(
-        conversation_id=run.conversation_id, status__in=Run.ACTIVE, created_at__lt=run.created_at
-    ).exclude(pk=run_id)
-    if await earlier_active.aexists():
-        return None
-    started = await Run.objects.filter(
-        pk=run_id, owner=owner, status__in=[Run.Status.QUEUED, Run.Status.RUNNING]
-    ).aupdate(
-        status=Run.Status.RUNNING,
-        started_at=Coalesce(F("started_at"), Value(timezone.now())),
-        attempts=F("attempts") + 1,
-        lease_expires_at=lease_until(),
+        conversation_id=OuterRef("conversation_id"), status__in=Run.ACTIVE, created_at__lt=OuterRef("created_at")
     )
-    return await Run.objects.aget(pk=run_id) if started else None
+    started = (
+        Run.objects.filter(pk=run_id, owner=owner, status__in=[Run.Status.QUEUED, Run.Status.RUNNING])
+        .filter(~Exists(earlier_active))
+        .update(
+            status=Run.Status.RUNNING,
+            started_at=Coalesce(F("started_at"), Value(now)),
+            attempts=F("attempts") + 1,
+            lease_expires_at=lease_until(),
+        )
+    )
+    if not started:
+        return None
+    run = Run.objects.select_related("user_message__conversation").get(pk=run_id)
+    run.first_start = run.started_at == now
+    return run
+
+
+arun_start = sync_to_async(run_start)
 
 
 def held_runs(*, owner: str, conversation_id=None) -> list[Run]:
@@ -309,14 +322,17 @@ async def arun_release_leases(*, owner: str) -> int:
     )
 
 
-async def arun_finish(*, run_id, status: str, error: str | None = None, checkpoint_id: str = "") -> Run:
-    await Run.objects.filter(pk=run_id, status__in=Run.ACTIVE).aupdate(
+def run_finish(*, run_id, status: str, error: str | None = None, checkpoint_id: str = "") -> Run:
+    Run.objects.filter(pk=run_id, status__in=Run.ACTIVE).update(
         status=status, error=error, finished_at=timezone.now(), owner="", lease_expires_at=None,
         checkpoint_id=checkpoint_id,
     )
-    run = await Run.objects.aget(pk=run_id)
-    await Conversation.objects.filter(pk=run.conversation_id).aupdate(updated_at=timezone.now())
+    run = Run.objects.get(pk=run_id)
+    Conversation.objects.filter(pk=run.conversation_id).update(updated_at=timezone.now())
     return run
+
+
+arun_finish = sync_to_async(run_finish)
 
 
 def message_store(
@@ -332,23 +348,29 @@ def message_store(
     tool_name: str = "",
     stopped: bool = False,
 ) -> Message:
-    """Insert or update one message of a run (idempotent: keyed by its stable id)."""
-    message, _ = Message.objects.update_or_create(
-        pk=message_id,
-        defaults={
-            "conversation_id": conversation_id,
-            "run_id": run_id,
-            "branch_id": branch_id,
-            "role": role,
-            "content": content,
-            "html": html_to_store(content),
-            "tool_calls": tool_calls or [],
-            "tool_call_id": tool_call_id,
-            "tool_name": tool_name,
-            "stopped": stopped,
-        },
-    )
-    return message
+    """Insert or update one message of a run (idempotent: keyed by its stable id).
+
+    Insert first: the message is almost always new, and one INSERT is then all it costs.
+    Called outside transactions (by the executor), where a failed INSERT spoils nothing.
+    """
+    fields = {
+        "conversation_id": conversation_id,
+        "run_id": run_id,
+        "branch_id": branch_id,
+        "role": role,
+        "content": content,
+        "html": html_to_store(content),
+        "tool_calls": tool_calls or [],
+        "tool_call_id": tool_call_id,
+        "tool_name": tool_name,
+        "stopped": stopped,
+    }
+    try:
+        return Message.objects.create(pk=message_id, **fields)
+    except IntegrityError:
+        # Stored before: a resumed run writes it again, or Stop kept its partial text.
+        Message.objects.filter(pk=message_id).update(**fields)
+        return Message.objects.get(pk=message_id)
 
 
 amessage_store = sync_to_async(message_store)
