@@ -159,10 +159,12 @@ class _Postgres(_Tables):
                 "UPDATE checkpoints SET parent_checkpoint_id = NULL WHERE thread_id = %s AND parent_checkpoint_id = ANY(%s)",
                 [thread_id, doomed],
             )
-            for channel, version in garbage:
+            if garbage:
+                channels, versions = zip(*garbage)
                 cursor.execute(
-                    "DELETE FROM checkpoint_blobs WHERE thread_id = %s AND channel = %s AND version = %s",
-                    [thread_id, channel, version],
+                    "DELETE FROM checkpoint_blobs WHERE thread_id = %s"
+                    " AND (channel, version) IN (SELECT * FROM unnest(%s::text[], %s::text[]))",
+                    [thread_id, list(channels), list(versions)],
                 )
         return {"writes": writes, "blobs": len(garbage)}
 

@@ -51,3 +51,8 @@ def test_startup():
 def test_sidebar():
     out = run_bench("sidebar", "--conversations", "50", "--small", "10", "--repeats", "2")
     assert "queries at 50" in out
+
+
+def test_statements_per_turn():
+    out = run_bench("statements_per_turn", "--turns", "2")
+    assert "all statements" in out
