@@ -25,6 +25,7 @@ SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", DEFAULT_SECRET_KEY)
 DEBUG = env_bool("DJANGO_DEBUG")
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
+CSRF_FAILURE_VIEW = "chatproject.errors.csrf_failure"
 
 # Served under any name but this machine's own is production: no debug pages (they show
 # settings and tracebacks), and no key everyone knows (it signs the session cookies).
@@ -206,6 +207,31 @@ ADMIN_HIDE_MESSAGE_CONTENT = env_bool("ADMIN_HIDE_MESSAGE_CONTENT")
 WS_MAX_FRAME_BYTES = 64 * 1024
 MESSAGE_MAX_CHARS = 32_000
 CLIENT_ID_MAX_CHARS = 64
+
+
+def env_rate(name: str, default: str) -> tuple[int, float] | None:
+    """A rate "<count>/<seconds>", e.g. "30/60"; "0" or empty turns the limit off (None)."""
+    value = os.environ.get(name, default).strip()
+    if value in {"", "0"}:
+        return None
+    count, _, seconds = value.partition("/")
+    try:
+        rate = int(count), float(seconds)
+    except ValueError:
+        raise ImproperlyConfigured(f'{name} is "<count>/<seconds>", e.g. "30/60", or 0 for no limit') from None
+    if rate[0] < 1 or rate[1] <= 0:
+        raise ImproperlyConfigured(f"{name} needs a count of at least 1 and a positive number of seconds")
+    return rate
+
+
+# Per-user limits (conversations/limits.py), across all of a user's sockets and, with
+# Redis, all server processes: messages (send, edit, regenerate) and approval decisions
+# per sliding window, and open websockets (0: no cap). A socket's slot lapses
+# WS_SOCKET_TTL_SECONDS after its process dies.
+RATE_LIMIT_MESSAGES = env_rate("RATE_LIMIT_MESSAGES", "60/60")
+RATE_LIMIT_DECISIONS = env_rate("RATE_LIMIT_DECISIONS", "60/60")
+WS_MAX_SOCKETS_PER_USER = int(os.environ.get("WS_MAX_SOCKETS_PER_USER", "20"))
+WS_SOCKET_TTL_SECONDS = float(os.environ.get("WS_SOCKET_TTL_SECONDS", "30"))
 
 LOGGING = {
     "version": 1,

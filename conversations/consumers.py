@@ -10,13 +10,14 @@ from django.conf import settings
 
 from agent.runtime import get_runtime
 
-from . import events, selectors, services
+from . import events, limits, selectors, services
 from .presenters import approval_data, message_data, run_data
 
 logger = logging.getLogger(__name__)
 
 CLOSE_NOT_LOGGED_IN = 4401
 CLOSE_NOT_FOUND = 4404
+CLOSE_TOO_MANY_SOCKETS = 4429
 
 
 class FrameError(Exception):
@@ -28,6 +29,15 @@ class FrameError(Exception):
 
 class ConversationConsumer(AsyncWebsocketConsumer):
     conversation = None
+    socket_slot = None
+
+    async def __call__(self, scope, receive, send):
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # Here rather than in disconnect(), which a consumer that died of an error skips.
+            if self.socket_slot is not None:
+                await self.socket_slot.release()
 
     async def connect(self):
         user = self.scope.get("user")
@@ -37,13 +47,19 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_NOT_LOGGED_IN)
             return
         try:
-            self.conversation = await selectors.aconversation_for_user(
+            conversation = await selectors.aconversation_for_user(
                 user=user, conversation_id=self.scope["url_route"]["kwargs"]["conversation_id"]
             )
         except selectors.NotFound:
             await self.accept()
             await self.close(code=CLOSE_NOT_FOUND)
             return
+        self.socket_slot = limits.SocketSlot(user)
+        if not await self.socket_slot.acquire():
+            await self.accept()
+            await self.close(code=CLOSE_TOO_MANY_SOCKETS)
+            return
+        self.conversation = conversation
         self.runtime = await get_runtime()
         self.group = events.group_name(self.conversation.id)
         # Join before reading the snapshot, so no change falls between the two.
@@ -86,6 +102,10 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await handler(self, frame)
         except FrameError as error:
             await self.send_frame({"type": "error", "code": error.code, "message": error.message})
+        except limits.RateLimited as limited:
+            await self.send_frame(
+                {"type": "error", "code": "rate_limited", "message": str(limited), "retry_after": limited.retry_after}
+            )
         except selectors.NotFound:
             await self.send_frame({"type": "error", "code": "not_found", "message": "no such object in this conversation"})
         except services.Conflict as conflict:
@@ -105,6 +125,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             raise FrameError("bad_request", "a frame must be a JSON object") from None
         if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
             raise FrameError("bad_request", "a frame must be a JSON object with a string 'type'")
+        if services.unstorable(frame):
+            raise FrameError("bad_request", "frames may not contain NUL or unpaired surrogates")
         return frame
 
     @staticmethod
@@ -133,6 +155,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     async def on_message_send(self, frame):
         content = self.content_of(frame)
         client_id = self.client_id_of(frame)
+        await limits.acheck_rate(user=self.scope["user"], action="messages")
         if settings.DOUBLE_TEXTING == "interrupt" and not await services.aclient_id_seen(
             conversation=self.conversation, client_id=client_id
         ):
@@ -166,6 +189,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
 
     async def fork(self, service, **fields):
         """Edit or regenerate: a new branch, shown to every socket, and its run."""
+        await limits.acheck_rate(user=self.scope["user"], action="messages")
         try:
             _, run, created = await service(conversation=self.conversation, owner=self.runtime.executor.owner, **fields)
         except services.Invalid as error:
@@ -195,6 +219,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
 
     async def on_approval_decide(self, frame):
         approval_id = self.id_of(frame, "approval_id")
+        await limits.acheck_rate(user=self.scope["user"], action="decisions")
         try:
             approval, run = await services.aapproval_decide(
                 user=self.scope["user"],

@@ -51,7 +51,7 @@ def group_name(conversation_id) -> str:
     return f"conversation.{conversation_id}"
 
 
-def _redis():
+def redis_client():
     loop = asyncio.get_running_loop()
     client = _redis_clients.get(loop)
     if client is None:
@@ -63,7 +63,7 @@ def _redis():
 
 async def next_seq(conversation_id) -> int:
     if settings.REDIS_URL:
-        return int(await _redis().incr(SEQ_KEY.format(conversation_id)))
+        return int(await redis_client().incr(SEQ_KEY.format(conversation_id)))
     _local_seq[str(conversation_id)] += 1
     return _local_seq[str(conversation_id)]
 
@@ -90,7 +90,7 @@ async def publish_token(conversation_id, *, run_id: str, message_id: str, delta:
     conversation_id = str(conversation_id)
     if settings.REDIS_URL:
         frame["seq"] = int(
-            await _redis().eval(
+            await redis_client().eval(
                 APPEND_TOKEN, 3,
                 SEQ_KEY.format(conversation_id), PARTIAL_KEY.format(conversation_id) + message_id,
                 PARTIALS_KEY.format(conversation_id),
@@ -109,7 +109,7 @@ async def forget_partial(conversation_id, *, run_id: str, message_id: str) -> No
     """The reply is stored (or abandoned): snapshots stop carrying its partial text."""
     conversation_id = str(conversation_id)
     if settings.REDIS_URL:
-        client = _redis()
+        client = redis_client()
         await client.srem(PARTIALS_KEY.format(conversation_id), f"{message_id}|{run_id}")
         await client.delete(PARTIAL_KEY.format(conversation_id) + message_id)
     else:
@@ -120,7 +120,7 @@ async def stream_state(conversation_id) -> tuple[int, list[dict]]:
     """The current seq and the replies being written, read in one atomic step."""
     conversation_id = str(conversation_id)
     if settings.REDIS_URL:
-        raw = await _redis().eval(
+        raw = await redis_client().eval(
             READ_STATE, 2, SEQ_KEY.format(conversation_id), PARTIALS_KEY.format(conversation_id),
             PARTIAL_KEY.format(conversation_id),
         )
@@ -136,6 +136,6 @@ async def stream_state(conversation_id) -> tuple[int, list[dict]]:
 
 async def forget(conversation_id) -> None:
     if settings.REDIS_URL:
-        await _redis().delete(SEQ_KEY.format(conversation_id), PARTIALS_KEY.format(conversation_id))
+        await redis_client().delete(SEQ_KEY.format(conversation_id), PARTIALS_KEY.format(conversation_id))
     _local_seq.pop(str(conversation_id), None)
     _local_partials.pop(str(conversation_id), None)

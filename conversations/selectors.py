@@ -8,7 +8,7 @@ import binascii
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -75,10 +75,13 @@ def encode_cursor(conversation: Conversation) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """The (time, id) a cursor names; ValueError if it names none."""
     try:
         updated_at, conversation_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return datetime.fromisoformat(updated_at), uuid.UUID(conversation_id)
-    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError):
+        # In UTC, as the database compares it: OverflowError here, not in the query, for a
+        # time that UTC cannot hold (year 1 at +14:00).
+        return datetime.fromisoformat(updated_at).astimezone(timezone.utc), uuid.UUID(conversation_id)
+    except (ValueError, TypeError, AttributeError, OverflowError, binascii.Error, json.JSONDecodeError):
         raise ValueError("invalid cursor") from None
 
 

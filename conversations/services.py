@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import timedelta
 
@@ -19,7 +20,27 @@ from .selectors import approval_for_user
 from .rendering import html_to_store
 
 TITLE_MAX_CHARS = 200
+# JSON and URLs carry them, no database stores them: PostgreSQL refuses NUL, and a lone
+# surrogate has no UTF-8 encoding.
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 AUTO_TITLE_CHARS = 60
+
+
+def unstorable(value) -> bool:
+    """Whether a string anywhere in this JSON value holds NUL or a lone surrogate.
+    A loop, not recursion: a deep frame must not blow the stack."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if UNSTORABLE.search(item):
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
 
 
 class Conflict(Exception):

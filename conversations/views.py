@@ -9,7 +9,8 @@ import json
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpResponse, JsonResponse
+from django.core.exceptions import RequestDataTooBig
+from django.http import Http404, HttpResponse, JsonResponse, RawPostDataException
 from django.shortcuts import render
 from django.utils.text import slugify
 
@@ -65,15 +66,31 @@ def api(*methods: str):
 
 
 def json_body(request) -> dict:
-    if len(request.body) > JSON_BODY_MAX_BYTES:
-        raise BadRequest(f"the body is at most {JSON_BODY_MAX_BYTES} bytes")
     try:
-        body = json.loads(request.body or b"{}")
-    except ValueError:
+        body = json.loads(raw_body(request) or b"{}")
+    except (ValueError, RecursionError):
         raise BadRequest("the body must be JSON") from None
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object")
     return body
+
+
+def raw_body(request) -> bytes:
+    try:
+        body = request.body
+    except RequestDataTooBig:  # past Django's own limit, far above ours
+        body = None
+    except RawPostDataException:  # already read as a multipart form, so not JSON
+        raise BadRequest("the body must be JSON") from None
+    if body is None or len(body) > JSON_BODY_MAX_BYTES:
+        raise BadRequest(f"the body is at most {JSON_BODY_MAX_BYTES} bytes")
+    return body
+
+
+def storable(text: str, name: str) -> str:
+    if services.unstorable(text):
+        raise BadRequest(f"'{name}' may not contain NUL or unpaired surrogates")
+    return text
 
 
 def title_from(body: dict, *, required: bool) -> str:
@@ -82,7 +99,7 @@ def title_from(body: dict, *, required: bool) -> str:
         raise BadRequest("'title' must be a non-empty string")
     if len(title) > services.TITLE_MAX_CHARS:
         raise BadRequest(f"'title' is at most {services.TITLE_MAX_CHARS} characters")
-    return title
+    return storable(title, "title")
 
 
 @api("GET", "POST")
@@ -93,7 +110,9 @@ async def conversations_api(request):
         return JsonResponse(conversation_data(conversation), status=201)
     try:
         page = await sync_to_async(selectors.conversation_list)(
-            user=request.user, q=request.GET.get("q", "").strip()[:200], cursor=request.GET.get("cursor", "")
+            user=request.user,
+            q=storable(request.GET.get("q", "").strip()[:200], "q"),
+            cursor=request.GET.get("cursor", ""),
         )
     except ValueError as error:
         raise BadRequest(str(error)) from None
