@@ -124,8 +124,9 @@
     if (a.description) li.append(make('p', 'approval-item-description', a.description));
 
     const meta = make('p', 'approval-item-meta');
-    meta.append(document.createTextNode('In '));
-    meta.append(make('span', 'approval-item-conversation', `“${conversationTitle(a)}”`));
+    meta.append(document.createTextNode('In “'));
+    meta.append(make('span', 'approval-item-conversation', conversationTitle(a)));
+    meta.append(document.createTextNode('”'));
     if (timeOf(a.created_at)) {
       meta.append(document.createTextNode(' · requested '));
       meta.append(timeElement(a.created_at, 'approval-item-created'));

@@ -346,6 +346,8 @@
       a.target = '_blank';
       a.rel = 'noopener noreferrer nofollow';
     }
+    // A wide table scrolls sideways in its box: the keyboard must reach it to scroll it.
+    for (const table of body.querySelectorAll('table')) table.tabIndex = 0;
     enhanceCodeBlocks(body);
   }
 
@@ -353,6 +355,7 @@
     for (const pre of root.querySelectorAll('pre')) {
       if (pre.parentElement && pre.parentElement.classList.contains('code-block')) continue;
       const wrap = make('div', 'code-block');
+      pre.tabIndex = 0; // a long line scrolls sideways: keyboard reachable
       pre.replaceWith(wrap);
       wrap.append(pre);
       const copy = button('copy-btn copy-code', 'Copy code', { ariaOnly: true });

@@ -1,4 +1,5 @@
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -21,15 +22,29 @@ def browser():
         browser.close()
 
 
-@pytest.fixture
-def page(browser):
-    context = browser.new_context()
+@contextmanager
+def open_page(browser, **context_options):
+    """A page in a context of its own; any JavaScript error on it fails the test."""
+    context = browser.new_context(**context_options)
     page = context.new_page()
     errors = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     yield page
     context.close()
     assert errors == [], f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture
+def page(browser):
+    with open_page(browser) as page:
+        yield page
+
+
+@pytest.fixture
+def mail_server(make_server, tmp_path):
+    return make_server(
+        EMAIL_BACKEND="django.core.mail.backends.filebased.EmailBackend", EMAIL_FILE_PATH=str(tmp_path / "mail")
+    ).start()
 
 
 @pytest.fixture

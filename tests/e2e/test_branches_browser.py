@@ -5,11 +5,10 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.live import PASSWORD
+from tests.e2e.pages import TIMEOUT, log_in, send, wait_idle
 
 pytestmark = pytest.mark.browser
 
-TIMEOUT = 15_000
 
 
 @pytest.fixture
@@ -18,23 +17,8 @@ def branch_server(make_server):
     return make_server(OFFLINE_MODEL_DELAY_MS="30").start()
 
 
-def wait_idle(page):
-    """The run is over: Send is back and no reply is being written."""
-    expect(page.locator("#send")).to_be_visible(timeout=TIMEOUT)
-    expect(page.locator('.message.assistant[data-streaming="true"]')).to_have_count(0, timeout=TIMEOUT)
-
-
-def send(page, text):
-    page.fill("#composer", text)
-    page.keyboard.press("Enter")
-
-
 def test_edit_switch_versions_and_regenerate(branch_server, page, screenshot, backend):
-    page.goto(f"{branch_server.url}/accounts/login/")
-    page.fill("#id_username", "alice")
-    page.fill("#id_password", PASSWORD)
-    page.click("#login-submit")
-    expect(page.locator("#composer")).to_be_visible()
+    log_in(page, branch_server)
 
     users = page.locator(".message.user")
     replies = page.locator(".message.assistant")
@@ -155,10 +139,7 @@ def test_a_refused_regenerate_is_shown_at_the_reply(branch_server, page, backend
         server.on_message(to_page)
         ws.on_message(lambda message: server.send(message))
 
-    page.goto(f"{branch_server.url}/accounts/login/")
-    page.fill("#id_username", "alice")
-    page.fill("#id_password", PASSWORD)
-    page.click("#login-submit")
+    log_in(page, branch_server)
     send(page, "first")
     replies = page.locator(".message.assistant")
     expect(replies.first.locator(".message-body")).to_contain_text("first", timeout=TIMEOUT)

@@ -5,7 +5,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.live import PASSWORD
+from tests.e2e.pages import fill_login, log_in, send
 
 pytestmark = pytest.mark.browser
 
@@ -19,9 +19,7 @@ def slow_server(make_server):
 def test_login_chat_stream_and_reload(slow_server, page, screenshot, backend):
     page.goto(f"{slow_server.url}/")
     expect(page).to_have_url(re.compile(r"/accounts/login/"))
-    page.fill("#id_username", "alice")
-    page.fill("#id_password", PASSWORD)
-    page.click("#login-submit")
+    fill_login(page)
     expect(page.locator("#composer")).to_be_visible()
     expect(page.locator("#offline-model-notice")).to_be_visible()
     screenshot(f"chat-empty-{backend}")
@@ -54,11 +52,7 @@ def test_login_chat_stream_and_reload(slow_server, page, screenshot, backend):
 
 def test_phone_width_hides_the_sidebar_behind_a_menu(server, page, screenshot, backend):
     page.set_viewport_size({"width": 390, "height": 844})
-    page.goto(f"{server.url}/accounts/login/")
-    page.fill("#id_username", "alice")
-    page.fill("#id_password", PASSWORD)
-    page.click("#login-submit")
-    expect(page.locator("#composer")).to_be_visible()
+    log_in(page, server)
     expect(page.locator("#sidebar")).not_to_be_in_viewport()
     page.click("#menu-toggle")
     expect(page.locator("#sidebar")).to_be_in_viewport(ratio=1)  # slid in
@@ -66,20 +60,9 @@ def test_phone_width_hides_the_sidebar_behind_a_menu(server, page, screenshot, b
     screenshot(f"phone-sidebar-{backend}")
 
 
-@pytest.fixture
-def mail_server(make_server, tmp_path):
-    return make_server(
-        EMAIL_BACKEND="django.core.mail.backends.filebased.EmailBackend", EMAIL_FILE_PATH=str(tmp_path / "mail")
-    ).start()
-
-
 def test_approval_card_approve_and_the_decision_after_reload(mail_server, page, screenshot, backend, tmp_path):
-    page.goto(f"{mail_server.url}/accounts/login/")
-    page.fill("#id_username", "alice")
-    page.fill("#id_password", PASSWORD)
-    page.click("#login-submit")
-    page.fill("#composer", "email bob@example.com Lunch: see you at noon")
-    page.keyboard.press("Enter")
+    log_in(page, mail_server)
+    send(page, "email bob@example.com Lunch: see you at noon")
 
     card = page.locator('.approval-card[data-status="pending"]')
     expect(card).to_be_visible(timeout=15_000)

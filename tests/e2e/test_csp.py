@@ -6,7 +6,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.live import PASSWORD, create_staff
+from tests.e2e.pages import fill_login, send
+from tests.live import create_staff
 
 pytestmark = pytest.mark.browser
 
@@ -27,13 +28,10 @@ def test_pages_run_under_the_policy_and_remote_images_are_blocked(server, databa
     response = page.goto(f"{server.url}/accounts/login/")
     policy = response.headers["content-security-policy"]
     assert "script-src 'self'" in policy and "unsafe-inline" not in policy and "frame-ancestors 'none'" in policy
-    page.fill("#id_username", "root")
-    page.fill("#id_password", PASSWORD)
-    page.click("#login-submit")
+    fill_login(page, "root")
     expect(page.locator("#composer")).to_be_visible()
 
-    page.fill("#composer", "look ![pixel](https://example.com/pixel.png)")
-    page.keyboard.press("Enter")
+    send(page, "look ![pixel](https://example.com/pixel.png)")
     reply = page.locator(".message.assistant").last
     expect(reply).to_contain_text("look", timeout=15_000)
     expect(page.locator(".message img")).not_to_have_count(0)
@@ -41,7 +39,9 @@ def test_pages_run_under_the_policy_and_remote_images_are_blocked(server, databa
         if violations(page):
             break
         page.wait_for_timeout(100)
-    assert violations(page) == ["img-src https://example.com/pixel.png"] * len(violations(page))
+    # Read once: the streamed reply and the stored one may each try the image.
+    found = violations(page)
+    assert found and set(found) == {"img-src https://example.com/pixel.png"}, found
     conversation_id = re.search(r"/c/([0-9a-f-]+)/", page.url)[1]
 
     for path in ("/admin/", f"/admin/conversations/conversation/{conversation_id}/change/",
