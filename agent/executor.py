@@ -32,7 +32,7 @@ from conversations.models import Message, Run
 from conversations.presenters import approval_data, message_data, run_data
 
 from .context import RUN_METADATA_KEY, ChatContext
-from .services import checkpoints_trim
+from .services import acheckpoints_trim
 from .graph import MODEL_NODE
 
 logger = logging.getLogger(__name__)
@@ -174,7 +174,7 @@ class RunExecutor:
         checkpoint_id = latest.config["configurable"]["checkpoint_id"] if own else ""
         await _finish(run_id, conversation_id, status, error, checkpoint_id)
         if settings.CHECKPOINTS_KEPT:
-            await sync_to_async(checkpoints_trim)(conversation_id=conversation_id, keep=settings.CHECKPOINTS_KEPT)
+            await acheckpoints_trim(conversation_id=conversation_id, keep=settings.CHECKPOINTS_KEPT)
 
     async def _execute(self, run_id: str, conversation_id: str) -> bool:
         """Drive the run until it ends or waits; False if it could not start (not its turn,

@@ -15,6 +15,7 @@ from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from conversations.models import Branch, Conversation, Run
+from conversations.orm import to_async
 
 from .checkpointer import is_postgres
 from .context import RUN_METADATA_KEY
@@ -71,6 +72,9 @@ def checkpoints_trim(*, conversation_id, keep: int) -> int:
     if keep < 1 or _backend().count_checkpoints(str(conversation_id)) <= keep + TRIM_SLACK:
         return 0
     return _prune(conversation_id, keep=keep, dry_run=False, report=PruneReport()).checkpoints
+
+
+acheckpoints_trim = to_async(checkpoints_trim)
 
 
 def _backend():

@@ -177,6 +177,9 @@ OPENAI_BASE_URL = os.environ.get("OPENAI_BASE_URL", "")
 CHAT_HISTORY_MESSAGES = int(os.environ.get("CHAT_HISTORY_MESSAGES", "100"))
 # Connections the checkpointer's pool may open per server process (PostgreSQL).
 CHECKPOINT_POOL_SIZE = int(os.environ.get("CHECKPOINT_POOL_SIZE", "10"))
+# Threads that run the ORM calls of the chat and its runs (PostgreSQL), each with its
+# own connection: how many queries of one process may wait on the database at once.
+ORM_THREADS = int(os.environ.get("ORM_THREADS", "8"))
 
 # Durable runs: a process holds a run for RUN_LEASE_SECONDS and renews the lease while it
 # lives; every RUN_RECOVERY_INTERVAL_SECONDS it claims runs whose lease has expired.

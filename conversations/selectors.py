@@ -10,11 +10,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db.models.functions import Coalesce
 from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, Subquery
 
+from .orm import to_async
 from .models import Approval, Branch, Conversation, Message, Run
 from .presenters import approval_data, conversation_data, message_data, run_data, streaming_message_data
 
@@ -56,7 +56,7 @@ def conversation_for_user(*, user, conversation_id) -> Conversation:
         raise NotFound from None
 
 
-aconversation_for_user = sync_to_async(conversation_for_user)
+aconversation_for_user = to_async(conversation_for_user)
 
 
 def run_for_conversation(*, conversation: Conversation, run_id) -> Run:
@@ -66,7 +66,7 @@ def run_for_conversation(*, conversation: Conversation, run_id) -> Run:
         raise NotFound from None
 
 
-arun_for_conversation = sync_to_async(run_for_conversation)
+arun_for_conversation = to_async(run_for_conversation)
 
 
 def encode_cursor(conversation: Conversation) -> str:
@@ -208,7 +208,7 @@ def message_frame_data(message: Message) -> dict:
     return data
 
 
-amessage_frame_data = sync_to_async(message_frame_data)
+amessage_frame_data = to_async(message_frame_data)
 
 
 def message_list(*, conversation: Conversation, lines: Lines | None = None) -> list[dict]:
@@ -228,14 +228,14 @@ def active_run(*, conversation_id) -> Run | None:
     return Run.objects.filter(conversation_id=conversation_id, status__in=Run.ACTIVE).order_by("created_at").first()
 
 
-aactive_run = sync_to_async(active_run)
+aactive_run = to_async(active_run)
 
 
 def active_runs(*, conversation_id) -> list[Run]:
     return list(Run.objects.filter(conversation_id=conversation_id, status__in=Run.ACTIVE).order_by("created_at"))
 
 
-aactive_runs = sync_to_async(active_runs)
+aactive_runs = to_async(active_runs)
 
 
 def conversation_snapshot(*, conversation: Conversation, partials: list[dict] = ()) -> dict:
@@ -262,7 +262,7 @@ def conversation_snapshot(*, conversation: Conversation, partials: list[dict] = 
     }
 
 
-aconversation_snapshot = sync_to_async(conversation_snapshot)
+aconversation_snapshot = to_async(conversation_snapshot)
 
 
 def transcript_before(*, conversation_id: str, branch_id: str | None, message_id: str) -> list[Message]:
@@ -278,7 +278,7 @@ def transcript_before(*, conversation_id: str, branch_id: str | None, message_id
     return latest[::-1]
 
 
-atranscript_before = sync_to_async(transcript_before)
+atranscript_before = to_async(transcript_before)
 
 
 def fork_checkpoint(*, run: Run) -> str | None:
@@ -296,7 +296,7 @@ def fork_checkpoint(*, run: Run) -> str | None:
     return earlier.order_by("-created_at").values_list("checkpoint_id", flat=True).first()
 
 
-afork_checkpoint = sync_to_async(fork_checkpoint)
+afork_checkpoint = to_async(fork_checkpoint)
 
 
 def _approvals():
@@ -340,7 +340,7 @@ def approval_resume_values(*, run_id, interrupt_ids: list[str]) -> dict | None:
     }
 
 
-aapproval_resume_values = sync_to_async(approval_resume_values)
+aapproval_resume_values = to_async(approval_resume_values)
 
 
 def task_list(*, user) -> list[dict]:

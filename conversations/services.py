@@ -6,7 +6,6 @@ import re
 import uuid
 from datetime import timedelta
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef, Value
@@ -15,6 +14,7 @@ from django.utils import timezone
 from pydantic import ValidationError
 
 from . import selectors
+from .orm import to_async
 from .models import Approval, Branch, Conversation, Message, Run
 from .selectors import approval_for_user
 from .rendering import html_to_store
@@ -74,7 +74,7 @@ def client_id_seen(*, conversation: Conversation, client_id: str | None) -> bool
     return bool(client_id) and Run.objects.filter(conversation=conversation, client_id=client_id).exists()
 
 
-aclient_id_seen = sync_to_async(client_id_seen)
+aclient_id_seen = to_async(client_id_seen)
 
 
 def message_send(
@@ -152,7 +152,7 @@ def _queue_run(
     )
 
 
-amessage_send = sync_to_async(message_send)
+amessage_send = to_async(message_send)
 
 
 FORK_WHILE_ACTIVE = "a reply is in progress or waits for approval: stop it first"
@@ -207,7 +207,7 @@ def message_edit(
     return _once_per_client_id(conversation, client_id, store)
 
 
-amessage_edit = sync_to_async(message_edit)
+amessage_edit = to_async(message_edit)
 
 
 def reply_regenerate(*, conversation: Conversation, message_id, client_id: str | None, owner: str) -> tuple[Message, Run, bool]:
@@ -227,7 +227,7 @@ def reply_regenerate(*, conversation: Conversation, message_id, client_id: str |
     return _once_per_client_id(conversation, client_id, store)
 
 
-areply_regenerate = sync_to_async(reply_regenerate)
+areply_regenerate = to_async(reply_regenerate)
 
 
 def branch_switch(*, conversation: Conversation, message_id=None, branch_id=None) -> None:
@@ -251,7 +251,7 @@ def branch_switch(*, conversation: Conversation, message_id=None, branch_id=None
         _show(locked, chosen)
 
 
-abranch_switch = sync_to_async(branch_switch)
+abranch_switch = to_async(branch_switch)
 
 
 def graph_message_id(conversation_id, langchain_id: str) -> uuid.UUID:
@@ -292,7 +292,7 @@ def run_start(*, run_id, owner: str) -> Run | None:
     return run
 
 
-arun_start = sync_to_async(run_start)
+arun_start = to_async(run_start)
 
 
 def held_runs(*, owner: str, conversation_id=None) -> list[Run]:
@@ -303,7 +303,7 @@ def held_runs(*, owner: str, conversation_id=None) -> list[Run]:
     return list(queryset.order_by("created_at"))
 
 
-aheld_runs = sync_to_async(held_runs)
+aheld_runs = to_async(held_runs)
 
 
 async def arun_renew_leases(*, owner: str) -> int:
@@ -353,7 +353,7 @@ def run_finish(*, run_id, status: str, error: str | None = None, checkpoint_id: 
     return run
 
 
-arun_finish = sync_to_async(run_finish)
+arun_finish = to_async(run_finish)
 
 
 def message_store(
@@ -394,7 +394,7 @@ def message_store(
         return Message.objects.get(pk=message_id)
 
 
-amessage_store = sync_to_async(message_store)
+amessage_store = to_async(message_store)
 
 
 def run_wait(*, run_id) -> Run | None:
@@ -411,7 +411,7 @@ def run_wait(*, run_id) -> Run | None:
     return Run.objects.get(pk=run_id)
 
 
-arun_wait = sync_to_async(run_wait)
+arun_wait = to_async(run_wait)
 
 
 async def arun_cancel_queued(*, run_id) -> Run | None:
@@ -438,7 +438,7 @@ def run_cancel_waiting(*, run_id, user) -> tuple[Run, list[Approval]] | None:
     return Run.objects.get(pk=run_id), approvals
 
 
-arun_cancel_waiting = sync_to_async(run_cancel_waiting)
+arun_cancel_waiting = to_async(run_cancel_waiting)
 
 
 def approval_create(*, interrupt_id: str, run_id, conversation_id, request: dict) -> Approval | None:
@@ -458,7 +458,7 @@ def approval_create(*, interrupt_id: str, run_id, conversation_id, request: dict
     return Approval.objects.select_related("conversation", "decided_by").get(pk=approval.pk) if created else None
 
 
-aapproval_create = sync_to_async(approval_create)
+aapproval_create = to_async(approval_create)
 
 COMMENT_MAX_CHARS = 2000
 DECIDED_STATUS = {
@@ -512,7 +512,7 @@ def approval_decide(
     return approval, Run.objects.get(pk=run.pk) if resumable else None
 
 
-aapproval_decide = sync_to_async(approval_decide)
+aapproval_decide = to_async(approval_decide)
 
 
 def _errors(error: ValidationError) -> str:
