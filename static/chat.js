@@ -2751,4 +2751,7 @@
   loadConversations({ reset: true });
   autosize();
   updateComposerState();
+  // The handlers are in place: a key pressed before this (the composer is painted
+  // before this deferred script runs) would only have typed into the textarea.
+  document.body.dataset.ready = 'true';
 })();

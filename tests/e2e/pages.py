@@ -21,6 +21,8 @@ def log_in(page, server, username: str = "alice") -> None:
 
 
 def send(page, text: str) -> None:
+    """Type and press Enter once the chat's script has set up its handlers."""
+    expect(page.locator('body[data-ready="true"]')).to_have_count(1, timeout=TIMEOUT)
     page.fill("#composer", text)
     page.keyboard.press("Enter")
 

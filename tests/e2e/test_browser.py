@@ -24,8 +24,7 @@ def test_login_chat_stream_and_reload(slow_server, page, screenshot, backend):
     expect(page.locator("#offline-model-notice")).to_be_visible()
     screenshot(f"chat-empty-{backend}")
 
-    page.fill("#composer", "slow 25")
-    page.keyboard.press("Enter")
+    send(page, "slow 25")
 
     streaming = page.locator('.message.assistant[data-streaming="true"]')
     expect(streaming).to_contain_text("tick3", timeout=15_000)
