@@ -472,9 +472,10 @@ async def assert_refused(session: Session, conversation_id: str, origin: str | N
 async def test_a_websocket_needs_an_allowed_origin_and_a_missing_one_is_refused(server, alice):
     conversation = alice.create_conversation()["id"]
     # No Origin at all is refused too: browsers always send one, and a script can.
-    # Another app on this machine (another port), or the same app under another of its
-    # host names, is another origin, as for Django's CSRF check.
-    others = [f"http://127.0.0.1:{server.port + 1}", "http://127.0.0.1", f"http://localhost:{server.port}"]
+    # Another app on this machine (another port), the same app under another of its host
+    # names, or another scheme, is another origin, as for Django's CSRF check.
+    others = [f"http://127.0.0.1:{server.port + 1}", "http://127.0.0.1", f"http://localhost:{server.port}",
+              f"https://127.0.0.1:{server.port}"]
     for origin in [*FOREIGN_ORIGINS, *others, None]:
         await assert_refused(alice, conversation, origin)
     for host in ["127.0.0.1", "localhost"]:
@@ -496,10 +497,13 @@ async def test_a_wildcard_host_list_does_not_open_the_websocket_to_every_origin(
 
 @pytest.mark.parametrize("backend", ["sqlite"])
 async def test_a_trusted_origin_may_open_the_websocket(make_server):
-    """A page served under another name (a proxy's) is let in by DJANGO_CSRF_TRUSTED_ORIGINS."""
-    server = make_server(DJANGO_CSRF_TRUSTED_ORIGINS="https://chat.example.com").start()
+    """A page served under another name (a proxy's) is let in by DJANGO_CSRF_TRUSTED_ORIGINS,
+    wildcards included, as Django's CSRF check lets its POSTs in."""
+    server = make_server(DJANGO_CSRF_TRUSTED_ORIGINS="https://chat.example.com,https://*.corp.example").start()
     alice = Session(server, "alice")
     conversation = alice.create_conversation()["id"]
-    async with connect(alice, conversation, "https://chat.example.com") as ws:
-        assert (await receive(ws))["type"] == "snapshot"
-    await assert_refused(alice, conversation, "https://other.example.com")
+    for origin in ["https://chat.example.com", "https://team.corp.example"]:
+        async with connect(alice, conversation, origin) as ws:
+            assert (await receive(ws))["type"] == "snapshot", origin
+    for origin in ["https://other.example.com", "http://chat.example.com", "http://team.corp.example"]:
+        await assert_refused(alice, conversation, origin)
