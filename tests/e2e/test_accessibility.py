@@ -86,6 +86,17 @@ MARKDOWN = "\n".join([
 ])
 
 
+def task_then_pending_email(page):
+    """A task created, then an e-mail waiting for approval: its card."""
+    send(page, "task buy milk")
+    expect(page.locator(".message.assistant").last).to_contain_text("The task was created.", timeout=TIMEOUT)
+    wait_idle(page)
+    send(page, "email bob@example.com Lunch: see you at noon")
+    card = page.locator('.approval-card[data-status="pending"]')
+    expect(card).to_be_visible(timeout=TIMEOUT)
+    return card
+
+
 @pytest.fixture
 def a11y_server(make_server):
     # Slow enough to check the page while a reply is being written.
@@ -116,12 +127,7 @@ def test_axe_finds_no_serious_violations(a11y_server, a11y_page, backend):
     send(page, MARKDOWN)
     expect(page.locator(".message.assistant .message-body pre")).to_have_count(1, timeout=TIMEOUT)
     wait_idle(page)
-    send(page, "task buy milk")
-    expect(page.locator(".message.assistant").last).to_contain_text("The task was created.", timeout=TIMEOUT)
-    wait_idle(page)
-    send(page, "email bob@example.com Lunch: see you at noon")
-    card = page.locator('.approval-card[data-status="pending"]')
-    expect(card).to_be_visible(timeout=TIMEOUT)
+    card = task_then_pending_email(page)
     card.locator(".approve-btn").click()
     expect(page.locator('.approval-card[data-status="approved"]')).to_be_visible(timeout=TIMEOUT)
     wait_idle(page)
@@ -236,12 +242,7 @@ def test_every_control_is_reachable_by_keyboard_with_visible_focus(a11y_server, 
     send(page, "Some **Markdown** with a [link](https://example.com/)\n\n```\ncode()\n```")
     expect(page.locator(".message.assistant .message-body a")).to_have_count(1, timeout=TIMEOUT)
     wait_idle(page)
-    send(page, "task buy milk")
-    expect(page.locator(".message.assistant").last).to_contain_text("The task was created.", timeout=TIMEOUT)
-    wait_idle(page)
-    send(page, "email bob@example.com Lunch: see you at noon")
-    card = page.locator('.approval-card[data-status="pending"]')
-    expect(card).to_be_visible(timeout=TIMEOUT)
+    card = task_then_pending_email(page)
     expect(page.locator(".approval-card .approve-btn")).to_be_enabled()
     assert tab_through(page) == [], "chat with an approval card"
     expect(page.locator('.approval-card[data-status="pending"]')).to_be_visible()  # Tab decided nothing
