@@ -1,7 +1,8 @@
 """Many conversations at once: turns per second and latency under concurrent sockets.
 
-Ours: a daphne server started here (offline model, OFFLINE_MODEL_DELAY_MS=50), C
-websocket clients, each in its own conversation (all of one user: one login, its session
+Ours: the server started here as README's production command (uvicorn with one worker
+process per CPU, `--workers`; `--workers 0` for one daphne process as `make start`),
+offline model with OFFLINE_MODEL_DELAY_MS=50, PostgreSQL and Redis; C websocket clients, each in its own conversation (all of one user: one login, its session
 cookie on every socket), each sending M messages "slow 5" one after another: the next is
 sent when the previous reply's final assistant `message` frame arrives. Latency is from
 message.send to that frame; turns/s is C×M over the time from the first send to the last
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import tempfile
 import time
@@ -65,9 +67,10 @@ async def _client(ws, messages: int, start: asyncio.Event, latencies: list[float
 
 
 async def ours(templates, backend: str, workdir: Path, clients: int, messages: int, delay_ms: int, timeout: float,
-               extra_env: dict) -> dict:
+               extra_env: dict, workers: int = 0) -> dict:
     db = templates.new_database(backend, redis=backend == "postgres")
-    server = Server(db, workdir / f"server-{clients}.log", extra_env={"OFFLINE_MODEL_DELAY_MS": str(delay_ms), **extra_env}).start()
+    server = Server(db, workdir / f"server-{clients}.log", extra_env={"OFFLINE_MODEL_DELAY_MS": str(delay_ms), **extra_env},
+                    workers=workers).start()
     try:
         alice = Session(server, "alice")
         ids = [alice.create_conversation(f"many {i}")["id"] for i in range(clients)]
@@ -87,7 +90,7 @@ async def ours(templates, backend: str, workdir: Path, clients: int, messages: i
         wall = time.perf_counter() - began
         cpu = sampler.stop()
         await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
-        return {"latencies": latencies, "wall": wall, "cpu": describe(cpu, wall, server.process.pid)}
+        return {"latencies": latencies, "wall": wall, "cpu": describe(cpu, wall)}
     finally:
         server.stop()
         if backend == "postgres":
@@ -184,25 +187,32 @@ async def main() -> None:
     parser.add_argument("--messages", type=int, default=10, help="messages per client, one after another")
     parser.add_argument("--delay-ms", type=int, default=50, help="OFFLINE_MODEL_DELAY_MS")
     parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for one reply")
+    parser.add_argument("--workers", type=int, default=os.cpu_count(),
+                        help="server processes: uvicorn with this many workers (README's production command); "
+                             "0 for one daphne process (`make start`). Default: the number of CPUs")
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="extra environment for the server (e.g. CHECKPOINT_POOL_SIZE=50), repeatable")
     add_backend_flag(parser)
     args = parser.parse_args()
     backend = choose_backend(args.backend)
+    if backend == "sqlite":
+        args.workers = 0  # without Redis, processes share no events: one process
     counts = [int(c) for c in args.clients.split(",") if c.strip()]
     extra_env = dict(item.split("=", 1) for item in args.env)
     fds = raise_fd_limit()
     header("many conversations", {"backend": describe_backend(backend), "clients": counts, "messages per client": args.messages,
                                   "reply": f"slow {WORDS} ({WORDS} words)", "OFFLINE_MODEL_DELAY_MS": args.delay_ms,
-                                  "RLIMIT_NOFILE": fds, **({"server env": extra_env} if extra_env else {})})
+                                  "RLIMIT_NOFILE": fds,
+                                  "server": f"uvicorn, {args.workers} worker processes" if args.workers else "daphne, one process", **({"server env": extra_env} if extra_env else {})})
     workdir = Path(tempfile.mkdtemp(prefix="bench-many-"))
     templates = Templates(workdir)
     rows, notes = [], []
     try:
         for clients in counts:
             turns = clients * args.messages
-            app = summary(r := await ours(templates, backend, workdir, clients, args.messages, args.delay_ms, args.timeout, extra_env), turns)
+            app = summary(r := await ours(templates, backend, workdir, clients, args.messages, args.delay_ms, args.timeout, extra_env,
+                                           args.workers), turns)
             notes.append(f"ours, {clients} clients: {r['cpu']}")
             mem = pg = None
             if not args.no_baseline:

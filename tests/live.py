@@ -217,14 +217,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# uvicorn's fast loop, HTTP parser and websocket implementation, as README's production command.
+UVICORN_FLAGS = ["--lifespan", "on", "--loop", "uvloop", "--http", "httptools", "--ws", "websockets"]
+
+
 @dataclass
 class Server:
-    """A daphne process serving the app; start, kill -9, start again."""
+    """A daphne process (or uvicorn with worker processes) serving the app; start,
+    kill -9, start again."""
 
     database: Database
     log_path: Path
     extra_env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
+    # 0: one daphne process; N: uvicorn's supervisor with N worker processes.
+    workers: int = 0
     process: subprocess.Popen | None = None
 
     @property
@@ -235,10 +242,18 @@ class Server:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}"
 
+    def command(self) -> list[str]:
+        if self.workers:
+            # The several-process server of README's "Several server processes".
+            return [PYTHON, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(self.port), "--workers",
+                    str(self.workers), *UVICORN_FLAGS, "chatproject.asgi:application"]
+        return [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "chatproject.asgi:application"]
+
     def start(self, timeout: float = 30) -> "Server":
         log = open(self.log_path, "a")
         self.process = subprocess.Popen(
-            [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "chatproject.asgi:application"],
+            self.command(),
+            start_new_session=True,  # its own process group: kill() reaches uvicorn's workers too
             cwd=ROOT,
             env={**self.database.env, **self.extra_env},
             stdout=log,
@@ -257,10 +272,22 @@ class Server:
         raise RuntimeError(f"server did not become healthy: {self.log_path.read_text()[-3000:]}")
 
     def kill(self) -> None:
-        """SIGKILL: no cleanup of any kind runs."""
+        """SIGKILL to every process of the server: no cleanup of any kind runs."""
         if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
+            os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
+
+    def worker_pids(self) -> list[int]:
+        """The pids of uvicorn's worker processes (spawned by its supervisor)."""
+        pids = []
+        for proc in Path("/proc").iterdir():
+            try:
+                parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                if parent == self.process.pid and b"spawn_main" in (proc / "cmdline").read_bytes():
+                    pids.append(int(proc.name))
+            except (OSError, ValueError, IndexError):
+                continue
+        return sorted(pids)
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

@@ -1,0 +1,81 @@
+"""README's several-process server: uvicorn's supervisor with worker processes on one
+PostgreSQL database and one Redis."""
+
+import asyncio
+import os
+import signal
+import time
+
+import pytest
+import websockets
+
+from tests.conftest import require_services
+from tests.live import Server, Session, chat, receive, receive_until, send
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.postgres, pytest.mark.redis]
+
+
+@pytest.fixture
+def workers_server(templates, tmp_path):
+    require_services("postgres")
+    database = templates.new_database("postgres", redis=True)
+    server = Server(database, tmp_path / "uvicorn.log", workers=2).start()
+    yield database, server
+    server.stop()
+
+
+async def test_worker_processes_serve_many_conversations_at_once(workers_server):
+    database, server = workers_server
+    assert len(server.worker_pids()) == 2
+    alice = Session(server, "alice")
+    conversations = [alice.create_conversation()["id"] for _ in range(8)]
+
+    async def two_turns(conversation_id: str) -> list[str]:
+        async with alice.websocket(conversation_id) as ws:
+            await receive(ws)
+            replies = []
+            for words in (3, 4):
+                frames = await chat(ws, f"slow {words}")
+                replies.append([f for f in frames if f["type"] == "message" and f["message"]["role"] == "assistant"][-1])
+            return [reply["message"]["content"] for reply in replies]
+
+    results = await asyncio.gather(*(two_turns(c) for c in conversations))
+    assert results == [["tick1 tick2 tick3", "tick1 tick2 tick3 tick4"]] * 8
+    assert database.query("SELECT status, count(*) FROM conversations_run GROUP BY status") == [("succeeded", 16)]
+
+
+async def test_a_run_of_a_killed_worker_finishes_after_the_supervisor_replaces_it(workers_server):
+    database, server = workers_server
+    alice = Session(server, "alice")
+    conversation = alice.create_conversation()
+    async with alice.websocket(conversation["id"]) as ws:
+        await receive(ws)
+        await send(ws, {"type": "message.send", "content": "slow 200"})
+        await receive_until(ws, lambda f: f["type"] == "token" and "tick10" in f["delta"])
+        killed = server.worker_pids()
+        for pid in killed:  # whichever worker runs the reply
+            os.kill(pid, signal.SIGKILL)
+    frames = await _watch_until_succeeded(alice, conversation["id"])
+    assert not set(server.worker_pids()) & set(killed)
+    assert len(server.worker_pids()) == 2
+    reply = [f for f in frames if f["type"] == "message" and f["message"]["role"] == "assistant"][-1]["message"]
+    assert reply["content"].split(" ") == [f"tick{i}" for i in range(1, 201)]
+    assert database.query("SELECT role FROM conversations_message ORDER BY created_at") == [("user",), ("assistant",)]
+    assert database.query("SELECT status, attempts FROM conversations_run") == [("succeeded", 2)]
+
+
+async def _watch_until_succeeded(session: Session, conversation_id: str, timeout: float = 60) -> list[dict]:
+    """Reconnect (the new workers take a moment to start) and follow the run to its end."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            async with session.websocket(conversation_id) as ws:
+                snapshot = await receive(ws)
+                if snapshot["run"] is None:  # it ended before this socket connected
+                    return [{"type": "message", "message": m} for m in snapshot["messages"]]
+                return await receive_until(ws, lambda f: f["type"] == "run" and f["run"]["status"] == "succeeded",
+                                           timeout=deadline - time.monotonic())
+        except (OSError, websockets.InvalidStatus, websockets.InvalidHandshake):
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
