@@ -57,6 +57,11 @@ class RunExecutor:
         self.owner = f"{_machine()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._conversation_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._tasks: dict[str, asyncio.Task] = {}
+        # Runs of this process that could not start yet (an earlier run of their
+        # conversation was active), by conversation: submitted again when a run there ends.
+        self._deferred: defaultdict[str, set[str]] = defaultdict(set)
+        # The runs executing here, as they started: finishing one needs no second read.
+        self._started: dict[str, Run] = {}
         self._cancel_requested: set[str] = set()
         self._maintenance: asyncio.Task | None = None
         self._control: asyncio.Task | None = None
@@ -97,7 +102,10 @@ class RunExecutor:
             await get_channel_layer().group_send(CONTROL_GROUP, {"type": "run.cancel", "run_id": str(run.id)})
 
     def submit(self, run: Run) -> None:
-        run_id, conversation_id = str(run.id), str(run.conversation_id)
+        self._submit(run.id, run.conversation_id)
+
+    def _submit(self, run_id, conversation_id) -> None:
+        run_id, conversation_id = str(run_id), str(conversation_id)
         if run_id in self._tasks:
             return
         self._tasks[run_id] = asyncio.create_task(self._run_in_order(run_id, conversation_id), name=f"run-{run_id}")
@@ -109,9 +117,11 @@ class RunExecutor:
                 if self._control_channel:  # membership expires on Redis unless renewed
                     await get_channel_layer().group_add(CONTROL_GROUP, self._control_channel)
                 # Its turn may have come when a run on another process ended, or its task
-                # may have stopped on a database outage: submit what is not executing.
-                for run in await services.aheld_runs(owner=self.owner):
-                    self.submit(run)
+                # may have stopped on a database outage: submit what is not executing (what
+                # still cannot start is deferred again, so the deferred are only those held).
+                self._deferred.clear()
+                for run_id, conversation_id in await services.aheld_runs(owner=self.owner):
+                    self._submit(run_id, conversation_id)
                 for run in await services.arun_claim_expired(owner=self.owner, dead_owner=_is_dead_local_owner):
                     logger.info("resuming run %s (its owner stopped renewing its lease)", run.id)
                     self.submit(run)
@@ -158,21 +168,26 @@ class RunExecutor:
             await self._finish(run_id, conversation_id, Run.Status.FAILED, error=_error_text(exc))
         finally:
             self._tasks.pop(run_id, None)
+            self._started.pop(run_id, None)
             self._cancel_requested.discard(run_id)
         if started:
             await self.start_next(conversation_id)
+        else:
+            self._deferred[conversation_id].add(run_id)
 
     async def start_next(self, conversation_id: str) -> None:
-        """Submit this process's queued runs of the conversation: one may now have its turn."""
-        for run in await services.aheld_runs(owner=self.owner, conversation_id=conversation_id):
-            self.submit(run)
+        """Submit this process's runs of the conversation that waited for their turn: one
+        may have it now. (Those of other processes, and any missed here, are submitted by
+        their process's maintenance round.)"""
+        for run_id in self._deferred.pop(conversation_id, ()):
+            self._submit(run_id, conversation_id)
 
     async def _finish(self, run_id: str, conversation_id: str, status: str, error: str | None = None) -> None:
         """End the run, noting its last checkpoint: the next turn of its line forks from it."""
         latest = await self.graph.checkpointer.aget_tuple({"configurable": {"thread_id": conversation_id, "checkpoint_ns": ""}})
         own = latest is not None and latest.metadata.get(RUN_METADATA_KEY) == run_id
         checkpoint_id = latest.config["configurable"]["checkpoint_id"] if own else ""
-        await _finish(run_id, conversation_id, status, error, checkpoint_id)
+        await _finish(run_id, conversation_id, status, error, checkpoint_id, self._started.get(run_id))
         if settings.CHECKPOINTS_KEPT:
             await acheckpoints_trim(conversation_id=conversation_id, keep=settings.CHECKPOINTS_KEPT)
 
@@ -182,6 +197,7 @@ class RunExecutor:
         run = await services.arun_start(run_id=run_id, owner=self.owner)
         if run is None:
             return False
+        self._started[run_id] = run
         await events.publish(conversation_id, {"type": "run", "run": run_data(run)})
         if run.attempts > settings.RUN_MAX_ATTEMPTS:
             raise RunGaveUp(f"the run was interrupted {run.attempts - 1} times and was given up")
@@ -371,8 +387,9 @@ class RunEvents:
         return stored
 
 
-async def _finish(run_id: str, conversation_id: str, status: str, error: str | None, checkpoint_id: str) -> None:
-    run = await services.arun_finish(run_id=run_id, status=status, error=error, checkpoint_id=checkpoint_id)
+async def _finish(run_id: str, conversation_id: str, status: str, error: str | None, checkpoint_id: str,
+                  started: Run | None) -> None:
+    run = await services.arun_finish(run_id=run_id, status=status, error=error, checkpoint_id=checkpoint_id, run=started)
     await events.publish(conversation_id, {"type": "run", "run": run_data(run)})
     # Text streamed by an attempt that died with its process is not a reply any more.
     for partial in (await events.stream_state(conversation_id))[1]:

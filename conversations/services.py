@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, F, OuterRef, Value
+from django.db.models import Exists, F, OuterRef, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from pydantic import ValidationError
@@ -295,21 +295,23 @@ def run_start(*, run_id, owner: str) -> Run | None:
 arun_start = to_async(run_start)
 
 
-def held_runs(*, owner: str, conversation_id=None) -> list[Run]:
-    """The queued and running runs this process holds, oldest first."""
-    queryset = Run.objects.filter(owner=owner, status__in=[Run.Status.QUEUED, Run.Status.RUNNING])
-    if conversation_id is not None:
-        queryset = queryset.filter(conversation_id=conversation_id)
-    return list(queryset.order_by("created_at"))
+def held_runs(*, owner: str) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """(id, conversation id) of the queued and running runs this process holds, oldest first."""
+    held = Run.objects.filter(owner=owner, status__in=[Run.Status.QUEUED, Run.Status.RUNNING])
+    return list(held.order_by("created_at").values_list("id", "conversation_id"))
 
 
 aheld_runs = to_async(held_runs)
 
 
 async def arun_renew_leases(*, owner: str) -> int:
-    return await Run.objects.filter(owner=owner, status__in=[Run.Status.QUEUED, Run.Status.RUNNING]).aupdate(
-        lease_expires_at=lease_until()
-    )
+    """Extend the leases of this process's runs that would run out before the round after
+    next: a run's row is then written every few rounds, not at every one."""
+    soon = timezone.now() + timedelta(seconds=2 * settings.RUN_RECOVERY_INTERVAL_SECONDS)
+    return await Run.objects.filter(
+        Q(lease_expires_at__lt=soon) | Q(lease_expires_at__isnull=True),
+        owner=owner, status__in=[Run.Status.QUEUED, Run.Status.RUNNING],
+    ).aupdate(lease_expires_at=lease_until())
 
 
 async def arun_claim_expired(*, owner: str, dead_owner=lambda owner: False) -> list[Run]:
@@ -320,11 +322,9 @@ async def arun_claim_expired(*, owner: str, dead_owner=lambda owner: False) -> l
     """
     now = timezone.now()
     held = Run.objects.filter(status__in=[Run.Status.QUEUED, Run.Status.RUNNING]).exclude(owner=owner)
-    candidates = [
-        run
-        async for run in held.only("id", "owner", "lease_expires_at").order_by("created_at")
-        if run.lease_expires_at is None or run.lease_expires_at < now or dead_owner(run.owner)
-    ]
+    dead = [other async for other in held.values_list("owner", flat=True).distinct() if dead_owner(other)]
+    claimable = held.filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now) | Q(owner__in=dead))
+    candidates = [run async for run in claimable.only("id", "owner", "lease_expires_at").order_by("created_at")]
     claimed = []
     for run in candidates:
         won = await Run.objects.filter(
@@ -343,13 +343,18 @@ async def arun_release_leases(*, owner: str) -> int:
     )
 
 
-def run_finish(*, run_id, status: str, error: str | None = None, checkpoint_id: str = "") -> Run:
-    Run.objects.filter(pk=run_id, status__in=Run.ACTIVE).update(
-        status=status, error=error, finished_at=timezone.now(), owner="", lease_expires_at=None,
-        checkpoint_id=checkpoint_id,
-    )
-    run = Run.objects.get(pk=run_id)
-    Conversation.objects.filter(pk=run.conversation_id).update(updated_at=timezone.now())
+def run_finish(*, run_id, status: str, error: str | None = None, checkpoint_id: str = "", run: Run | None = None) -> Run:
+    """End an active run. `run`, if given, is the run as it started: updated in place
+    rather than read again."""
+    now = timezone.now()
+    ended = {"status": status, "error": error, "finished_at": now, "owner": "", "lease_expires_at": None,
+             "checkpoint_id": checkpoint_id}
+    if Run.objects.filter(pk=run_id, status__in=Run.ACTIVE).update(**ended) and run is not None:
+        for name, value in ended.items():
+            setattr(run, name, value)
+    else:  # ended meanwhile (or not at hand): as stored
+        run = Run.objects.get(pk=run_id)
+    Conversation.objects.filter(pk=run.conversation_id).update(updated_at=now)
     return run
 
 
