@@ -85,7 +85,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await super().dispatch(message)
 
     async def conversation_event(self, event):
-        await self.send_frame(event["frame"])
+        await self.send(text_data=event["text"])  # encoded once, by events.publish
 
     async def conversation_resync(self, event):
         await self.send_snapshot()

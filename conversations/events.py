@@ -11,6 +11,7 @@ far: the client applies the tokens with a higher `seq`, with no gap and no repea
 from __future__ import annotations
 
 import asyncio
+import json
 import weakref
 from collections import defaultdict
 
@@ -22,15 +23,24 @@ PARTIALS_KEY = "chat:partials:{}"  # set of "<message_id>|<run_id>"
 PARTIAL_KEY = "chat:partial:{}:"  # + message_id: the text so far
 PARTIAL_TTL_SECONDS = 86400
 
-# seq and the partial text move together.
-APPEND_TOKEN = """
-local seq = redis.call('INCR', KEYS[1])
-redis.call('APPEND', KEYS[2], ARGV[1])
-redis.call('EXPIRE', KEYS[2], ARGV[3])
-redis.call('SADD', KEYS[3], ARGV[2])
-redis.call('EXPIRE', KEYS[3], ARGV[3])
+# One step on Redis per event: the next seq, and the frame published to the
+# conversation's group, so subscribers receive frames in seq order, in one round trip.
+# ARGV[1] is the group's Redis channel, ARGV[2] the frame's JSON without seq; the message
+# is channels_redis's (msgpack, which Redis's Lua has), text ready for the websocket.
+_PUBLISH = """
+redis.call('PUBLISH', ARGV[1], cmsgpack.pack({
+  type = 'conversation.event', text = '{"seq":' .. string.format('%d', seq) .. ',' .. string.sub(ARGV[2], 2)}))
 return seq
 """
+PUBLISH = "local seq = redis.call('INCR', KEYS[1])" + _PUBLISH
+# A token also appends to the reply's text so far (ARGV[3]), in the same step.
+APPEND_TOKEN = """
+local seq = redis.call('INCR', KEYS[1])
+redis.call('APPEND', KEYS[2], ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[5])
+redis.call('SADD', KEYS[3], ARGV[4])
+redis.call('EXPIRE', KEYS[3], ARGV[5])
+""" + _PUBLISH
 READ_STATE = """
 local out = {redis.call('GET', KEYS[1]) or '0'}
 for _, member in ipairs(redis.call('SMEMBERS', KEYS[2])) do
@@ -43,7 +53,7 @@ return out
 
 _local_seq: defaultdict[str, int] = defaultdict(int)
 _local_partials: defaultdict[str, dict[str, tuple[str, str]]] = defaultdict(dict)
-# A Redis client belongs to the event loop that made it.
+# A Redis client, and its scripts, belong to the event loop that made them.
 _redis_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -52,13 +62,25 @@ def group_name(conversation_id) -> str:
 
 
 def redis_client():
+    return _redis_for_loop()[0]
+
+
+def script(text: str):
+    """The Lua script, run by its SHA1 (EVALSHA) on this loop's client."""
+    client, scripts = _redis_for_loop()
+    if text not in scripts:
+        scripts[text] = client.register_script(text)
+    return scripts[text]
+
+
+def _redis_for_loop():
     loop = asyncio.get_running_loop()
-    client = _redis_clients.get(loop)
-    if client is None:
+    found = _redis_clients.get(loop)
+    if found is None:
         import redis.asyncio as redis
 
-        client = _redis_clients[loop] = redis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
-    return client
+        found = _redis_clients[loop] = (redis.Redis.from_url(settings.REDIS_URL, decode_responses=True), {})
+    return found
 
 
 async def next_seq(conversation_id) -> int:
@@ -68,14 +90,23 @@ async def next_seq(conversation_id) -> int:
     return _local_seq[str(conversation_id)]
 
 
-async def _send(conversation_id, frame: dict) -> None:
-    await get_channel_layer().group_send(group_name(conversation_id), {"type": "conversation.event", "frame": frame})
-
-
-async def publish(conversation_id, frame: dict) -> None:
-    """Send a frame to the conversation's sockets; call only after the change is committed."""
+async def _publish(conversation_id, frame: dict, redis_script: str, keys: list, args: list) -> int:
+    """Number the frame and send it to the conversation's sockets, as JSON encoded once."""
+    group = group_name(conversation_id)
+    layer = get_channel_layer()
+    if settings.REDIS_URL:
+        text = json.dumps(frame)
+        channel = layer._get_group_channel_name(group)  # channels_redis's name for the group
+        return int(await script(redis_script)(keys=[SEQ_KEY.format(conversation_id), *keys], args=[channel, text, *args]))
     frame["seq"] = await next_seq(conversation_id)
-    await _send(conversation_id, frame)
+    await layer.group_send(group, {"type": "conversation.event", "text": json.dumps(frame)})
+    return frame["seq"]
+
+
+async def publish(conversation_id, frame: dict) -> int:
+    """Send a frame to the conversation's sockets; call only after the change is committed.
+    Returns its seq."""
+    return await _publish(conversation_id, frame, PUBLISH, [], [])
 
 
 async def publish_resync(conversation_id) -> None:
@@ -85,33 +116,27 @@ async def publish_resync(conversation_id) -> None:
     await get_channel_layer().group_send(group_name(conversation_id), {"type": "conversation.resync"})
 
 
-async def publish_token(conversation_id, *, run_id: str, message_id: str, delta: str) -> None:
-    frame = {"type": "token", "run_id": run_id, "message_id": message_id, "delta": delta}
+async def publish_token(conversation_id, *, run_id: str, message_id: str, delta: str) -> int:
     conversation_id = str(conversation_id)
-    if settings.REDIS_URL:
-        frame["seq"] = int(
-            await redis_client().eval(
-                APPEND_TOKEN, 3,
-                SEQ_KEY.format(conversation_id), PARTIAL_KEY.format(conversation_id) + message_id,
-                PARTIALS_KEY.format(conversation_id),
-                delta, f"{message_id}|{run_id}", PARTIAL_TTL_SECONDS,
-            )
-        )
-    else:
-        _local_seq[conversation_id] += 1
-        frame["seq"] = _local_seq[conversation_id]
+    frame = {"type": "token", "run_id": run_id, "message_id": message_id, "delta": delta}
+    if not settings.REDIS_URL:
         previous = _local_partials[conversation_id].get(message_id, (run_id, ""))[1]
         _local_partials[conversation_id][message_id] = (run_id, previous + delta)
-    await _send(conversation_id, frame)
+    return await _publish(
+        conversation_id, frame, APPEND_TOKEN,
+        [PARTIAL_KEY.format(conversation_id) + message_id, PARTIALS_KEY.format(conversation_id)],
+        [delta, f"{message_id}|{run_id}", PARTIAL_TTL_SECONDS],
+    )
 
 
 async def forget_partial(conversation_id, *, run_id: str, message_id: str) -> None:
     """The reply is stored (or abandoned): snapshots stop carrying its partial text."""
     conversation_id = str(conversation_id)
     if settings.REDIS_URL:
-        client = redis_client()
-        await client.srem(PARTIALS_KEY.format(conversation_id), f"{message_id}|{run_id}")
-        await client.delete(PARTIAL_KEY.format(conversation_id) + message_id)
+        async with redis_client().pipeline(transaction=False) as pipe:  # one round trip
+            pipe.srem(PARTIALS_KEY.format(conversation_id), f"{message_id}|{run_id}")
+            pipe.delete(PARTIAL_KEY.format(conversation_id) + message_id)
+            await pipe.execute()
     else:
         _local_partials[conversation_id].pop(message_id, None)
 
@@ -120,9 +145,9 @@ async def stream_state(conversation_id) -> tuple[int, list[dict]]:
     """The current seq and the replies being written, read in one atomic step."""
     conversation_id = str(conversation_id)
     if settings.REDIS_URL:
-        raw = await redis_client().eval(
-            READ_STATE, 2, SEQ_KEY.format(conversation_id), PARTIALS_KEY.format(conversation_id),
-            PARTIAL_KEY.format(conversation_id),
+        raw = await script(READ_STATE)(
+            keys=[SEQ_KEY.format(conversation_id), PARTIALS_KEY.format(conversation_id)],
+            args=[PARTIAL_KEY.format(conversation_id)],
         )
         seq, rest = int(raw[0]), raw[1:]
         partials = [

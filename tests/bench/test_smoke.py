@@ -57,3 +57,8 @@ def test_sidebar():
 def test_statements_per_turn():
     out = run_bench("statements_per_turn", "--turns", "2")
     assert "all statements" in out
+
+
+def test_event_publish():
+    out = run_bench("event_publish", "--events", "50")
+    assert "Redis round trips" in out
