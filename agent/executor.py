@@ -60,7 +60,9 @@ class RunExecutor:
         # Runs of this process that could not start yet (an earlier run of their
         # conversation was active), by conversation: submitted again when a run there ends.
         self._deferred: defaultdict[str, set[str]] = defaultdict(set)
-        # The runs executing here, as they started: finishing one needs no second read.
+        # Runs as they were submitted, then as they started: starting or finishing one
+        # needs no second read.
+        self._submitted: dict[str, Run] = {}
         self._started: dict[str, Run] = {}
         self._cancel_requested: set[str] = set()
         self._maintenance: asyncio.Task | None = None
@@ -102,6 +104,8 @@ class RunExecutor:
             await get_channel_layer().group_send(CONTROL_GROUP, {"type": "run.cancel", "run_id": str(run.id)})
 
     def submit(self, run: Run) -> None:
+        if str(run.id) not in self._tasks:
+            self._submitted[str(run.id)] = run
         self._submit(run.id, run.conversation_id)
 
     def _submit(self, run_id, conversation_id) -> None:
@@ -168,6 +172,7 @@ class RunExecutor:
             await self._finish(run_id, conversation_id, Run.Status.FAILED, error=_error_text(exc))
         finally:
             self._tasks.pop(run_id, None)
+            self._submitted.pop(run_id, None)
             self._started.pop(run_id, None)
             self._cancel_requested.discard(run_id)
         if started:
@@ -194,7 +199,7 @@ class RunExecutor:
     async def _execute(self, run_id: str, conversation_id: str) -> bool:
         """Drive the run until it ends or waits; False if it could not start (not its turn,
         or another process holds it)."""
-        run = await services.arun_start(run_id=run_id, owner=self.owner)
+        run = await services.arun_start(run_id=run_id, owner=self.owner, known=self._submitted.pop(run_id, None))
         if run is None:
             return False
         self._started[run_id] = run

@@ -34,10 +34,7 @@ async def _earlier_turns(context: ChatContext) -> list:
     history = await selectors.atranscript_before(
         conversation_id=context.conversation_id, branch_id=context.branch_id, message_id=context.turn_message_id
     )
-    return [
-        HumanMessage(content=m.content) if m.role == "user" else AIMessage(content=m.content)
-        for m in history
-    ]
+    return [HumanMessage(content=content) if role == "user" else AIMessage(content=content) for role, content in history]
 
 
 def _route_tool_calls(state: ChatState):

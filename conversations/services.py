@@ -262,7 +262,7 @@ def graph_message_id(conversation_id, langchain_id: str) -> uuid.UUID:
         return uuid.uuid5(uuid.UUID(str(conversation_id)), langchain_id)
 
 
-def run_start(*, run_id, owner: str) -> Run | None:
+def run_start(*, run_id, owner: str, known: Run | None = None) -> Run | None:
     """Mark a run this process holds as running (one more attempt); the run comes with
     its user message and conversation.
 
@@ -270,26 +270,44 @@ def run_start(*, run_id, owner: str) -> Run | None:
     (running, or waiting for approvals): runs of a conversation go one at a time, in
     order, and this one stays queued until its turn. One conditional UPDATE decides both.
     `run.first_start` tells whether it never started before: it has no checkpoint yet.
+
+    `known`, the run as this process queued it (with its message and conversation): if
+    the row still has the attempts and start time it had, the UPDATE says so and the
+    started run is known without reading it back.
     """
-    now = timezone.now()
+    now, lease = timezone.now(), lease_until()
     earlier_active = Run.objects.filter(
         conversation_id=OuterRef("conversation_id"), status__in=Run.ACTIVE, created_at__lt=OuterRef("created_at")
     )
-    started = (
-        Run.objects.filter(pk=run_id, owner=owner, status__in=[Run.Status.QUEUED, Run.Status.RUNNING])
-        .filter(~Exists(earlier_active))
-        .update(
-            status=Run.Status.RUNNING,
-            started_at=Coalesce(F("started_at"), Value(now)),
-            attempts=F("attempts") + 1,
-            lease_expires_at=lease_until(),
-        )
+    startable = Run.objects.filter(pk=run_id, owner=owner, status__in=[Run.Status.QUEUED, Run.Status.RUNNING]).filter(
+        ~Exists(earlier_active)
     )
-    if not started:
+    start = {
+        "status": Run.Status.RUNNING,
+        "started_at": Coalesce(F("started_at"), Value(now)),
+        "attempts": F("attempts") + 1,
+        "lease_expires_at": lease,
+    }
+    if _with_message(known) and startable.filter(attempts=known.attempts, started_at=known.started_at).update(**start):
+        known.status, known.attempts, known.lease_expires_at = Run.Status.RUNNING, known.attempts + 1, lease
+        known.started_at = known.started_at or now
+        run = known
+    elif startable.update(**start):
+        run = Run.objects.select_related("user_message__conversation").get(pk=run_id)
+    else:
         return None
-    run = Run.objects.select_related("user_message__conversation").get(pk=run_id)
     run.first_start = run.started_at == now
     return run
+
+
+def _with_message(run: Run | None) -> bool:
+    """Whether the run's user message and its conversation are loaded."""
+    return (
+        run is not None
+        and Run.user_message.is_cached(run)
+        and run.user_message is not None
+        and Message.conversation.is_cached(run.user_message)
+    )
 
 
 arun_start = to_async(run_start)

@@ -1,0 +1,49 @@
+"""services.run_start with the run as this process queued it: trusted only while the row
+still matches it."""
+
+import pytest
+from django.contrib.auth.models import User
+
+from conversations import services
+from conversations.models import Conversation, Run
+
+pytestmark = pytest.mark.django_db
+
+OWNER = "host:1:abc"
+
+
+def queued_run() -> Run:
+    user = User.objects.create_user("alice")
+    conversation = services.conversation_create(user=user)
+    _, run, _ = services.message_send(conversation=conversation, content="hello", client_id=None, owner=OWNER)
+    return run
+
+
+def test_a_fresh_known_run_starts_without_reading_it_back(django_assert_num_queries):
+    run = queued_run()
+    with django_assert_num_queries(1):  # the conditional UPDATE
+        started = services.run_start(run_id=run.id, owner=OWNER, known=run)
+    assert started is run and started.first_start and started.attempts == 1
+    assert started.user_message.content == "hello"
+    stored = Run.objects.get(pk=run.id)
+    assert (stored.status, stored.attempts, stored.started_at) == (Run.Status.RUNNING, 1, started.started_at)
+    assert stored.lease_expires_at == started.lease_expires_at
+
+
+def test_a_stale_known_run_is_read_again():
+    run = queued_run()
+    services.run_start(run_id=run.id, owner=OWNER)  # an attempt this object did not see
+    started = services.run_start(run_id=run.id, owner=OWNER, known=run)
+    assert started is not run
+    assert started.attempts == 2 and not started.first_start
+    assert Run.objects.get(pk=run.id).attempts == 2
+
+
+def test_a_known_run_that_is_not_its_turn_does_not_start():
+    first = queued_run()
+    conversation = Conversation.objects.get(pk=first.conversation_id)
+    _, second, _ = services.message_send(conversation=conversation, content="and", client_id=None, owner=OWNER)
+    services.run_start(run_id=first.id, owner=OWNER, known=first)
+    assert services.run_start(run_id=second.id, owner=OWNER, known=second) is None
+    assert Run.objects.get(pk=second.id).status == Run.Status.QUEUED
+    assert services.run_start(run_id=first.id, owner="another:2:def") is None  # not its owner
