@@ -187,12 +187,24 @@ class RunExecutor:
         for run_id in self._deferred.pop(conversation_id, ()):
             self._submit(run_id, conversation_id)
 
-    async def _finish(self, run_id: str, conversation_id: str, status: str, error: str | None = None) -> None:
-        """End the run, noting its last checkpoint: the next turn of its line forks from it."""
+    async def _finish(
+        self, run_id: str, conversation_id: str, status: str, error: str | None = None, turn: "RunEvents | None" = None
+    ) -> None:
+        """End the run, noting its last checkpoint: the next turn of its line forks from it.
+        `turn`: the attempt's events, when it ended normally."""
         latest = await self.graph.checkpointer.aget_tuple({"configurable": {"thread_id": conversation_id, "checkpoint_ns": ""}})
         own = latest is not None and latest.metadata.get(RUN_METADATA_KEY) == run_id
         checkpoint_id = latest.config["configurable"]["checkpoint_id"] if own else ""
-        await _finish(run_id, conversation_id, status, error, checkpoint_id, self._started.get(run_id))
+        started = self._started.get(run_id)
+        run = await services.arun_finish(run_id=run_id, status=status, error=error, checkpoint_id=checkpoint_id, run=started)
+        await events.publish(conversation_id, {"type": "run", "run": run_data(run)})
+        # Text streamed but not stored is not a reply any more: this attempt's, or that of
+        # an attempt that died with its process. A first attempt that stored all it
+        # streamed left none.
+        if turn is None or turn.partial or started is None or started.attempts > 1:
+            for partial in (await events.stream_state(conversation_id))[1]:
+                if partial["run_id"] == run_id:
+                    await events.forget_partial(conversation_id, run_id=run_id, message_id=partial["message_id"])
         if settings.CHECKPOINTS_KEPT:
             await acheckpoints_trim(conversation_id=conversation_id, keep=settings.CHECKPOINTS_KEPT)
 
@@ -222,7 +234,7 @@ class RunExecutor:
             graph_input, stream_config = await self._input_for(run, user_message, config, turn, may_have_checkpoints)
             may_have_checkpoints = True
             if graph_input is DONE:
-                await self._finish(run_id, conversation_id, Run.Status.SUCCEEDED)
+                await self._finish(run_id, conversation_id, Run.Status.SUCCEEDED, turn=turn)
                 return True
             if graph_input is WAIT:
                 waiting = await services.arun_wait(run_id=run_id)
@@ -231,7 +243,7 @@ class RunExecutor:
                 await events.publish(conversation_id, {"type": "run", "run": run_data(waiting)})
                 return True
             if not await self._stream(graph_input, stream_config, context, turn):
-                await self._finish(run_id, conversation_id, Run.Status.SUCCEEDED)
+                await self._finish(run_id, conversation_id, Run.Status.SUCCEEDED, turn=turn)
                 return True
 
     async def _stream(self, graph_input, config: dict, context: ChatContext, turn: "RunEvents") -> bool:
@@ -390,16 +402,6 @@ class RunEvents:
         await events.publish(self.conversation_id, {"type": "message", "message": message})
         await events.forget_partial(self.conversation_id, run_id=self.run_id, message_id=str(stored.id))
         return stored
-
-
-async def _finish(run_id: str, conversation_id: str, status: str, error: str | None, checkpoint_id: str,
-                  started: Run | None) -> None:
-    run = await services.arun_finish(run_id=run_id, status=status, error=error, checkpoint_id=checkpoint_id, run=started)
-    await events.publish(conversation_id, {"type": "run", "run": run_data(run)})
-    # Text streamed by an attempt that died with its process is not a reply any more.
-    for partial in (await events.stream_state(conversation_id))[1]:
-        if partial["run_id"] == run_id:
-            await events.forget_partial(conversation_id, run_id=run_id, message_id=partial["message_id"])
 
 
 def _machine() -> str:
