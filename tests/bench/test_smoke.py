@@ -40,7 +40,7 @@ def test_long_conversation():
 
 
 def test_many_conversations():
-    out = run_bench("many_conversations", "--clients", "2", "--messages", "2", "--delay-ms", "5")
+    out = run_bench("many_conversations", "--clients", "2", "--messages", "2", "--delay-ms", "5", "--workers", "2")
     assert "turns/s" in out
 
 
