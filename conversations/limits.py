@@ -82,14 +82,14 @@ class RateLimited(Exception):
 
 class RedisStore:
     async def hit(self, key: str, limit: int, window: float) -> float:
-        wait_ms = await events.redis_client().eval(HIT, 1, key, limit, round(window * 1000), uuid.uuid4().hex)
+        wait_ms = await events.script(HIT)(keys=[key], args=[limit, round(window * 1000), uuid.uuid4().hex])
         return int(wait_ms) / 1000
 
     async def acquire(self, key: str, slot: str, cap: int, ttl: float) -> bool:
-        return bool(await events.redis_client().eval(ACQUIRE, 1, key, cap, round(ttl * 1000), slot))
+        return bool(await events.script(ACQUIRE)(keys=[key], args=[cap, round(ttl * 1000), slot]))
 
     async def refresh(self, key: str, slot: str, ttl: float) -> None:
-        await events.redis_client().eval(REFRESH, 1, key, round(ttl * 1000), slot)
+        await events.script(REFRESH)(keys=[key], args=[round(ttl * 1000), slot])
 
     async def release(self, key: str, slot: str) -> None:
         await events.redis_client().zrem(key, slot)

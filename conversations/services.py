@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, F, OuterRef, Q, Value
+from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from pydantic import ValidationError
@@ -89,7 +89,7 @@ def message_send(
     def store(locked: Conversation) -> tuple[Message, Run]:
         if reject_if_busy and Run.objects.filter(conversation=locked, status__in=Run.ACTIVE).exists():
             raise Conflict("a reply is in progress: wait for it, or stop it first")
-        if Run.objects.filter(conversation=locked, status=Run.Status.QUEUED).count() >= settings.RUN_QUEUE_MAX:
+        if locked.queued_runs >= settings.RUN_QUEUE_MAX:
             raise Conflict(f"{settings.RUN_QUEUE_MAX} messages already wait for a reply here: wait for them, or stop them")
         return _store_turn(locked, content=content, client_id=client_id, owner=owner, branch_id=locked.current_branch_id)
 
@@ -105,8 +105,15 @@ def _once_per_client_id(conversation: Conversation, client_id: str | None, store
             return existing.user_message, existing, False
     try:
         with transaction.atomic():
-            # Locked, so that sends, forks and switches of one conversation go one at a time.
-            locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
+            # Locked, so that sends, forks and switches of one conversation go one at a time;
+            # read with its number of queued runs, for RUN_QUEUE_MAX.
+            queued = Run.objects.filter(conversation=OuterRef("pk"), status=Run.Status.QUEUED)
+            locked = (
+                Conversation.objects.select_for_update(of=("self",))
+                .annotate(queued_runs=Subquery(queued.order_by().values("conversation").annotate(n=Count("pk")).values("n")))
+                .get(pk=conversation.pk)
+            )
+            locked.queued_runs = locked.queued_runs or 0
             message, run = store(locked)
     except IntegrityError:
         # Another socket stored the same client_id a moment ago.

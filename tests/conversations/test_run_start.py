@@ -47,3 +47,16 @@ def test_a_known_run_that_is_not_its_turn_does_not_start():
     assert services.run_start(run_id=second.id, owner=OWNER, known=second) is None
     assert Run.objects.get(pk=second.id).status == Run.Status.QUEUED
     assert services.run_start(run_id=first.id, owner="another:2:def") is None  # not its owner
+
+
+def test_a_send_locks_and_counts_the_queue_in_one_query(settings, django_assert_num_queries):
+    settings.RUN_QUEUE_MAX = 2
+    first = queued_run()
+    conversation = Conversation.objects.get(pk=first.conversation_id)
+    # Lock with the queue's length, the message, the run, the conversation's time, and
+    # (inside the test's transaction) a savepoint and its release.
+    with django_assert_num_queries(6):
+        services.message_send(conversation=conversation, content="two", client_id=None, owner=OWNER)
+    with pytest.raises(services.Conflict, match="2 messages already wait"):
+        services.message_send(conversation=conversation, content="three", client_id=None, owner=OWNER)
+    assert Run.objects.filter(conversation=conversation).count() == 2
