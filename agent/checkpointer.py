@@ -18,8 +18,11 @@ from django.conf import settings
 from django.db import connections
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from psycopg.conninfo import make_conninfo
 from psycopg.rows import dict_row
+
+from .context import RUN_METADATA_KEY
 
 HEALTH_THREAD = {"configurable": {"thread_id": "healthz", "checkpoint_ns": ""}}
 
@@ -61,7 +64,39 @@ async def open_checkpointer() -> Checkpointer:
     return await _open_sqlite(db)
 
 
-class PooledAsyncPostgresSaver(AsyncPostgresSaver):
+class RemembersLastCheckpoint:
+    """A saver that remembers, per thread, the last checkpoint it wrote and the run that
+    wrote it: the executor notes a run's last checkpoint when the run ends without
+    reading it back. Runs of a conversation go one at a time, so while a run is active
+    no other process writes to its thread."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._last_written: dict[str, tuple[str | None, str]] = {}
+
+    async def aput(self, config, checkpoint, metadata, new_versions):
+        written = await super().aput(config, checkpoint, metadata, new_versions)
+        if not config["configurable"].get("checkpoint_ns"):  # the graph's own, not a subgraph's
+            self._last_written[config["configurable"]["thread_id"]] = (
+                metadata.get(RUN_METADATA_KEY), written["configurable"]["checkpoint_id"],
+            )
+        return written
+
+    def forget_last_written(self, thread_id: str) -> None:
+        """At an attempt's start: only what it writes will count."""
+        self._last_written.pop(thread_id, None)
+
+    def take_last_written(self, thread_id: str, run_id: str) -> str | None:
+        """The id of the thread's last checkpoint if this run wrote it here; forgotten after."""
+        writer, checkpoint_id = self._last_written.pop(thread_id, (None, ""))
+        return checkpoint_id if writer == run_id else None
+
+
+class RemembersLastCheckpointSqliteSaver(RemembersLastCheckpoint, AsyncSqliteSaver):
+    pass
+
+
+class PooledAsyncPostgresSaver(RemembersLastCheckpoint, AsyncPostgresSaver):
     """AsyncPostgresSaver whose queries run concurrently.
 
     The stock saver holds one asyncio.Lock around every query: it guards a single shared
@@ -107,12 +142,10 @@ async def _check_if_disturbed(conn) -> None:
 
 
 async def _open_sqlite(db: dict[str, Any]) -> Checkpointer:
-    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-
     conn = await aiosqlite.connect(str(db["NAME"]), timeout=30)
     await conn.execute("PRAGMA journal_mode=WAL")
     await conn.execute("PRAGMA busy_timeout=30000")
-    saver = AsyncSqliteSaver(conn)
+    saver = RemembersLastCheckpointSqliteSaver(conn)
     # Tables exist (migrate made them); this only marks the saver ready.
     await saver.setup()
     return Checkpointer(saver=saver, close=conn.close)

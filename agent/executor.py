@@ -192,9 +192,9 @@ class RunExecutor:
     ) -> None:
         """End the run, noting its last checkpoint: the next turn of its line forks from it.
         `turn`: the attempt's events, when it ended normally."""
-        latest = await self.graph.checkpointer.aget_tuple({"configurable": {"thread_id": conversation_id, "checkpoint_ns": ""}})
-        own = latest is not None and latest.metadata.get(RUN_METADATA_KEY) == run_id
-        checkpoint_id = latest.config["configurable"]["checkpoint_id"] if own else ""
+        checkpoint_id = self.graph.checkpointer.take_last_written(conversation_id, run_id) or await self._last_checkpoint(
+            conversation_id, run_id
+        )
         started = self._started.get(run_id)
         run = await services.arun_finish(run_id=run_id, status=status, error=error, checkpoint_id=checkpoint_id, run=started)
         await events.publish(conversation_id, {"type": "run", "run": run_data(run)})
@@ -208,6 +208,13 @@ class RunExecutor:
         if settings.CHECKPOINTS_KEPT:
             await acheckpoints_trim(conversation_id=conversation_id, keep=settings.CHECKPOINTS_KEPT)
 
+    async def _last_checkpoint(self, conversation_id: str, run_id: str) -> str:
+        """The id of the thread's latest checkpoint if the run wrote it (in an earlier
+        attempt, or on another process), read from the saver; else ""."""
+        latest = await self.graph.checkpointer.aget_tuple({"configurable": {"thread_id": conversation_id, "checkpoint_ns": ""}})
+        own = latest is not None and latest.metadata.get(RUN_METADATA_KEY) == run_id
+        return latest.config["configurable"]["checkpoint_id"] if own else ""
+
     async def _execute(self, run_id: str, conversation_id: str) -> bool:
         """Drive the run until it ends or waits; False if it could not start (not its turn,
         or another process holds it)."""
@@ -215,6 +222,7 @@ class RunExecutor:
         if run is None:
             return False
         self._started[run_id] = run
+        self.graph.checkpointer.forget_last_written(conversation_id)
         await events.publish(conversation_id, {"type": "run", "run": run_data(run)})
         if run.attempts > settings.RUN_MAX_ATTEMPTS:
             raise RunGaveUp(f"the run was interrupted {run.attempts - 1} times and was given up")
