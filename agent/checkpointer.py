@@ -16,7 +16,7 @@ from typing import Any, Awaitable, Callable
 import aiosqlite
 from django.conf import settings
 from django.db import connections
-from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.base import BaseCheckpointSaver, get_checkpoint_metadata
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from psycopg.conninfo import make_conninfo
@@ -78,7 +78,9 @@ class RemembersLastCheckpoint:
         written = await super().aput(config, checkpoint, metadata, new_versions)
         if not config["configurable"].get("checkpoint_ns"):  # the graph's own, not a subgraph's
             self._last_written[config["configurable"]["thread_id"]] = (
-                metadata.get(RUN_METADATA_KEY), written["configurable"]["checkpoint_id"],
+                # As the saver stores it: the run's key comes from the config's metadata.
+                get_checkpoint_metadata(config, metadata).get(RUN_METADATA_KEY),
+                written["configurable"]["checkpoint_id"],
             )
         return written
 

@@ -1,0 +1,30 @@
+"""The saver remembers the last checkpoint each run wrote, as the executor reads it when
+the run ends instead of querying the thread's latest checkpoint."""
+
+import aiosqlite
+from langgraph.checkpoint.base import empty_checkpoint
+
+from agent.checkpointer import RemembersLastCheckpointSqliteSaver
+from agent.context import RUN_METADATA_KEY
+
+
+async def test_the_last_checkpoint_a_run_wrote_is_taken_once():
+    async with aiosqlite.connect(":memory:") as conn:
+        saver = RemembersLastCheckpointSqliteSaver(conn)
+        await saver.setup()
+
+        async def put(thread: str, run_id: str, ns: str = "") -> str:
+            config = {"configurable": {"thread_id": thread, "checkpoint_ns": ns}, "metadata": {RUN_METADATA_KEY: run_id}}
+            written = await saver.aput(config, empty_checkpoint(), {"source": "loop", "step": 0}, {})
+            return written["configurable"]["checkpoint_id"]
+
+        await put("t1", "run-a")
+        last = await put("t1", "run-a")
+        await put("t1", "run-a", ns="subgraph:1")  # a subgraph's checkpoint is not the thread's
+        await put("t2", "run-b")
+        assert saver.take_last_written("t1", "run-a") == last
+        assert saver.take_last_written("t1", "run-a") is None  # taken
+        assert saver.take_last_written("t2", "run-x") is None  # another run wrote it
+        await put("t2", "run-b")
+        saver.forget_last_written("t2")
+        assert saver.take_last_written("t2", "run-b") is None
