@@ -197,6 +197,10 @@ class RunExecutor:
         )
         started = self._started.get(run_id)
         run = await services.arun_finish(run_id=run_id, status=status, error=error, checkpoint_id=checkpoint_id, run=started)
+        # Trimmed before the run is reported ended, so whoever sees it ended sees its
+        # conversation's checkpoints as they stay.
+        if settings.CHECKPOINTS_KEPT:
+            await acheckpoints_trim(conversation_id=conversation_id, keep=settings.CHECKPOINTS_KEPT)
         await events.publish(conversation_id, {"type": "run", "run": run_data(run)})
         # Text streamed but not stored is not a reply any more: this attempt's, or that of
         # an attempt that died with its process. A first attempt that stored all it
@@ -205,8 +209,6 @@ class RunExecutor:
             for partial in (await events.stream_state(conversation_id))[1]:
                 if partial["run_id"] == run_id:
                     await events.forget_partial(conversation_id, run_id=run_id, message_id=partial["message_id"])
-        if settings.CHECKPOINTS_KEPT:
-            await acheckpoints_trim(conversation_id=conversation_id, keep=settings.CHECKPOINTS_KEPT)
 
     async def _last_checkpoint(self, conversation_id: str, run_id: str) -> str:
         """The id of the thread's latest checkpoint if the run wrote it (in an earlier
