@@ -1,8 +1,12 @@
 """services.run_start with the run as this process queued it: trusted only while the row
 still matches it."""
 
+from datetime import timedelta
+
 import pytest
+from asgiref.sync import async_to_sync
 from django.contrib.auth.models import User
+from django.utils import timezone
 
 from conversations import services
 from conversations.models import Conversation, Run
@@ -60,3 +64,20 @@ def test_a_send_locks_and_counts_the_queue_in_one_query(settings, django_assert_
     with pytest.raises(services.Conflict, match="2 messages already wait"):
         services.message_send(conversation=conversation, content="three", client_id=None, owner=OWNER)
     assert Run.objects.filter(conversation=conversation).count() == 2
+
+
+def test_only_leases_running_out_before_the_round_after_next_are_renewed(settings):
+    settings.RUN_LEASE_SECONDS, settings.RUN_RECOVERY_INTERVAL_SECONDS = 10, 1.5
+    near, far = queued_run(), queued_run_of_another_user()
+    soon, later = timezone.now() + timedelta(seconds=2), timezone.now() + timedelta(seconds=9)
+    Run.objects.filter(pk=near.pk).update(lease_expires_at=soon)
+    Run.objects.filter(pk=far.pk).update(lease_expires_at=later)
+    assert async_to_sync(services.arun_renew_leases)(owner=OWNER) == 1
+    assert Run.objects.get(pk=near.pk).lease_expires_at > later  # renewed: a full lease from now
+    assert Run.objects.get(pk=far.pk).lease_expires_at == later  # not written
+
+
+def queued_run_of_another_user() -> Run:
+    user = User.objects.create_user("bob")
+    conversation = services.conversation_create(user=user)
+    return services.message_send(conversation=conversation, content="hi", client_id=None, owner=OWNER)[1]
