@@ -378,3 +378,15 @@ async def chat(ws, content: str, client_id: str | None = None) -> list[dict]:
         frame["client_id"] = client_id
     await send(ws, frame)
     return await receive_until(ws, run_ended)
+
+
+async def kill_mid_reply(server: Server, stop) -> tuple[Session, dict]:
+    """Start `slow 200` and call `stop` (a SIGKILL, a SIGTERM…) while the reply streams."""
+    alice = Session(server, "alice")
+    conversation = alice.create_conversation()
+    async with alice.websocket(conversation["id"]) as ws:
+        await receive(ws)
+        await send(ws, {"type": "message.send", "content": "slow 200"})
+        await receive_until(ws, lambda f: f["type"] == "token" and "tick10" in f["delta"])
+        stop()
+    return alice, conversation

@@ -10,7 +10,7 @@ import pytest
 import websockets
 
 from tests.conftest import require_services
-from tests.live import Server, Session, chat, receive, receive_until, send
+from tests.live import Server, Session, chat, kill_mid_reply, receive, receive_until
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.postgres, pytest.mark.redis]
 
@@ -46,15 +46,13 @@ async def test_worker_processes_serve_many_conversations_at_once(workers_server)
 
 async def test_a_run_of_a_killed_worker_finishes_after_the_supervisor_replaces_it(workers_server):
     database, server = workers_server
-    alice = Session(server, "alice")
-    conversation = alice.create_conversation()
-    async with alice.websocket(conversation["id"]) as ws:
-        await receive(ws)
-        await send(ws, {"type": "message.send", "content": "slow 200"})
-        await receive_until(ws, lambda f: f["type"] == "token" and "tick10" in f["delta"])
-        killed = server.worker_pids()
+    killed = server.worker_pids()
+
+    def kill_workers() -> None:
         for pid in killed:  # whichever worker runs the reply
             os.kill(pid, signal.SIGKILL)
+
+    alice, conversation = await kill_mid_reply(server, kill_workers)
     frames = await _watch_until_succeeded(alice, conversation["id"])
     # The supervisor notices its dead workers one after the other: both are replaced.
     assert await _new_workers(server, 2, killed)
