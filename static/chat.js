@@ -2284,22 +2284,17 @@
     const buckets = new Map(GROUPS.map(([key]) => [key, []]));
     for (const c of sorted) buckets.get(groupOf(c.updated_at, now)).push(c);
 
-    const frag = document.createDocumentFragment();
+    const sections = [];
     for (const [key, label] of GROUPS) {
       const items = buckets.get(key);
       if (!items.length) continue;
-      const section = make('section', 'conversation-group');
-      section.dataset.group = key;
-      const headingId = `group-${key}`;
-      const h = make('h2', 'conversation-group-title', label);
-      h.id = headingId;
-      const ul = make('ul', 'conversation-items');
-      ul.setAttribute('aria-labelledby', headingId);
-      for (const c of items) ul.append(buildItem(c));
-      section.append(h, ul);
-      frag.append(section);
+      const group = groupElements(key, label);
+      setChildren(group.list, items.map(itemElement));
+      sections.push(group.section);
     }
-    el.groups.replaceChildren(frag);
+    setChildren(el.groups, sections);
+    const listed = new Set(state.conversations.map((c) => String(c.id)));
+    for (const id of drawnItems.keys()) if (!listed.has(id)) drawnItems.delete(id);
 
     if (!state.conversations.length && state.listLoaded) {
       el.listEmpty.hidden = false;
@@ -2309,6 +2304,48 @@
     }
     el.loadMore.hidden = !state.nextCursor;
     if (hadFocus) restoreFocus(hadFocus);
+  }
+
+  // The sidebar's elements as last drawn. A conversation that looks as it did keeps its
+  // element, so a frame about one conversation redraws only that one, and the keyboard
+  // focus, hover and a screen reader's place elsewhere in the list are left alone.
+  const drawnItems = new Map(); // conversation id -> { look, li }
+  const drawnGroups = new Map(); // group key -> { section, list }
+
+  function itemElement(conv) {
+    const id = String(conv.id);
+    const look = JSON.stringify([statusOf(conv), conv.run_status || '', id === state.conversationId, displayTitle(conv)]);
+    const drawn = drawnItems.get(id);
+    if (drawn && drawn.look === look) return drawn.li;
+    const li = buildItem(conv);
+    drawnItems.set(id, { look, li });
+    return li;
+  }
+
+  function groupElements(key, label) {
+    let group = drawnGroups.get(key);
+    if (!group) {
+      const section = make('section', 'conversation-group');
+      section.dataset.group = key;
+      const heading = make('h2', 'conversation-group-title', label);
+      heading.id = `group-${key}`;
+      const list = make('ul', 'conversation-items');
+      list.setAttribute('aria-labelledby', heading.id);
+      section.append(heading, list);
+      group = { section, list };
+      drawnGroups.set(key, group);
+    }
+    return group;
+  }
+
+  // Makes nodes the children of parent, in order, moving only what has to move.
+  function setChildren(parent, nodes) {
+    const wanted = new Set(nodes);
+    for (const child of [...parent.children]) if (!wanted.has(child)) child.remove();
+    nodes.forEach((node, i) => {
+      const here = parent.children[i];
+      if (here !== node) parent.insertBefore(node, here || null);
+    });
   }
 
   function describeFocus(node) {

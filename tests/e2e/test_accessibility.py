@@ -244,6 +244,9 @@ def test_every_control_is_reachable_by_keyboard_with_visible_focus(a11y_server, 
     wait_idle(page)
     card = task_then_pending_email(page)
     expect(page.locator(".approval-card .approve-btn")).to_be_enabled()
+    # The sidebar as it stays while the run waits: a control redrawn during the round of
+    # Tab presses would be a new element, never focused.
+    expect(page.locator('.conversation-item[data-run-status="waiting"]')).to_have_count(1, timeout=TIMEOUT)
     assert tab_through(page) == [], "chat with an approval card"
     expect(page.locator('.approval-card[data-status="pending"]')).to_be_visible()  # Tab decided nothing
 

@@ -95,6 +95,24 @@ def test_log_in_then_create_rename_search_and_delete_conversations(server, page,
     expect(page.locator("#conversation-groups .conversation-item")).to_have_count(2)
     assert sidebar_titles(page) == ["Fruit basket", "alpha apples"]
 
+    # A reply redraws its own conversation's item in the sidebar and leaves the others be
+    # (where the keyboard focus or a screen reader may be).
+    page.evaluate(
+        """first => {
+          const item = document.querySelector(`.conversation-item[data-conversation-id="${first}"]`);
+          window.untouchedItem = { item, moved: false };
+          new MutationObserver((records) => {
+            if (records.some((r) => [...r.removedNodes].includes(item))) window.untouchedItem.moved = true;
+          }).observe(document.getElementById('conversation-groups'), { childList: true, subtree: true });
+        }""",
+        first,
+    )
+    send(page, "cherries")
+    expect(page.locator(".message.assistant .message-body").last).to_contain_text("cherries", timeout=TIMEOUT)
+    wait_idle(page)
+    assert sidebar_titles(page) == ["Fruit basket", "alpha apples"]
+    assert page.evaluate("() => window.untouchedItem.item.isConnected && !window.untouchedItem.moved")
+
     # Search: titles, and the text of messages; Esc clears it.
     search = page.locator("#conversation-search")
     search.fill("apples")
