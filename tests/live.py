@@ -251,6 +251,7 @@ class Server:
 
     def start(self, timeout: float = 30) -> "Server":
         log = open(self.log_path, "a")
+        logged_before = log.tell()
         self.process = subprocess.Popen(
             self.command(),
             start_new_session=True,  # its own process group: kill() reaches uvicorn's workers too
@@ -264,12 +265,21 @@ class Server:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log_path.read_text()[-3000:]}")
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200 and self._all_workers_up(logged_before):
                     return self
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"server did not become healthy: {self.log_path.read_text()[-3000:]}")
+
+    def _all_workers_up(self, logged_before: int) -> bool:
+        """Every worker has started up: until then the first one up would take every
+        connection made (and keep it)."""
+        if not self.workers:
+            return True
+        with open(self.log_path, "rb") as log:
+            log.seek(logged_before)
+            return log.read().count(b"Application startup complete.") >= self.workers
 
     def kill(self) -> None:
         """SIGKILL to every process of the server: no cleanup of any kind runs."""

@@ -2,9 +2,11 @@
 PostgreSQL database and one Redis."""
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 import websockets
@@ -19,7 +21,7 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.postgres, pytest.mark.redis]
 def workers_server(templates, tmp_path):
     require_services("postgres")
     database = templates.new_database("postgres", redis=True)
-    server = Server(database, tmp_path / "uvicorn.log", workers=2).start()
+    server = Server(database, tmp_path / "uvicorn.log", extra_env={"WS_MAX_SOCKETS_PER_USER": "200"}, workers=2).start()
     yield database, server
     server.stop()
 
@@ -42,6 +44,35 @@ async def test_worker_processes_serve_many_conversations_at_once(workers_server)
     results = await asyncio.gather(*(two_turns(c) for c in conversations))
     assert results == [["tick1 tick2 tick3", "tick1 tick2 tick3 tick4"]] * 8
     assert database.query("SELECT status, count(*) FROM conversations_run GROUP BY status") == [("succeeded", 16)]
+
+
+async def test_new_connections_are_spread_over_the_workers(workers_server):
+    _, server = workers_server
+    alice = Session(server, "alice")
+    conversation = alice.create_conversation()["id"]
+    async with contextlib.AsyncExitStack() as stack:
+        # All at once, as clients reconnecting after a restart.
+        sockets = await asyncio.gather(*(stack.enter_async_context(alice.websocket(conversation)) for _ in range(100)))
+        await asyncio.gather(*(receive(ws) for ws in sockets))
+        held = {pid: _connections_on_port(pid, server.port) for pid in server.worker_pids()}
+    assert sum(held.values()) >= 100  # and the session's HTTP connection
+    assert min(held.values()) >= 10, held  # every worker takes a share (uvicorn: whichever accepts first)
+
+
+def _connections_on_port(pid: int, port: int) -> int:
+    """The established TCP connections to local port `port` that process `pid` holds."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        target = os.readlink(fd)
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    count = 0
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            local_port, state, inode = int(fields[1].rsplit(":", 1)[1], 16), fields[3], fields[9]
+            count += local_port == port and state == "01" and inode in inodes  # 01: ESTABLISHED
+    return count
 
 
 async def test_a_run_of_a_killed_worker_finishes_after_the_supervisor_replaces_it(workers_server):
