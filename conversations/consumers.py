@@ -155,10 +155,10 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     async def on_message_send(self, frame):
         content = self.content_of(frame)
         client_id = self.client_id_of(frame)
+        if await services.aclient_id_seen(conversation=self.conversation, client_id=client_id):
+            return  # sent again (a client retrying after a reconnect): nothing new, nothing counted
         await limits.acheck_rate(user=self.scope["user"], action="messages")
-        if settings.DOUBLE_TEXTING == "interrupt" and not await services.aclient_id_seen(
-            conversation=self.conversation, client_id=client_id
-        ):
+        if settings.DOUBLE_TEXTING == "interrupt":
             for active in await selectors.aactive_runs(conversation_id=self.conversation.id):
                 await self.runtime.executor.request_cancel(active, user=self.scope["user"])
         message, run, created = await services.amessage_send(

@@ -94,6 +94,22 @@ async def test_the_message_limit_counts_each_user_across_sockets_and_conversatio
     assert frames[-1]["run"]["status"] == "succeeded"
 
 
+async def test_a_message_sent_again_with_its_client_id_is_not_counted_against_the_limit(make_server, database):
+    alice = Session(make_server(RATE_LIMIT_MESSAGES="1/60").start(), "alice")
+    conversation = alice.create_conversation()
+    async with alice.websocket(conversation["id"]) as ws:
+        await receive(ws)
+        first = {"type": "message.send", "content": "hello", "client_id": "c-1"}
+        await send(ws, first)
+        await receive_until(ws, run_ended)
+        before = database.counts()
+        await send(ws, first)  # a client retrying after a reconnect
+        await send(ws, {"type": "ping"})
+        assert [frame["type"] for frame in await receive_until(ws, lambda f: f["type"] == "pong")] == ["pong"]
+        assert database.counts() == before
+        await refusal(ws, {"type": "message.send", "content": "a new one", "client_id": "c-2"})
+
+
 async def test_decisions_are_limited_and_a_refused_one_decides_nothing(make_server, database):
     alice = Session(make_server(RATE_LIMIT_DECISIONS="2/3").start(), "alice")
     conversation = alice.create_conversation()
