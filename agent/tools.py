@@ -7,6 +7,7 @@ effect happen at most once per tool call.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from typing import Any, Callable
 from urllib.parse import urlsplit
@@ -23,6 +24,17 @@ from .models import Task
 
 class ToolError(Exception):
     """The tool refused or failed; the model is told the message."""
+
+
+BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
+def isolated(value) -> str:
+    """A value inside a line of text for people (a description, a result). One holding
+    bidirectional controls (a right-to-left override) comes wrapped in FSI…PDI, so they
+    reorder only the value, never the rest of the line; any other comes as it is."""
+    text = str(value)
+    return f"\u2068{text}\u2069" if BIDI_CONTROLS.search(text) else text
 
 
 class SendEmailArgs(BaseModel):
@@ -48,14 +60,14 @@ class NoArgs(BaseModel):
 
 def send_email(args: SendEmailArgs, context: ChatContext) -> str:
     send_mail(args.subject, args.body, settings.DEFAULT_FROM_EMAIL, [args.to])
-    return f"E-mail sent to {args.to}."
+    return f"E-mail sent to {isolated(args.to)}."
 
 
 def create_task(args: CreateTaskArgs, context: ChatContext) -> str:
     task = Task.objects.create(
         user_id=context.user_id, conversation_id=context.conversation_id, title=args.title, due=args.due
     )
-    return f"Task created: {task.title}" + (f" (due {task.due.isoformat()})" if task.due else "") + f" [{task.id}]"
+    return f"Task created: {isolated(task.title)}" + (f" (due {task.due.isoformat()})" if task.due else "") + f" [{task.id}]"
 
 
 def allowed_webhook_url(url: str) -> str:
@@ -109,11 +121,11 @@ TOOLS: dict[str, Tool] = {
     tool.name: tool
     for tool in [
         Tool("send_email", "Send one e-mail.", SendEmailArgs, send_email,
-             lambda a: f"Send an e-mail to {a.to} with the subject “{a.subject}”"),
+             lambda a: f"Send an e-mail to {isolated(a.to)} with the subject “{isolated(a.subject)}”"),
         Tool("create_task", "Create a task (a to-do item) for the user.", CreateTaskArgs, create_task,
-             lambda a: f"Create the task “{a.title}”" + (f", due {a.due.isoformat()}" if a.due else "")),
+             lambda a: f"Create the task “{isolated(a.title)}”" + (f", due {a.due.isoformat()}" if a.due else "")),
         Tool("http_post", "POST a JSON body to a URL on an allowed host.", HttpPostArgs, http_post,
-             lambda a: f"POST JSON to {a.url}"),
+             lambda a: f"POST JSON to {isolated(a.url)}"),
         Tool("current_time", "Return the server's current date and time (ISO 8601, UTC).", NoArgs, current_time,
              lambda a: "Read the server's clock"),
     ]

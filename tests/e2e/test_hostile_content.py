@@ -25,6 +25,7 @@ from tests.e2e.pages import TIMEOUT, log_in, send, wait_idle
 pytestmark = pytest.mark.browser
 
 RLO, PDF = "\u202e", "\u202c"
+FSI, PDI = "\u2068", "\u2069"  # how a description or result isolates a value holding RLO
 
 GUARD = r"""
 (() => {
@@ -345,7 +346,7 @@ def test_hostile_tool_calls_approvals_inbox_and_tasks(hostile_server, page, guar
     send(page, f"email a@example.com {subject}: {body}")
     card = page.locator('.approval-card[data-status="pending"]')
     expect(card).to_be_visible(timeout=TIMEOUT)
-    expect(card.locator(".card-description")).to_have_text(f"Send an e-mail to a@example.com with the subject “{subject}”")
+    expect(card.locator(".card-description")).to_have_text(f"Send an e-mail to a@example.com with the subject “{FSI}{subject}{PDI}”")
     expect(card.locator('.arg[data-arg="subject"] .arg-value')).to_have_text(subject)
     expect(card.locator('.arg[data-arg="body"] .arg-value')).to_have_text(body)
     guard.assert_nothing_ran("approval card")
@@ -386,8 +387,8 @@ def test_hostile_tool_calls_approvals_inbox_and_tasks(hostile_server, page, guar
     wait_idle(page)
     tool_card = page.locator('.tool-card[data-status="succeeded"]').last
     expect(tool_card.locator(".card-args")).to_contain_text(task_title)
-    expect(tool_card.locator(".card-result")).to_contain_text(f"Task created: {task_title}")
-    expect(page.locator(".message.tool .message-body").last).to_contain_text(f"Task created: {task_title}")
+    expect(tool_card.locator(".card-result")).to_contain_text(f"Task created: {FSI}{task_title}{PDI}")
+    expect(page.locator(".message.tool .message-body").last).to_contain_text(f"Task created: {FSI}{task_title}{PDI}")
     guard.assert_nothing_ran("task tool card")
 
     # An http_post with markup in its URL and JSON: it waits for approval.
@@ -405,7 +406,7 @@ def test_hostile_tool_calls_approvals_inbox_and_tasks(hostile_server, page, guar
     expect(page.locator('.approval-card[data-status="edited"] .approval-decision')).to_contain_text(comment)
     expect(page.locator('.approval-card[data-status="pending"] .card-description')).to_have_text(f"POST JSON to {url}")
     expect(page.locator("#conversation-title")).to_have_text(title)
-    expect(page.locator(".message.tool .message-body").last).to_contain_text(f"Task created: {task_title}")
+    expect(page.locator(".message.tool .message-body").last).to_contain_text(f"Task created: {FSI}{task_title}{PDI}")
     assert_no_horizontal_scroll(page, "chat after reload")
     guard.assert_nothing_ran("chat after reload")
     screenshot(f"hostile-approvals-chat-{backend}")
