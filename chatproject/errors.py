@@ -1,6 +1,6 @@
 """Errors met before a view runs (a CSRF failure, a body Django cannot parse, an unknown
 URL) or a crash: under /api/ they answer in JSON like the API's own errors, elsewhere
-with Django's pages."""
+with Django's views, which show the app's pages templates/404.html and 500.html."""
 
 from django.http import JsonResponse
 from django.views import csrf, defaults
