@@ -122,6 +122,13 @@ class Run(models.Model):
         indexes = [
             models.Index(fields=["conversation", "-created_at"], name="run_latest"),
             models.Index(fields=["branch", "-created_at"], name="run_latest_on_branch"),
+            # A conversation's active runs (each send counts its queue, each start checks
+            # for an earlier active run): read without the runs that ended, however many.
+            models.Index(
+                fields=["conversation", "created_at"],
+                condition=models.Q(status__in=["queued", "running", "waiting"]),
+                name="run_active",
+            ),
         ]
         constraints = [
             models.UniqueConstraint(

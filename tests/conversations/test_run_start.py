@@ -1,11 +1,13 @@
 """services.run_start with the run as this process queued it: trusted only while the row
 still matches it."""
 
+import re
 from datetime import timedelta
 
 import pytest
 from asgiref.sync import async_to_sync
 from django.contrib.auth.models import User
+from django.db import connection, transaction
 from django.utils import timezone
 
 from conversations import services
@@ -81,3 +83,58 @@ def queued_run_of_another_user() -> Run:
     user = User.objects.create_user("bob")
     conversation = services.conversation_create(user=user)
     return services.message_send(conversation=conversation, content="hi", client_id=None, owner=OWNER)[1]
+
+
+@pytest.mark.postgres
+def test_a_send_and_a_start_read_only_the_conversations_active_runs():
+    """However many runs a conversation has had, counting its queue on a send and looking
+    for an earlier active run on a start go through the index of active runs."""
+    if connection.vendor != "postgresql":
+        pytest.skip("query plans are PostgreSQL's (set DATABASE_URL)")
+    first = queued_run()
+    conversation = Conversation.objects.get(pk=first.conversation_id)
+    Run.objects.bulk_create(Run(conversation=conversation, status=Run.Status.SUCCEEDED) for _ in range(2000))
+    with CapturedQueries() as send:
+        _, run, _ = services.message_send(conversation=conversation, content="again", client_id=None, owner=OWNER)
+    Run.objects.filter(pk=first.pk).update(status=Run.Status.SUCCEEDED)
+    with CapturedQueries() as start:
+        assert services.run_start(run_id=run.id, owner=OWNER, known=run) is not None
+    statements = [*send.matching("SELECT"), *start.matching("UPDATE")]
+    assert len(statements) == 2  # the send's lock with its queue's length; the start
+    for sql, params in statements:
+        plan = explained(sql, params)
+        assert "run_active" in plan, (sql, plan)
+        assert max(map(int, re.findall(r"Rows Removed by Filter: (\d+)", plan)), default=0) < 10, (sql, plan)
+
+
+class CapturedQueries:
+    """The statements run inside the block, with their parameters."""
+
+    def __init__(self):
+        self.queries: list[tuple[str, tuple]] = []
+
+    def __enter__(self):
+        self._wrapper = connection.execute_wrapper(self._record)
+        self._wrapper.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self._wrapper.__exit__(*exc)
+
+    def _record(self, execute, sql, params, many, context):
+        self.queries.append((sql, params))
+        return execute(sql, params, many, context)
+
+    def matching(self, verb: str) -> list[tuple[str, tuple]]:
+        """The statements of this kind that read conversations_run."""
+        return [(sql, params) for sql, params in self.queries if sql.startswith(verb) and '"conversations_run"' in sql]
+
+
+def explained(sql: str, params) -> str:
+    """PostgreSQL's plan as run (EXPLAIN ANALYZE), the statement's effects rolled back."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        sid = transaction.savepoint()
+        cursor.execute("EXPLAIN (ANALYZE, COSTS OFF) " + sql, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        transaction.savepoint_rollback(sid)
+    return plan
