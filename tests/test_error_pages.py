@@ -7,7 +7,8 @@ from django.template.loader import render_to_string
 pytestmark = pytest.mark.django_db
 
 
-def test_an_unknown_page_is_the_apps_not_found_page(client, django_user_model):
+def test_an_unknown_page_is_the_apps_not_found_page(client, django_user_model, settings, tmp_path):
+    settings.STATIC_ROOT = tmp_path  # collectstatic's output, which WhiteNoise looks for
     client.force_login(django_user_model.objects.create_user("alice", password="x"))
     for path in ("/no-such-page/", "/c/00000000-0000-0000-0000-000000000000/"):
         response = client.get(path)
