@@ -144,7 +144,10 @@ async def _check_if_disturbed(conn) -> None:
 
 
 async def _open_sqlite(db: dict[str, Any]) -> Checkpointer:
-    conn = await aiosqlite.connect(str(db["NAME"]), timeout=30)
+    # Autocommit: the saver writes, then commits in a second step; a run cancelled (Stop)
+    # between the two would leave the connection in a transaction holding SQLite's one
+    # write lock, and every other write of the app would wait for it (up to 30 s).
+    conn = await aiosqlite.connect(str(db["NAME"]), timeout=30, isolation_level=None)
     await conn.execute("PRAGMA journal_mode=WAL")
     await conn.execute("PRAGMA busy_timeout=30000")
     saver = RemembersLastCheckpointSqliteSaver(conn)

@@ -1,10 +1,14 @@
 """The saver remembers the last checkpoint each run wrote, as the executor reads it when
 the run ends instead of querying the thread's latest checkpoint."""
 
+import asyncio
+import sqlite3
+
 import aiosqlite
+import pytest
 from langgraph.checkpoint.base import empty_checkpoint
 
-from agent.checkpointer import RemembersLastCheckpointSqliteSaver
+from agent.checkpointer import RemembersLastCheckpointSqliteSaver, _open_sqlite, create_checkpoint_tables
 from agent.context import RUN_METADATA_KEY
 
 
@@ -28,3 +32,26 @@ async def test_the_last_checkpoint_a_run_wrote_is_taken_once():
         await put("t2", "run-b")
         saver.forget_last_written("t2")
         assert saver.take_last_written("t2", "run-b") is None
+
+
+async def test_a_checkpoint_write_cut_off_before_its_commit_leaves_the_database_unlocked(tmp_path, monkeypatch):
+    """A run stopped (its task cancelled) between the saver's INSERT and its commit."""
+    database = {"ENGINE": "django.db.backends.sqlite3", "NAME": tmp_path / "db.sqlite3"}
+    create_checkpoint_tables(database)
+    checkpointer = await _open_sqlite(database)
+    saver = checkpointer.saver
+
+    async def cancelled():
+        raise asyncio.CancelledError
+
+    monkeypatch.setattr(saver.conn, "commit", cancelled)
+    config = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
+    with pytest.raises(asyncio.CancelledError):
+        await saver.aput(config, empty_checkpoint(), {"source": "loop", "step": 0}, {})
+    try:
+        other = sqlite3.connect(tmp_path / "db.sqlite3", timeout=0.2)  # another writer: Django
+        with other:
+            other.execute("CREATE TABLE written (x)")  # fails with "database is locked" if held
+        other.close()
+    finally:
+        await checkpointer.close()
