@@ -7,6 +7,7 @@ the first request. A saver belongs to the event loop that opened it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import select
 import sqlite3
@@ -95,7 +96,16 @@ class RemembersLastCheckpoint:
 
 
 class RemembersLastCheckpointSqliteSaver(RemembersLastCheckpoint, AsyncSqliteSaver):
-    pass
+    """The stock saver writes, then commits, in two awaits on its one connection: a run
+    stopped (its task cancelled) between them would leave that connection in a
+    transaction holding SQLite's one write lock, and every other write of the app would
+    wait for it (up to 30 s). Each write runs to its commit whatever happens to the run."""
+
+    async def aput(self, config, checkpoint, metadata, new_versions):
+        return await asyncio.shield(super().aput(config, checkpoint, metadata, new_versions))
+
+    async def aput_writes(self, config, writes, task_id, task_path=""):
+        return await asyncio.shield(super().aput_writes(config, writes, task_id, task_path))
 
 
 class PooledAsyncPostgresSaver(RemembersLastCheckpoint, AsyncPostgresSaver):
@@ -144,10 +154,7 @@ async def _check_if_disturbed(conn) -> None:
 
 
 async def _open_sqlite(db: dict[str, Any]) -> Checkpointer:
-    # Autocommit: the saver writes, then commits in a second step; a run cancelled (Stop)
-    # between the two would leave the connection in a transaction holding SQLite's one
-    # write lock, and every other write of the app would wait for it (up to 30 s).
-    conn = await aiosqlite.connect(str(db["NAME"]), timeout=30, isolation_level=None)
+    conn = await aiosqlite.connect(str(db["NAME"]), timeout=30)
     await conn.execute("PRAGMA journal_mode=WAL")
     await conn.execute("PRAGMA busy_timeout=30000")
     saver = RemembersLastCheckpointSqliteSaver(conn)

@@ -34,24 +34,36 @@ async def test_the_last_checkpoint_a_run_wrote_is_taken_once():
         assert saver.take_last_written("t2", "run-b") is None
 
 
-async def test_a_checkpoint_write_cut_off_before_its_commit_leaves_the_database_unlocked(tmp_path, monkeypatch):
-    """A run stopped (its task cancelled) between the saver's INSERT and its commit."""
+
+async def test_a_run_stopped_during_a_checkpoint_write_leaves_the_database_unlocked(tmp_path, monkeypatch):
+    """The run's task is cancelled (Stop) after the saver's INSERT, while it waits to commit."""
     database = {"ENGINE": "django.db.backends.sqlite3", "NAME": tmp_path / "db.sqlite3"}
     create_checkpoint_tables(database)
     checkpointer = await _open_sqlite(database)
     saver = checkpointer.saver
+    inserted, commit = asyncio.Event(), saver.conn.commit
 
-    async def cancelled():
-        raise asyncio.CancelledError
+    async def commit_later():
+        inserted.set()
+        await asyncio.sleep(0.05)
+        await commit()
 
-    monkeypatch.setattr(saver.conn, "commit", cancelled)
+    monkeypatch.setattr(saver.conn, "commit", commit_later)
     config = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
+    run = asyncio.create_task(saver.aput(config, empty_checkpoint(), {"source": "loop", "step": 0}, {}))
+    await inserted.wait()
+    run.cancel()
     with pytest.raises(asyncio.CancelledError):
-        await saver.aput(config, empty_checkpoint(), {"source": "loop", "step": 0}, {})
-    try:
-        other = sqlite3.connect(tmp_path / "db.sqlite3", timeout=0.2)  # another writer: Django
+        await run
+
+    def write_elsewhere():  # another writer (Django), on its own thread as the ORM's are
+        other = sqlite3.connect(tmp_path / "db.sqlite3", timeout=5)
         with other:
-            other.execute("CREATE TABLE written (x)")  # fails with "database is locked" if held
+            other.execute("CREATE TABLE written (x)")  # "database is locked" if the lock stays held
         other.close()
+
+    try:
+        await asyncio.to_thread(write_elsewhere)
+        assert await saver.aget_tuple(config) is not None  # the write itself landed
     finally:
         await checkpointer.close()
