@@ -155,9 +155,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     async def on_message_send(self, frame):
         content = self.content_of(frame)
         client_id = self.client_id_of(frame)
-        if await services.aclient_id_seen(conversation=self.conversation, client_id=client_id):
-            return  # sent again (a client retrying after a reconnect): nothing new, nothing counted
-        await limits.acheck_rate(user=self.scope["user"], action="messages")
+        if not await self.counted_as_new(client_id):
+            return
         if settings.DOUBLE_TEXTING == "interrupt":
             for active in await selectors.aactive_runs(conversation_id=self.conversation.id):
                 await self.runtime.executor.request_cancel(active, user=self.scope["user"])
@@ -187,9 +186,19 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             services.areply_regenerate, message_id=self.id_of(frame, "message_id"), client_id=self.client_id_of(frame)
         )
 
+    async def counted_as_new(self, client_id: str | None) -> bool:
+        """A send, edit or regenerate is counted against the message limit, unless its
+        client_id was seen here: sent again (a client retrying after a reconnect), it
+        creates nothing and is not counted."""
+        if await services.aclient_id_seen(conversation=self.conversation, client_id=client_id):
+            return False
+        await limits.acheck_rate(user=self.scope["user"], action="messages")
+        return True
+
     async def fork(self, service, **fields):
         """Edit or regenerate: a new branch, shown to every socket, and its run."""
-        await limits.acheck_rate(user=self.scope["user"], action="messages")
+        if not await self.counted_as_new(fields["client_id"]):
+            return
         try:
             _, run, created = await service(conversation=self.conversation, owner=self.runtime.executor.owner, **fields)
         except services.Invalid as error:

@@ -94,16 +94,18 @@ async def test_the_message_limit_counts_each_user_across_sockets_and_conversatio
     assert frames[-1]["run"]["status"] == "succeeded"
 
 
-async def test_a_message_sent_again_with_its_client_id_is_not_counted_against_the_limit(make_server, database):
+async def test_a_frame_sent_again_with_its_client_id_is_not_counted_against_the_limit(make_server, database):
     alice = Session(make_server(RATE_LIMIT_MESSAGES="1/60").start(), "alice")
     conversation = alice.create_conversation()
     async with alice.websocket(conversation["id"]) as ws:
         await receive(ws)
         first = {"type": "message.send", "content": "hello", "client_id": "c-1"}
         await send(ws, first)
-        await receive_until(ws, run_ended)
+        reply = [f for f in await receive_until(ws, run_ended) if f["type"] == "message"][-1]["message"]
         before = database.counts()
         await send(ws, first)  # a client retrying after a reconnect
+        # An edit or a regeneration sent again with an id already used is not counted either.
+        await send(ws, {"type": "message.regenerate", "message_id": reply["id"], "client_id": "c-1"})
         await send(ws, {"type": "ping"})
         assert [frame["type"] for frame in await receive_until(ws, lambda f: f["type"] == "pong")] == ["pong"]
         assert database.counts() == before
