@@ -8,6 +8,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.contrib.auth.models import User
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from conversations import services
@@ -94,47 +95,29 @@ def test_a_send_and_a_start_read_only_the_conversations_active_runs():
     first = queued_run()
     conversation = Conversation.objects.get(pk=first.conversation_id)
     Run.objects.bulk_create(Run(conversation=conversation, status=Run.Status.SUCCEEDED) for _ in range(2000))
-    with CapturedQueries() as send:
+    with CaptureQueriesContext(connection) as send:
         _, run, _ = services.message_send(conversation=conversation, content="again", client_id=None, owner=OWNER)
     Run.objects.filter(pk=first.pk).update(status=Run.Status.SUCCEEDED)
-    with CapturedQueries() as start:
+    with CaptureQueriesContext(connection) as start:
         assert services.run_start(run_id=run.id, owner=OWNER, known=run) is not None
-    statements = [*send.matching("SELECT"), *start.matching("UPDATE")]
+    statements = [*reading_runs(send, "SELECT"), *reading_runs(start, "UPDATE")]
     assert len(statements) == 2  # the send's lock with its queue's length; the start
-    for sql, params in statements:
-        plan = explained(sql, params)
+    for sql in statements:
+        plan = explained(sql)
         assert "run_active" in plan, (sql, plan)
         assert max(map(int, re.findall(r"Rows Removed by Filter: (\d+)", plan)), default=0) < 10, (sql, plan)
 
 
-class CapturedQueries:
-    """The statements run inside the block, with their parameters."""
-
-    def __init__(self):
-        self.queries: list[tuple[str, tuple]] = []
-
-    def __enter__(self):
-        self._wrapper = connection.execute_wrapper(self._record)
-        self._wrapper.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        self._wrapper.__exit__(*exc)
-
-    def _record(self, execute, sql, params, many, context):
-        self.queries.append((sql, params))
-        return execute(sql, params, many, context)
-
-    def matching(self, verb: str) -> list[tuple[str, tuple]]:
-        """The statements of this kind that read conversations_run."""
-        return [(sql, params) for sql, params in self.queries if sql.startswith(verb) and '"conversations_run"' in sql]
+def reading_runs(captured: CaptureQueriesContext, verb: str) -> list[str]:
+    """The statements of this kind that read conversations_run, as run (values inlined)."""
+    return [q["sql"] for q in captured.captured_queries if q["sql"].startswith(verb) and '"conversations_run"' in q["sql"]]
 
 
-def explained(sql: str, params) -> str:
+def explained(sql: str) -> str:
     """PostgreSQL's plan as run (EXPLAIN ANALYZE), the statement's effects rolled back."""
     with transaction.atomic(), connection.cursor() as cursor:
         sid = transaction.savepoint()
-        cursor.execute("EXPLAIN (ANALYZE, COSTS OFF) " + sql, params)
+        cursor.execute("EXPLAIN (ANALYZE, COSTS OFF) " + sql)
         plan = "\n".join(row[0] for row in cursor.fetchall())
         transaction.savepoint_rollback(sid)
     return plan
