@@ -6,6 +6,7 @@ gets a copy: a copied SQLite file, or a PostgreSQL database made from a template
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -273,7 +274,7 @@ class Server:
         raise RuntimeError(f"server did not become healthy: {self.log_path.read_text()[-3000:]}")
 
     def _all_workers_up(self, logged_before: int) -> bool:
-        """Every worker has started up: until then the first one up would take every
+        """Every worker has started up: until then the first one up could take every
         connection made (and keep it)."""
         if not self.workers:
             return True
@@ -355,15 +356,11 @@ class Session:
 
 
 async def receive(ws, timeout: float = 30) -> dict:
-    import asyncio
-
     return json.loads(await asyncio.wait_for(ws.recv(), timeout))
 
 
 async def receive_until(ws, predicate, timeout: float = 60) -> list[dict]:
     """Frames up to and including the first one that matches."""
-    import asyncio
-
     frames: list[dict] = []
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
@@ -390,13 +387,14 @@ async def chat(ws, content: str, client_id: str | None = None) -> list[dict]:
     return await receive_until(ws, run_ended)
 
 
-async def kill_mid_reply(server: Server, stop) -> tuple[Session, dict]:
-    """Start `slow 200` and call `stop` (a SIGKILL, a SIGTERM…) while the reply streams."""
+async def interrupt_mid_reply(server: Server, interrupt) -> tuple[Session, dict]:
+    """Start `slow 200` and call `interrupt` (a SIGKILL, a SIGTERM, a database restart…)
+    while the reply streams; it runs on a thread, as it may take seconds."""
     alice = Session(server, "alice")
     conversation = alice.create_conversation()
     async with alice.websocket(conversation["id"]) as ws:
         await receive(ws)
         await send(ws, {"type": "message.send", "content": "slow 200"})
         await receive_until(ws, lambda f: f["type"] == "token" and "tick10" in f["delta"])
-        stop()
+        await asyncio.to_thread(interrupt)
     return alice, conversation

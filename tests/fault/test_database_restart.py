@@ -4,7 +4,6 @@ The test runs its own PostgreSQL cluster (the machine's initdb and pg_ctl), so t
 can restart it without touching the shared server.
 """
 
-import asyncio
 import os
 import shutil
 import subprocess
@@ -17,7 +16,7 @@ import pytest
 
 from tests.conftest import require_services
 from tests.fault.test_restart import wait_for_run_status
-from tests.live import CREATE_USERS, Database, Server, Session, base_env, free_port, manage, receive, receive_until, send
+from tests.live import CREATE_USERS, Database, Server, base_env, free_port, interrupt_mid_reply, manage
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.postgres]
 
@@ -68,13 +67,7 @@ async def test_a_run_completes_across_a_database_restart(cluster, tmp_path):
     database = Database("postgres", env, url=cluster.url("chat"))
     server = Server(database, tmp_path / "server.log").start()
     try:
-        alice = Session(server, "alice")
-        conversation = alice.create_conversation()
-        async with alice.websocket(conversation["id"]) as ws:
-            await receive(ws)
-            await send(ws, {"type": "message.send", "content": "slow 200"})
-            await receive_until(ws, lambda f: f["type"] == "token" and "tick20" in f["delta"])
-            await asyncio.to_thread(cluster.pg_ctl, "restart", "-m", "fast")
+        alice, conversation = await interrupt_mid_reply(server, lambda: cluster.pg_ctl("restart", "-m", "fast"))
         await wait_for_run_status(database, "succeeded", timeout=60)
         messages = alice.request("GET", f"/api/conversations/{conversation['id']}/messages/").json()["results"]
         assert [m["role"] for m in messages] == ["user", "assistant"]

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from tests.live import Session, chat, kill_mid_reply, receive, receive_until, send
+from tests.live import Session, chat, interrupt_mid_reply, receive, receive_until, send
 
 pytestmark = pytest.mark.asyncio
 
@@ -56,7 +56,7 @@ async def _snapshot(session, conversation):
 async def test_a_run_killed_mid_reply_finishes_by_itself_after_restart(make_server, database):
     # A lease far longer than the bar: the restarted process must see that the owner died.
     server = make_server(RUN_LEASE_SECONDS="60").start()
-    alice, conversation = await kill_mid_reply(server, server.kill)
+    alice, conversation = await interrupt_mid_reply(server, server.kill)
     server.start()
     assert await wait_for_run_status(database, "succeeded") < 5
     messages = alice.request("GET", f"/api/conversations/{conversation['id']}/messages/").json()["results"]
@@ -67,7 +67,7 @@ async def test_a_run_killed_mid_reply_finishes_by_itself_after_restart(make_serv
 
 async def test_a_run_that_keeps_dying_ends_failed_and_the_conversation_goes_on(make_server, database):
     server = make_server(RUN_MAX_ATTEMPTS="1").start()
-    alice, conversation = await kill_mid_reply(server, server.kill)
+    alice, conversation = await interrupt_mid_reply(server, server.kill)
     server.start()
     await wait_for_run_status(database, "failed")
     assert "given up" in database.query("SELECT error FROM conversations_run")[0][0]
@@ -80,7 +80,7 @@ async def test_a_run_that_keeps_dying_ends_failed_and_the_conversation_goes_on(m
 async def test_sigterm_gives_up_leases_so_the_next_start_resumes_at_once(make_server, database):
     # A long lease: only the release at shutdown can make the resume quick.
     server = make_server(RUN_LEASE_SECONDS="60").start()
-    alice, conversation = await kill_mid_reply(server, server.stop)
+    alice, conversation = await interrupt_mid_reply(server, server.stop)
     assert database.query("SELECT status, owner FROM conversations_run") == [("running", "")]
     server.start()
     assert await wait_for_run_status(database, "succeeded") < 5

@@ -12,7 +12,7 @@ import pytest
 import websockets
 
 from tests.conftest import require_services
-from tests.live import Server, Session, chat, kill_mid_reply, receive, receive_until
+from tests.live import Server, Session, chat, interrupt_mid_reply, receive, receive_until
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.postgres, pytest.mark.redis]
 
@@ -83,7 +83,7 @@ async def test_a_run_of_a_killed_worker_finishes_after_the_supervisor_replaces_i
         for pid in killed:  # whichever worker runs the reply
             os.kill(pid, signal.SIGKILL)
 
-    alice, conversation = await kill_mid_reply(server, kill_workers)
+    alice, conversation = await interrupt_mid_reply(server, kill_workers)
     frames = await _watch_until_succeeded(alice, conversation["id"])
     # The supervisor notices its dead workers one after the other: both are replaced.
     assert await _new_workers(server, 2, killed)
