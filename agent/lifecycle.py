@@ -7,6 +7,7 @@ the runtime starts as soon as Twisted's reactor runs, and closes before it shuts
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import sys
 
@@ -34,6 +35,7 @@ class RuntimeLifecycle:
                 except Exception as exc:
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
+                settle_garbage_collector()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await close_runtime()
@@ -52,12 +54,35 @@ class RuntimeLifecycle:
 
         def start() -> None:
             task = loop.create_task(get_runtime())
-            task.add_done_callback(_log_start_failure)
+            task.add_done_callback(_started)
 
         reactor.callWhenRunning(start)
         reactor.addSystemEventTrigger("before", "shutdown", lambda: Deferred.fromFuture(loop.create_task(close_runtime())))
 
 
-def _log_start_failure(task: asyncio.Task) -> None:
+def _started(task: asyncio.Task) -> None:
     if not task.cancelled() and task.exception():
         logger.error("agent runtime failed to start: %s (retried on the next request)", task.exception())
+    else:
+        settle_garbage_collector()
+
+
+# Container objects allocated (net) between two collections of the youngest generation;
+# Python's default is 700.
+YOUNG_COLLECTION_THRESHOLD = 10_000
+
+
+def settle_garbage_collector() -> None:
+    """Once the server process has started: what it made at startup (Django, LangGraph,
+    the graph: some 200,000 objects) lives as long as the process, so it is moved out of
+    the collector's generations, and the youngest generation is collected less often.
+
+    A turn allocates many short-lived objects, most freed by reference counting; with
+    the defaults the collector ran about 30 times a second per worker under load and
+    walked every startup object at each full collection (some 150 ms each): 10-15% of
+    the server's CPU (BENCHMARKS.md, "Sixth round"). Cycles are still collected.
+    """
+    gc.collect()  # what startup left as garbage is freed, not frozen
+    gc.freeze()
+    _, *older = gc.get_threshold()
+    gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, *older)
