@@ -220,12 +220,16 @@ class RunExecutor:
     async def _execute(self, run_id: str, conversation_id: str) -> bool:
         """Drive the run until it ends or waits; False if it could not start (not its turn,
         or another process holds it)."""
-        run = await services.arun_start(run_id=run_id, owner=self.owner, known=self._submitted.pop(run_id, None))
-        if run is None:
-            return False
+        known = self._submitted.pop(run_id, None)
+        if known is not None and known.started_on_creation:
+            run = known  # its send started it, and reported it started
+        else:
+            run = await services.arun_start(run_id=run_id, owner=self.owner, known=known)
+            if run is None:
+                return False
+            await events.publish(conversation_id, {"type": "run", "run": run_data(run)})
         self._started[run_id] = run
         self.graph.checkpointer.forget_last_written(conversation_id)
-        await events.publish(conversation_id, {"type": "run", "run": run_data(run)})
         if run.attempts > settings.RUN_MAX_ATTEMPTS:
             raise RunGaveUp(f"the run was interrupted {run.attempts - 1} times and was given up")
         user_message = run.user_message
@@ -409,8 +413,9 @@ class RunEvents:
             conversation_id=self.conversation_id, run_id=self.run_id, branch_id=self.branch_id, **fields
         )
         message = await selectors.amessage_frame_data(stored) if self.branch_id else message_data(stored)
-        await events.publish(self.conversation_id, {"type": "message", "message": message})
-        await events.forget_partial(self.conversation_id, run_id=self.run_id, message_id=str(stored.id))
+        await events.publish_stored(
+            self.conversation_id, {"type": "message", "message": message}, run_id=self.run_id, message_id=str(stored.id)
+        )
         return stored
 
 

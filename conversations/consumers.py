@@ -11,6 +11,7 @@ from django.conf import settings
 from agent.runtime import get_runtime
 
 from . import events, limits, selectors, services
+from .models import Run
 from .presenters import approval_data, message_data, run_data
 
 logger = logging.getLogger(__name__)
@@ -85,7 +86,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await super().dispatch(message)
 
     async def conversation_event(self, event):
-        await self.send(text_data=event["text"])  # encoded once, by events.publish
+        for text in event["texts"]:  # encoded once, by events.publish
+            await self.send(text_data=text)
 
     async def conversation_resync(self, event):
         await self.send_snapshot()
@@ -169,8 +171,10 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         )
         if not created:
             return
-        await events.publish(self.conversation.id, {"type": "message", "message": message_data(message)})
-        await events.publish(self.conversation.id, {"type": "run", "run": run_data(run)})
+        frames = [{"type": "message", "message": message_data(message)}, {"type": "run", "run": run_data(run)}]
+        if run.started_on_creation:  # accepted and started in one step: both are reported
+            frames.insert(1, {"type": "run", "run": {**frames[1]["run"], "status": Run.Status.QUEUED}})
+        await events.publish(self.conversation.id, *frames)
         self.runtime.executor.submit(run)
 
     async def on_message_edit(self, frame):

@@ -23,24 +23,32 @@ PARTIALS_KEY = "chat:partials:{}"  # set of "<message_id>|<run_id>"
 PARTIAL_KEY = "chat:partial:{}:"  # + message_id: the text so far
 PARTIAL_TTL_SECONDS = 86400
 
-# One step on Redis per event: the next seq, and the frame published to the
-# conversation's group, so subscribers receive frames in seq order, in one round trip.
-# ARGV[1] is the group's Redis channel, ARGV[2] the frame's JSON without seq; the message
-# is channels_redis's (msgpack, which Redis's Lua has), text ready for the websocket.
-_PUBLISH = """
-redis.call('PUBLISH', ARGV[1], cmsgpack.pack({
-  type = 'conversation.event', text = '{"seq":' .. string.format('%d', seq) .. ',' .. string.sub(ARGV[2], 2)}))
+# One step on Redis per publication: the next seq of each frame, and the frames published
+# to the conversation's group as one message, so subscribers receive frames in seq order,
+# in one round trip. ARGV[1] is the group's Redis channel, ARGV[2] the number of frames n,
+# ARGV[3 .. 2+n] the frames' JSON without seq; the message is channels_redis's (msgpack,
+# which Redis's Lua has), texts ready for the websocket. Returns the last frame's seq.
+PUBLISH = """
+local seq, texts = 0, {}
+for i = 1, tonumber(ARGV[2]) do
+  seq = redis.call('INCR', KEYS[1])
+  texts[i] = '{"seq":' .. string.format('%d', seq) .. ',' .. string.sub(ARGV[2 + i], 2)
+end
+redis.call('PUBLISH', ARGV[1], cmsgpack.pack({type = 'conversation.event', texts = texts}))
 return seq
 """
-PUBLISH = "local seq = redis.call('INCR', KEYS[1])" + _PUBLISH
-# A token also appends to the reply's text so far (ARGV[3]), in the same step.
+# A token (one frame) also appends to the reply's text so far (ARGV[4]), in the same step.
 APPEND_TOKEN = """
-local seq = redis.call('INCR', KEYS[1])
-redis.call('APPEND', KEYS[2], ARGV[3])
-redis.call('EXPIRE', KEYS[2], ARGV[5])
-redis.call('SADD', KEYS[3], ARGV[4])
-redis.call('EXPIRE', KEYS[3], ARGV[5])
-""" + _PUBLISH
+redis.call('APPEND', KEYS[2], ARGV[4])
+redis.call('EXPIRE', KEYS[2], ARGV[6])
+redis.call('SADD', KEYS[3], ARGV[5])
+redis.call('EXPIRE', KEYS[3], ARGV[6])
+""" + PUBLISH
+# A stored message (one frame) ends its partial text (ARGV[4] is its member), in the same step.
+FORGET_PARTIAL = """
+redis.call('DEL', KEYS[2])
+redis.call('SREM', KEYS[3], ARGV[4])
+""" + PUBLISH
 READ_STATE = """
 local out = {redis.call('GET', KEYS[1]) or '0'}
 for _, member in ipairs(redis.call('SMEMBERS', KEYS[2])) do
@@ -90,23 +98,30 @@ async def next_seq(conversation_id) -> int:
     return _local_seq[str(conversation_id)]
 
 
-async def _publish(conversation_id, frame: dict, redis_script: str, keys: list, args: list) -> int:
-    """Number the frame and send it to the conversation's sockets, as JSON encoded once."""
+async def _publish(conversation_id, frames: list[dict], redis_script: str, keys: list, args: list) -> int:
+    """Number the frames and send them to the conversation's sockets, each encoded as JSON
+    once, in one message. Returns the last one's seq."""
     group = group_name(conversation_id)
     layer = get_channel_layer()
     if settings.REDIS_URL:
-        text = json.dumps(frame)
+        texts = [json.dumps(frame) for frame in frames]
         channel = layer._get_group_channel_name(group)  # channels_redis's name for the group
-        return int(await script(redis_script)(keys=[SEQ_KEY.format(conversation_id), *keys], args=[channel, text, *args]))
-    frame["seq"] = await next_seq(conversation_id)
-    await layer.group_send(group, {"type": "conversation.event", "text": json.dumps(frame)})
-    return frame["seq"]
+        return int(await script(redis_script)(keys=[SEQ_KEY.format(conversation_id), *keys],
+                                              args=[channel, len(texts), *texts, *args]))
+    for frame in frames:
+        frame["seq"] = await next_seq(conversation_id)
+    await layer.group_send(group, {"type": "conversation.event", "texts": [json.dumps(frame) for frame in frames]})
+    return frames[-1]["seq"]
 
 
-async def publish(conversation_id, frame: dict) -> int:
-    """Send a frame to the conversation's sockets; call only after the change is committed.
-    Returns its seq."""
-    return await _publish(conversation_id, frame, PUBLISH, [], [])
+async def publish(conversation_id, *frames: dict) -> int:
+    """Send frames to the conversation's sockets, in this order and in one step; call only
+    after the changes are committed. Returns the last one's seq."""
+    return await _publish(conversation_id, list(frames), PUBLISH, [], [])
+
+
+def _partial_keys(conversation_id: str, message_id: str) -> list[str]:
+    return [PARTIAL_KEY.format(conversation_id) + message_id, PARTIALS_KEY.format(conversation_id)]
 
 
 async def publish_resync(conversation_id) -> None:
@@ -123,19 +138,30 @@ async def publish_token(conversation_id, *, run_id: str, message_id: str, delta:
         previous = _local_partials[conversation_id].get(message_id, (run_id, ""))[1]
         _local_partials[conversation_id][message_id] = (run_id, previous + delta)
     return await _publish(
-        conversation_id, frame, APPEND_TOKEN,
-        [PARTIAL_KEY.format(conversation_id) + message_id, PARTIALS_KEY.format(conversation_id)],
+        conversation_id, [frame], APPEND_TOKEN, _partial_keys(conversation_id, message_id),
         [delta, f"{message_id}|{run_id}", PARTIAL_TTL_SECONDS],
     )
 
 
+async def publish_stored(conversation_id, frame: dict, *, run_id: str, message_id: str) -> int:
+    """Send the frame of a message of a run just stored; snapshots stop carrying its
+    partial text, in the same step."""
+    conversation_id = str(conversation_id)
+    if not settings.REDIS_URL:
+        _local_partials[conversation_id].pop(message_id, None)
+    return await _publish(
+        conversation_id, [frame], FORGET_PARTIAL, _partial_keys(conversation_id, message_id), [f"{message_id}|{run_id}"]
+    )
+
+
 async def forget_partial(conversation_id, *, run_id: str, message_id: str) -> None:
-    """The reply is stored (or abandoned): snapshots stop carrying its partial text."""
+    """The reply is abandoned: snapshots stop carrying its partial text."""
     conversation_id = str(conversation_id)
     if settings.REDIS_URL:
+        partial_key, partials_key = _partial_keys(conversation_id, message_id)
         async with redis_client().pipeline(transaction=False) as pipe:  # one round trip
-            pipe.srem(PARTIALS_KEY.format(conversation_id), f"{message_id}|{run_id}")
-            pipe.delete(PARTIAL_KEY.format(conversation_id) + message_id)
+            pipe.srem(partials_key, f"{message_id}|{run_id}")
+            pipe.delete(partial_key)
             await pipe.execute()
     else:
         _local_partials[conversation_id].pop(message_id, None)

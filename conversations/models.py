@@ -94,6 +94,9 @@ class Run(models.Model):
         CANCELLED = "cancelled"
 
     ACTIVE = (Status.QUEUED, Status.RUNNING, Status.WAITING)
+    # Not stored: True on the instance its send created already running
+    # (services.message_send), until its process executes it.
+    started_on_creation = False
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="runs")

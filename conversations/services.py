@@ -80,18 +80,22 @@ aclient_id_seen = to_async(client_id_seen)
 def message_send(
     *, conversation: Conversation, content: str, client_id: str | None, owner: str, reject_if_busy: bool = False
 ) -> tuple[Message, Run, bool]:
-    """Store the user's message on the line the conversation shows, and a queued run,
-    in one transaction.
+    """Store the user's message on the line the conversation shows, and its run, in one
+    transaction: running at once if no other run of the conversation is active, else
+    queued behind them.
 
     The same client_id again returns the first message and run, and creates nothing.
     With reject_if_busy, a conversation with an active run refuses the message (Conflict).
     """
     def store(locked: Conversation) -> tuple[Message, Run]:
-        if reject_if_busy and Run.objects.filter(conversation=locked, status__in=Run.ACTIVE).exists():
+        if reject_if_busy and locked.busy:
             raise Conflict("a reply is in progress: wait for it, or stop it first")
         if locked.queued_runs >= settings.RUN_QUEUE_MAX:
             raise Conflict(f"{settings.RUN_QUEUE_MAX} messages already wait for a reply here: wait for them, or stop them")
-        return _store_turn(locked, content=content, client_id=client_id, owner=owner, branch_id=locked.current_branch_id)
+        return _store_turn(
+            locked, content=content, client_id=client_id, owner=owner, branch_id=locked.current_branch_id,
+            start=not locked.busy,
+        )
 
     return _once_per_client_id(conversation, client_id, store)
 
@@ -106,11 +110,15 @@ def _once_per_client_id(conversation: Conversation, client_id: str | None, store
     try:
         with transaction.atomic():
             # Locked, so that sends, forks and switches of one conversation go one at a time;
-            # read with its number of queued runs, for RUN_QUEUE_MAX.
+            # read with its number of queued runs, for RUN_QUEUE_MAX, and whether a run is active.
             queued = Run.objects.filter(conversation=OuterRef("pk"), status=Run.Status.QUEUED)
+            active = Run.objects.filter(conversation=OuterRef("pk"), status__in=Run.ACTIVE)
             locked = (
                 Conversation.objects.select_for_update(of=("self",))
-                .annotate(queued_runs=Subquery(queued.order_by().values("conversation").annotate(n=Count("pk")).values("n")))
+                .annotate(
+                    queued_runs=Subquery(queued.order_by().values("conversation").annotate(n=Count("pk")).values("n")),
+                    busy=Exists(active),
+                )
                 .get(pk=conversation.pk)
             )
             locked.queued_runs = locked.queued_runs or 0
@@ -123,7 +131,7 @@ def _once_per_client_id(conversation: Conversation, client_id: str | None, store
 
 
 def _store_turn(
-    conversation: Conversation, *, content: str, client_id: str | None, owner: str, branch_id
+    conversation: Conversation, *, content: str, client_id: str | None, owner: str, branch_id, start: bool = False
 ) -> tuple[Message, Run]:
     # The message names its run before the run exists: foreign keys are checked at commit.
     run_id = uuid.uuid4()
@@ -136,7 +144,8 @@ def _store_turn(
         run_id=run_id,
     )
     message.run = run = _queue_run(
-        conversation, run_id=run_id, user_message=message, client_id=client_id, owner=owner, branch_id=branch_id
+        conversation, run_id=run_id, user_message=message, client_id=client_id, owner=owner, branch_id=branch_id,
+        start=start,
     )
     fields = {"updated_at": timezone.now()}
     if not conversation.title:
@@ -146,9 +155,14 @@ def _store_turn(
 
 
 def _queue_run(
-    conversation: Conversation, *, user_message: Message, client_id: str | None, owner: str, branch_id, run_id=None
+    conversation: Conversation, *, user_message: Message, client_id: str | None, owner: str, branch_id, run_id=None,
+    start: bool = False,
 ) -> Run:
-    return Run.objects.create(
+    """A queued run; with `start` (no other run of the conversation is active, which its
+    caller checked under the conversation's lock) one already running, its first attempt
+    begun: its process executes it without a second write to start it."""
+    started = {"status": Run.Status.RUNNING, "attempts": 1, "started_at": timezone.now()} if start else {}
+    run = Run.objects.create(
         id=run_id or uuid.uuid4(),
         conversation=conversation,
         user_message=user_message,
@@ -156,7 +170,10 @@ def _queue_run(
         owner=owner,
         lease_expires_at=lease_until(),
         branch_id=branch_id,
+        **started,
     )
+    run.started_on_creation = run.first_start = start
+    return run
 
 
 amessage_send = to_async(message_send)

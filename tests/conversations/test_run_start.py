@@ -20,10 +20,27 @@ OWNER = "host:1:abc"
 
 
 def queued_run() -> Run:
+    """A run that was queued behind an earlier run of its conversation, which then ended."""
     user = User.objects.create_user("alice")
     conversation = services.conversation_create(user=user)
+    _, earlier, _ = services.message_send(conversation=conversation, content="earlier", client_id=None, owner=OWNER)
     _, run, _ = services.message_send(conversation=conversation, content="hello", client_id=None, owner=OWNER)
+    services.run_finish(run_id=earlier.id, status=Run.Status.SUCCEEDED)
     return run
+
+
+def test_a_send_to_an_idle_conversation_starts_its_run_in_the_same_transaction():
+    conversation = services.conversation_create(user=User.objects.create_user("alice"))
+    _, first, _ = services.message_send(conversation=conversation, content="one", client_id=None, owner=OWNER)
+    _, second, _ = services.message_send(conversation=conversation, content="two", client_id=None, owner=OWNER)
+    assert (first.status, first.attempts, first.started_on_creation, first.first_start) == (Run.Status.RUNNING, 1, True, True)
+    assert first.started_at is not None and first.user_message.conversation == conversation
+    # The first is active: the second waits for its turn, and starts as every queued run does.
+    assert (second.status, second.attempts, second.started_on_creation, second.started_at) == (Run.Status.QUEUED, 0, False, None)
+    stored = {run.id: run for run in Run.objects.all()}
+    assert (stored[first.id].status, stored[first.id].attempts) == (Run.Status.RUNNING, 1)
+    assert stored[first.id].started_at == first.started_at
+    assert stored[second.id].status == Run.Status.QUEUED
 
 
 def test_a_fresh_known_run_starts_without_reading_it_back(django_assert_num_queries):
@@ -66,12 +83,12 @@ def test_a_send_locks_and_counts_the_queue_in_one_query(settings, django_assert_
         services.message_send(conversation=conversation, content="two", client_id=None, owner=OWNER)
     with pytest.raises(services.Conflict, match="2 messages already wait"):
         services.message_send(conversation=conversation, content="three", client_id=None, owner=OWNER)
-    assert Run.objects.filter(conversation=conversation).count() == 2
+    assert Run.objects.filter(conversation=conversation, status=Run.Status.QUEUED).count() == 2
 
 
 def test_only_leases_running_out_before_the_round_after_next_are_renewed(settings):
     settings.RUN_LEASE_SECONDS, settings.RUN_RECOVERY_INTERVAL_SECONDS = 10, 1.5
-    near, far = queued_run(), queued_run_of_another_user()
+    near, far = queued_run(), run_of_another_user()
     soon, later = timezone.now() + timedelta(seconds=2), timezone.now() + timedelta(seconds=9)
     Run.objects.filter(pk=near.pk).update(lease_expires_at=soon)
     Run.objects.filter(pk=far.pk).update(lease_expires_at=later)
@@ -80,7 +97,7 @@ def test_only_leases_running_out_before_the_round_after_next_are_renewed(setting
     assert Run.objects.get(pk=far.pk).lease_expires_at == later  # not written
 
 
-def queued_run_of_another_user() -> Run:
+def run_of_another_user() -> Run:
     user = User.objects.create_user("bob")
     conversation = services.conversation_create(user=user)
     return services.message_send(conversation=conversation, content="hi", client_id=None, owner=OWNER)[1]
@@ -101,7 +118,7 @@ def test_a_send_and_a_start_read_only_the_conversations_active_runs():
     with CaptureQueriesContext(connection) as start:
         assert services.run_start(run_id=run.id, owner=OWNER, known=run) is not None
     statements = [*reading_runs(send, "SELECT"), *reading_runs(start, "UPDATE")]
-    assert len(statements) == 2  # the send's lock with its queue's length; the start
+    assert len(statements) == 2  # the send's lock with its queue's length and activity; the start
     for sql in statements:
         plan = explained(sql)
         assert "run_active" in plan, (sql, plan)
