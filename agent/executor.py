@@ -32,7 +32,7 @@ from conversations.models import Message, Run
 from conversations.presenters import approval_data, message_data, run_data
 
 from .context import RUN_METADATA_KEY, ChatContext
-from .services import acheckpoints_trim
+from .services import arun_end
 from .graph import MODEL_NODE
 
 logger = logging.getLogger(__name__)
@@ -196,11 +196,9 @@ class RunExecutor:
             conversation_id, run_id
         )
         started = self._started.get(run_id)
-        run = await services.arun_finish(run_id=run_id, status=status, error=error, checkpoint_id=checkpoint_id, run=started)
         # Trimmed before the run is reported ended, so whoever sees it ended sees its
         # conversation's checkpoints as they stay.
-        if settings.CHECKPOINTS_KEPT:
-            await acheckpoints_trim(conversation_id=conversation_id, keep=settings.CHECKPOINTS_KEPT)
+        run = await arun_end(run_id=run_id, status=status, error=error, checkpoint_id=checkpoint_id, run=started)
         await events.publish(conversation_id, {"type": "run", "run": run_data(run)})
         # Text streamed but not stored is not a reply any more: this attempt's, or that of
         # an attempt that died with its process. A first attempt that stored all it

@@ -10,11 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from conversations.models import Branch, Conversation, Run
+from conversations.services import run_finish
 from conversations.orm import to_async
 
 from .checkpointer import is_postgres
@@ -74,7 +76,16 @@ def checkpoints_trim(*, conversation_id, keep: int) -> int:
     return _prune(conversation_id, keep=keep, dry_run=False, report=PruneReport()).checkpoints
 
 
-acheckpoints_trim = to_async(checkpoints_trim)
+def run_end(*, run_id, status: str, error: str | None = None, checkpoint_id: str = "", run: Run | None = None) -> Run:
+    """End the run (conversations.services.run_finish), then trim its conversation's
+    checkpoints to CHECKPOINTS_KEPT: one call, on one ORM thread, for both."""
+    run = run_finish(run_id=run_id, status=status, error=error, checkpoint_id=checkpoint_id, run=run)
+    if settings.CHECKPOINTS_KEPT:
+        checkpoints_trim(conversation_id=run.conversation_id, keep=settings.CHECKPOINTS_KEPT)
+    return run
+
+
+arun_end = to_async(run_end)
 
 
 def _backend():

@@ -400,9 +400,6 @@ def run_finish(*, run_id, status: str, error: str | None = None, checkpoint_id: 
     return run
 
 
-arun_finish = to_async(run_finish)
-
-
 def message_store(
     *,
     message_id: uuid.UUID,
