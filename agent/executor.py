@@ -64,6 +64,8 @@ class RunExecutor:
         # needs no second read.
         self._submitted: dict[str, Run] = {}
         self._started: dict[str, Run] = {}
+        # The events of each attempt executing here: its end publishes what they hold.
+        self._turns: dict[str, RunEvents] = {}
         self._cancel_requested: set[str] = set()
         self._maintenance: asyncio.Task | None = None
         self._control: asyncio.Task | None = None
@@ -166,6 +168,7 @@ class RunExecutor:
             # runs out if this process dies); maintenance resumes it from its checkpoint.
             logger.warning("run %s stopped on a database error, will resume: %s", run_id, exc)
             await sync_to_async(close_old_connections)()
+            await self._publish_held(run_id, conversation_id)
             started = False
         except Exception as exc:
             logger.exception("run %s failed", run_id)
@@ -174,6 +177,7 @@ class RunExecutor:
             self._tasks.pop(run_id, None)
             self._submitted.pop(run_id, None)
             self._started.pop(run_id, None)
+            self._turns.pop(run_id, None)
             self._cancel_requested.discard(run_id)
         if started:
             await self.start_next(conversation_id)
@@ -199,7 +203,7 @@ class RunExecutor:
         # Trimmed before the run is reported ended, so whoever sees it ended sees its
         # conversation's checkpoints as they stay.
         run = await arun_end(run_id=run_id, status=status, error=error, checkpoint_id=checkpoint_id, run=started)
-        await events.publish(conversation_id, {"type": "run", "run": run_data(run)})
+        await self._publish_held(run_id, conversation_id, {"type": "run", "run": run_data(run)})
         # Text streamed but not stored is not a reply any more: this attempt's, or that of
         # an attempt that died with its process. A first attempt that stored all it
         # streamed left none.
@@ -207,6 +211,17 @@ class RunExecutor:
             for partial in (await events.stream_state(conversation_id))[1]:
                 if partial["run_id"] == run_id:
                     await events.forget_partial(conversation_id, run_id=run_id, message_id=partial["message_id"])
+
+    async def _publish_held(self, run_id: str, conversation_id: str, *frames: dict) -> None:
+        """Publish the frame the run's events hold back (its last reply), if any, then
+        `frames`, in one step."""
+        turn = self._turns.get(run_id)
+        held = turn.take_held() if turn is not None else None
+        if held is not None:
+            frame, message_id = held
+            await events.publish_stored(conversation_id, frame, *frames, run_id=run_id, message_id=message_id)
+        elif frames:
+            await events.publish(conversation_id, *frames)
 
     async def _last_checkpoint(self, conversation_id: str, run_id: str) -> str:
         """The id of the thread's latest checkpoint if the run wrote it (in an earlier
@@ -239,7 +254,7 @@ class RunExecutor:
             turn_message_id=str(user_message.id),
         )
         config = {"configurable": {"thread_id": conversation_id}, "metadata": {RUN_METADATA_KEY: run_id}}
-        turn = RunEvents(conversation_id=conversation_id, run_id=run_id, branch_id=run.branch_id)
+        turn = self._turns[run_id] = RunEvents(conversation_id=conversation_id, run_id=run_id, branch_id=run.branch_id)
         # A run's first start has no checkpoint of its own to look for.
         may_have_checkpoints = not run.first_start
         while True:
@@ -252,7 +267,7 @@ class RunExecutor:
                 waiting = await services.arun_wait(run_id=run_id)
                 if waiting is None:
                     continue  # decided meanwhile: resume now
-                await events.publish(conversation_id, {"type": "run", "run": run_data(waiting)})
+                await self._publish_held(run_id, conversation_id, {"type": "run", "run": run_data(waiting)})
                 return True
             if not await self._stream(graph_input, stream_config, context, turn):
                 await self._finish(run_id, conversation_id, Run.Status.SUCCEEDED, turn=turn)
@@ -331,6 +346,7 @@ class RunEvents:
         self.partial: dict[str, str] = {}
         self._sending: asyncio.Future | None = None
         self._interrupted = False
+        self._held: tuple[dict, str] | None = None
 
     async def on_chunk(self, chunk, metadata: dict) -> None:
         if metadata.get("langgraph_node") != MODEL_NODE or not isinstance(chunk, AIMessageChunk):
@@ -368,6 +384,11 @@ class RunEvents:
             if approval is not None:
                 await events.publish(self.conversation_id, {"type": "approval", "approval": approval_data(approval)})
 
+    def take_held(self) -> tuple[dict, str] | None:
+        """The frame of the run's last reply, held back for its end, and the message's id."""
+        held, self._held = self._held, None
+        return held
+
     def take_interrupted(self) -> bool:
         interrupted, self._interrupted = self._interrupted, False
         return interrupted
@@ -377,11 +398,15 @@ class RunEvents:
 
     async def _store_reply(self, message: AIMessage) -> None:
         tool_calls = [{"id": c["id"], "name": c["name"], "args": c["args"]} for c in message.tool_calls]
+        # A reply that calls no tool is the run's last message: its frame is held back and
+        # goes out with the run's end, in one step, so a client that answers it at once
+        # finds the conversation idle (its message starts a run straight away).
         stored = await self._store(
             message_id=services.graph_message_id(self.conversation_id, message.id),
             role=Message.Role.ASSISTANT,
             content=message.text,
             tool_calls=tool_calls,
+            hold=not tool_calls,
         )
         self.partial.pop(str(stored.id), None)
 
@@ -406,14 +431,19 @@ class RunEvents:
         for message_id, content in self.partial.items():
             await self._store(message_id=message_id, role=Message.Role.ASSISTANT, content=content, stopped=True)
 
-    async def _store(self, **fields) -> Message:
+    async def _store(self, *, hold: bool = False, **fields) -> Message:
         stored = await services.amessage_store(
             conversation_id=self.conversation_id, run_id=self.run_id, branch_id=self.branch_id, **fields
         )
         message = await selectors.amessage_frame_data(stored) if self.branch_id else message_data(stored)
-        await events.publish_stored(
-            self.conversation_id, {"type": "message", "message": message}, run_id=self.run_id, message_id=str(stored.id)
-        )
+        frame = {"type": "message", "message": message}
+        if self._held is not None:  # a later message: the held one goes first
+            await events.publish_stored(self.conversation_id, self._held[0], run_id=self.run_id, message_id=self._held[1])
+            self._held = None
+        if hold:
+            self._held = (frame, str(stored.id))
+        else:
+            await events.publish_stored(self.conversation_id, frame, run_id=self.run_id, message_id=str(stored.id))
         return stored
 
 

@@ -44,10 +44,10 @@ redis.call('EXPIRE', KEYS[2], ARGV[6])
 redis.call('SADD', KEYS[3], ARGV[5])
 redis.call('EXPIRE', KEYS[3], ARGV[6])
 """ + PUBLISH
-# A stored message (one frame) ends its partial text (ARGV[4] is its member), in the same step.
+# A stored message ends its partial text (ARGV[3 + n] is its member), in the same step.
 FORGET_PARTIAL = """
 redis.call('DEL', KEYS[2])
-redis.call('SREM', KEYS[3], ARGV[4])
+redis.call('SREM', KEYS[3], ARGV[3 + tonumber(ARGV[2])])
 """ + PUBLISH
 READ_STATE = """
 local out = {redis.call('GET', KEYS[1]) or '0'}
@@ -143,14 +143,15 @@ async def publish_token(conversation_id, *, run_id: str, message_id: str, delta:
     )
 
 
-async def publish_stored(conversation_id, frame: dict, *, run_id: str, message_id: str) -> int:
-    """Send the frame of a message of a run just stored; snapshots stop carrying its
-    partial text, in the same step."""
+async def publish_stored(conversation_id, *frames: dict, run_id: str, message_id: str) -> int:
+    """Send the frame of a message of a run just stored (and the frames after it);
+    snapshots stop carrying its partial text, in the same step."""
     conversation_id = str(conversation_id)
     if not settings.REDIS_URL:
         _local_partials[conversation_id].pop(message_id, None)
     return await _publish(
-        conversation_id, [frame], FORGET_PARTIAL, _partial_keys(conversation_id, message_id), [f"{message_id}|{run_id}"]
+        conversation_id, list(frames), FORGET_PARTIAL, _partial_keys(conversation_id, message_id),
+        [f"{message_id}|{run_id}"],
     )
 
 

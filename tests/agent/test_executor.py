@@ -1,15 +1,20 @@
-"""The executor runs a run its send started as it is, without a second write to start it;
-a run that was queued it starts itself (services.run_start)."""
+"""The executor, around a stand-in graph: a run its send started runs as it is, without a
+second write to start it (a queued one it starts itself, services.run_start); the run's
+last reply goes out with its end."""
 
 import asyncio
+import json
 import threading
 
 import pytest
+from channels.layers import get_channel_layer
 from django.contrib.auth.models import User
 from django.db import connections
+from langchain_core.messages import AIMessage
 
 from agent.executor import RunExecutor
-from conversations import orm, services
+from agent.graph import MODEL_NODE
+from conversations import events, orm, services
 from conversations.models import Run
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -84,3 +89,30 @@ async def test_a_run_started_by_its_send_is_not_started_again(monkeypatch, setti
     assert starts == [str(sent[1].id)]  # only the queued one
     ended = await stored(sent)
     assert [(run.status, run.attempts, run.checkpoint_id) for run in ended] == [(Run.Status.SUCCEEDED, 1, "a-checkpoint")] * 2
+
+
+class GraphThatReplies(GraphThatEndsAtOnce):
+    async def astream(self, *args, **kwargs):
+        yield "updates", {MODEL_NODE: {"messages": [AIMessage(content="All done.", id="the-reply")]}}
+
+
+async def test_the_runs_last_reply_goes_out_with_its_end_in_one_step(settings):
+    settings.CHECKPOINTS_KEPT = 0
+    executor = RunExecutor(GraphThatReplies())
+    conversation = await new_conversation()
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(events.group_name(conversation.id), channel)
+    try:
+        _, run, _ = await services.amessage_send(conversation=conversation, content="hi", client_id=None, owner=executor.owner)
+        executor.submit(run)
+        await asyncio.wait_for(asyncio.gather(*executor._tasks.values()), 30)
+        first = await asyncio.wait_for(layer.receive(channel), 5)
+    finally:
+        await layer.group_discard(events.group_name(conversation.id), channel)
+        await events.forget(conversation.id)
+    # A client that answers the reply at once finds the run ended.
+    frames = [json.loads(text) for text in first["texts"]]
+    assert [(frame["type"], frame["seq"]) for frame in frames] == [("message", 1), ("run", 2)]
+    assert frames[0]["message"]["content"] == "All done." and frames[1]["run"]["status"] == "succeeded"
+    assert (await stored([run]))[0].status == Run.Status.SUCCEEDED
