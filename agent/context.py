@@ -1,4 +1,5 @@
 from dataclasses import dataclass
+from datetime import datetime
 
 # The checkpoint metadata key naming the Run a checkpoint belongs to.
 RUN_METADATA_KEY = "chat_run_id"
@@ -13,5 +14,5 @@ class ChatContext:
     run_id: str
     # The line of the conversation the run continues (None: it never forked).
     branch_id: str | None
-    # Earlier turns are read from messages created before this one.
-    turn_message_id: str
+    # Earlier turns are the messages created before the turn's message, at this time.
+    turn_created_at: datetime

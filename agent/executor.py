@@ -251,7 +251,7 @@ class RunExecutor:
             user_id=user_message.conversation.user_id,
             run_id=run_id,
             branch_id=str(run.branch_id) if run.branch_id else None,
-            turn_message_id=str(user_message.id),
+            turn_created_at=user_message.created_at,
         )
         config = {"configurable": {"thread_id": conversation_id}, "metadata": {RUN_METADATA_KEY: run_id}}
         turn = self._turns[run_id] = RunEvents(conversation_id=conversation_id, run_id=run_id, branch_id=run.branch_id)

@@ -32,7 +32,7 @@ class ToolCallInput(TypedDict):
 
 async def _earlier_turns(context: ChatContext) -> list:
     history = await selectors.atranscript_before(
-        conversation_id=context.conversation_id, branch_id=context.branch_id, message_id=context.turn_message_id
+        conversation_id=context.conversation_id, branch_id=context.branch_id, created_before=context.turn_created_at
     )
     return [HumanMessage(content=content) if role == "user" else AIMessage(content=content) for role, content in history]
 

@@ -265,15 +265,15 @@ def conversation_snapshot(*, conversation: Conversation, partials: list[dict] = 
 aconversation_snapshot = to_async(conversation_snapshot)
 
 
-def transcript_before(*, conversation_id: str, branch_id: str | None, message_id: str) -> list[tuple[str, str]]:
-    """(role, content) of the user and assistant messages of the line before `message_id`,
-    the latest CHAT_HISTORY_MESSAGES: the model's history, read every turn, so only the
-    two columns it needs and no model instances."""
-    turn = Message.objects.filter(pk=message_id).values("created_at")[:1]
+def transcript_before(*, conversation_id: str, branch_id: str | None, created_before) -> list[tuple[str, str]]:
+    """(role, content) of the user and assistant messages of the line created before the
+    turn's message (`created_before`, its time), the latest CHAT_HISTORY_MESSAGES: the
+    model's history, read every turn, so only the two columns it needs and no model
+    instances."""
     # A conversation that never forked has one line: no need to read its branches.
     lines = conversation_lines(conversation_id=conversation_id) if branch_id else Lines(conversation_id, {})
     queryset = lines.messages(uuid.UUID(branch_id) if branch_id else None).filter(
-        role__in=[Message.Role.USER, Message.Role.ASSISTANT], created_at__lt=Subquery(turn)
+        role__in=[Message.Role.USER, Message.Role.ASSISTANT], created_at__lt=created_before
     ).exclude(content="")
     latest = list(queryset.order_by("-created_at", "-id").values_list("role", "content")[: settings.CHAT_HISTORY_MESSAGES])
     return latest[::-1]

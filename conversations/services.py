@@ -100,6 +100,18 @@ def message_send(
     return _once_per_client_id(conversation, client_id, store)
 
 
+# Locked, so that sends, forks and switches of one conversation go one at a time; read
+# with its number of queued runs (RUN_QUEUE_MAX) and whether a run is active. Built once
+# (each use is a copy): building the subqueries cost as much as running the statement.
+LOCKED_WITH_ITS_RUNS = Conversation.objects.select_for_update(of=("self",)).annotate(
+    queued_runs=Subquery(
+        Run.objects.filter(conversation=OuterRef("pk"), status=Run.Status.QUEUED)
+        .order_by().values("conversation").annotate(n=Count("pk")).values("n")
+    ),
+    busy=Exists(Run.objects.filter(conversation=OuterRef("pk"), status__in=Run.ACTIVE)),
+)
+
+
 def _once_per_client_id(conversation: Conversation, client_id: str | None, store) -> tuple[Message, Run, bool]:
     """Run `store` on the locked conversation unless this client_id was seen: then return
     the first message and run, and create nothing."""
@@ -109,18 +121,7 @@ def _once_per_client_id(conversation: Conversation, client_id: str | None, store
             return existing.user_message, existing, False
     try:
         with transaction.atomic():
-            # Locked, so that sends, forks and switches of one conversation go one at a time;
-            # read with its number of queued runs, for RUN_QUEUE_MAX, and whether a run is active.
-            queued = Run.objects.filter(conversation=OuterRef("pk"), status=Run.Status.QUEUED)
-            active = Run.objects.filter(conversation=OuterRef("pk"), status__in=Run.ACTIVE)
-            locked = (
-                Conversation.objects.select_for_update(of=("self",))
-                .annotate(
-                    queued_runs=Subquery(queued.order_by().values("conversation").annotate(n=Count("pk")).values("n")),
-                    busy=Exists(active),
-                )
-                .get(pk=conversation.pk)
-            )
+            locked = LOCKED_WITH_ITS_RUNS.get(pk=conversation.pk)
             locked.queued_runs = locked.queued_runs or 0
             message, run = store(locked)
     except IntegrityError:
