@@ -183,8 +183,9 @@ amessage_send = to_async(message_send)
 FORK_WHILE_ACTIVE = "a reply is in progress or waits for approval: stop it first"
 
 
-def _idle(conversation: Conversation) -> None:
-    if Run.objects.filter(conversation=conversation, status__in=Run.ACTIVE).exists():
+def _idle(locked: Conversation) -> None:
+    """`locked` was read with LOCKED_WITH_ITS_RUNS, which tells whether a run is active."""
+    if locked.busy:
         raise Conflict(FORK_WHILE_ACTIVE)
 
 
@@ -259,7 +260,7 @@ def branch_switch(*, conversation: Conversation, message_id=None, branch_id=None
     """Show another version: the line through the message (or from the branch down)
     that was used last."""
     with transaction.atomic():
-        locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        locked = LOCKED_WITH_ITS_RUNS.get(pk=conversation.pk)
         _idle(locked)
         lines = selectors.conversation_lines(conversation_id=locked.id)
         if message_id is not None:

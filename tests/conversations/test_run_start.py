@@ -63,6 +63,14 @@ def test_a_stale_known_run_is_read_again():
     assert Run.objects.get(pk=run.id).attempts == 2
 
 
+def test_a_switch_while_a_run_is_active_is_refused_by_the_lock_alone(django_assert_num_queries):
+    first = queued_run()
+    conversation = Conversation.objects.get(pk=first.conversation_id)
+    # The lock with its runs; (inside the test's transaction) the savepoint, its rollback and release.
+    with django_assert_num_queries(4), pytest.raises(services.Conflict):
+        services.branch_switch(conversation=conversation, message_id=str(first.user_message_id))
+
+
 def test_a_known_run_that_is_not_its_turn_does_not_start():
     first = queued_run()
     conversation = Conversation.objects.get(pk=first.conversation_id)
