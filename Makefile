@@ -5,6 +5,10 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 CHROMIUM ?= /usr/bin/chromium
+# daphne caps the websocket messages it sends, not only those it receives, at this size
+# (1 MiB by default), and a snapshot carries a conversation's whole shown line: 16 MiB,
+# uvicorn's cap on incoming messages (it caps nothing it sends).
+WS_MAX_MESSAGE_BYTES ?= 16777216
 
 .PHONY: start test install install-dev chromium
 
@@ -12,7 +16,8 @@ start: install
 	$(PY) manage.py migrate --no-input
 	$(PY) manage.py ensure_demo_user
 	@echo "Open http://$(HOST):$(PORT)/"
-	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) chatproject.asgi:application
+	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) --websocket-max-message-size $(WS_MAX_MESSAGE_BYTES) \
+		chatproject.asgi:application
 
 test: install-dev chromium
 	$(PY) -m pytest $(PYTEST_ARGS)

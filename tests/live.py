@@ -218,6 +218,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# daphne's cap on the websocket messages it sends (and receives) as `make start` sets it:
+# a snapshot over its default 1 MiB would close the socket.
+DAPHNE_FLAGS = ["--websocket-max-message-size", str(16 * 2**20)]
+
 # uvicorn's fast loop, HTTP parser and websocket implementation, as README's production command.
 UVICORN_FLAGS = ["--lifespan", "on", "--loop", "uvloop", "--http", "httptools", "--ws", "websockets"]
 
@@ -248,7 +252,7 @@ class Server:
             # The several-process server of README's "Several server processes".
             return [PYTHON, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(self.port), "--workers",
                     str(self.workers), *UVICORN_FLAGS, "chatproject.asgi:application"]
-        return [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "chatproject.asgi:application"]
+        return [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), *DAPHNE_FLAGS, "chatproject.asgi:application"]
 
     def start(self, timeout: float = 30) -> "Server":
         log = open(self.log_path, "a")

@@ -83,6 +83,20 @@ async def test_a_reconnecting_socket_gets_the_history_in_its_snapshot(alice):
     assert listed[0]["title"] == "**bold** and <script>alert(1)</script>"
 
 
+async def test_a_conversation_over_a_mebibyte_opens_whole(alice):
+    """daphne caps what it sends at 1 MiB by default; the servers run with the cap of
+    `make start`. Each turn here is ~330 kB of snapshot: two messages of 32,000 "<", whose
+    html escapes each to four characters."""
+    conversation = alice.create_conversation()
+    async with alice.websocket(conversation["id"]) as ws:
+        await receive(ws)
+        for _ in range(4):
+            await chat(ws, "<" * 32_000)
+    async with alice.websocket(conversation["id"]) as ws:
+        snapshot = await receive(ws)
+    assert [message["content"].count("<") for message in snapshot["messages"]] == [32_000] * 8
+
+
 async def test_checkpoint_storage_grows_by_the_same_amount_each_turn(make_server, database):
     """The state holds one turn, so turn 30 stores no more than turn 10 (MessagesState would).
     Trimming after runs is off here: this is about what each turn writes."""
