@@ -128,7 +128,7 @@ async def _open_postgres(db: dict[str, Any]) -> Checkpointer:
         postgres_conninfo(db),
         min_size=1,
         max_size=settings.CHECKPOINT_POOL_SIZE,
-        kwargs={"autocommit": True, "row_factory": dict_row, "prepare_threshold": None},
+        kwargs={"autocommit": True, "row_factory": dict_row, "prepare_threshold": 0},
         check=_check_if_disturbed,
         open=False,
     )

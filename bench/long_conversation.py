@@ -140,7 +140,7 @@ class _saver:
 
             self.pool = AsyncConnectionPool(
                 self.db.url, min_size=1, max_size=10, open=False,
-                kwargs={"autocommit": True, "row_factory": dict_row, "prepare_threshold": None},
+                kwargs={"autocommit": True, "row_factory": dict_row, "prepare_threshold": 0},
             )
             await self.pool.open(wait=True)
             self.close = self.pool.close

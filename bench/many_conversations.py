@@ -136,7 +136,7 @@ async def bare(saver_kind: str, templates, backend: str, clients: int, messages:
 
         db = templates.new_database("postgres")
         pool = AsyncConnectionPool(db.url, min_size=1, max_size=10, open=False,
-                                   kwargs={"autocommit": True, "row_factory": dict_row, "prepare_threshold": None})
+                                   kwargs={"autocommit": True, "row_factory": dict_row, "prepare_threshold": 0})
         await pool.open(wait=True)
         saver, close = AsyncPostgresSaver(pool), pool.close
     else:

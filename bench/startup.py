@@ -45,7 +45,7 @@ async def main(kind, target):
         from psycopg.rows import dict_row
         from psycopg_pool import AsyncConnectionPool
         pool = AsyncConnectionPool(target, min_size=1, max_size=10, open=False,
-                                   kwargs={"autocommit": True, "row_factory": dict_row, "prepare_threshold": None})
+                                   kwargs={"autocommit": True, "row_factory": dict_row, "prepare_threshold": 0})
         await pool.open(wait=True)
         saver = AsyncPostgresSaver(pool)
     else:

@@ -121,7 +121,7 @@ async def _bare(url: str, turns: int) -> None:
     from bench.many_conversations import _graph
 
     async with AsyncConnectionPool(url, min_size=1, max_size=10, open=False,
-                                   kwargs={"autocommit": True, "row_factory": dict_row, "prepare_threshold": None}) as pool:
+                                   kwargs={"autocommit": True, "row_factory": dict_row, "prepare_threshold": 0}) as pool:
         graph = _graph(0).compile(checkpointer=AsyncPostgresSaver(pool))
         config = {"configurable": {"thread_id": "bare"}}
         for turn in range(turns):
