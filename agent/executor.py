@@ -64,7 +64,7 @@ class RunExecutor:
         # needs no second read.
         self._submitted: dict[str, Run] = {}
         self._started: dict[str, Run] = {}
-        # The events of each attempt executing here: its end publishes what they hold.
+        # The events of each attempt executing here: its end stores the last reply they hold.
         self._turns: dict[str, RunEvents] = {}
         self._cancel_requested: set[str] = set()
         self._maintenance: asyncio.Task | None = None
@@ -167,8 +167,8 @@ class RunExecutor:
             # The database went away: keep the run (it is still held here and its lease
             # runs out if this process dies); maintenance resumes it from its checkpoint.
             logger.warning("run %s stopped on a database error, will resume: %s", run_id, exc)
+            # A last reply not stored yet is stored when the run resumes: its checkpoint has it.
             await sync_to_async(close_old_connections)()
-            await self._publish_held(run_id, conversation_id)
             started = False
         except Exception as exc:
             logger.exception("run %s failed", run_id)
@@ -200,10 +200,19 @@ class RunExecutor:
             conversation_id, run_id
         )
         started = self._started.get(run_id)
+        attempt = self._turns.get(run_id)
         # Trimmed before the run is reported ended, so whoever sees it ended sees its
         # conversation's checkpoints as they stay.
-        run = await arun_end(run_id=run_id, status=status, error=error, checkpoint_id=checkpoint_id, run=started)
-        await self._publish_held(run_id, conversation_id, {"type": "run", "run": run_data(run)})
+        run, reply = await arun_end(
+            run_id=run_id, status=status, error=error, checkpoint_id=checkpoint_id, run=started,
+            reply=attempt.take_reply() if attempt is not None else None,
+        )
+        ended = {"type": "run", "run": run_data(run)}
+        if reply is None:
+            await events.publish(conversation_id, ended)
+        else:
+            frame = await attempt.message_frame(reply)
+            await events.publish_stored(conversation_id, frame, ended, run_id=run_id, message_id=str(reply.id))
         # Text streamed but not stored is not a reply any more: this attempt's, or that of
         # an attempt that died with its process. A first attempt that stored all it
         # streamed left none.
@@ -211,17 +220,6 @@ class RunExecutor:
             for partial in (await events.stream_state(conversation_id))[1]:
                 if partial["run_id"] == run_id:
                     await events.forget_partial(conversation_id, run_id=run_id, message_id=partial["message_id"])
-
-    async def _publish_held(self, run_id: str, conversation_id: str, *frames: dict) -> None:
-        """Publish the frame the run's events hold back (its last reply), if any, then
-        `frames`, in one step."""
-        turn = self._turns.get(run_id)
-        held = turn.take_held() if turn is not None else None
-        if held is not None:
-            frame, message_id = held
-            await events.publish_stored(conversation_id, frame, *frames, run_id=run_id, message_id=message_id)
-        elif frames:
-            await events.publish(conversation_id, *frames)
 
     async def _last_checkpoint(self, conversation_id: str, run_id: str) -> str:
         """The id of the thread's latest checkpoint if the run wrote it (in an earlier
@@ -267,7 +265,8 @@ class RunExecutor:
                 waiting = await services.arun_wait(run_id=run_id)
                 if waiting is None:
                     continue  # decided meanwhile: resume now
-                await self._publish_held(run_id, conversation_id, {"type": "run", "run": run_data(waiting)})
+                await turn.store_reply()
+                await events.publish(conversation_id, {"type": "run", "run": run_data(waiting)})
                 return True
             if not await self._stream(graph_input, stream_config, context, turn):
                 await self._finish(run_id, conversation_id, Run.Status.SUCCEEDED, turn=turn)
@@ -346,7 +345,8 @@ class RunEvents:
         self.partial: dict[str, str] = {}
         self._sending: asyncio.Future | None = None
         self._interrupted = False
-        self._held: tuple[dict, str] | None = None
+        # The run's last reply (message_store's fields), stored with the run's end.
+        self._reply: dict | None = None
 
     async def on_chunk(self, chunk, metadata: dict) -> None:
         if metadata.get("langgraph_node") != MODEL_NODE or not isinstance(chunk, AIMessageChunk):
@@ -384,10 +384,18 @@ class RunEvents:
             if approval is not None:
                 await events.publish(self.conversation_id, {"type": "approval", "approval": approval_data(approval)})
 
-    def take_held(self) -> tuple[dict, str] | None:
-        """The frame of the run's last reply, held back for its end, and the message's id."""
-        held, self._held = self._held, None
-        return held
+    def take_reply(self) -> dict | None:
+        """The run's last reply, not stored yet, as message_store's fields; forgotten here."""
+        if self._reply is None:
+            return None
+        fields, self._reply = self._reply, None
+        return {"conversation_id": self.conversation_id, "run_id": self.run_id, "branch_id": self.branch_id, **fields}
+
+    async def store_reply(self) -> None:
+        """Store and send the run's last reply now: something comes after it."""
+        if self._reply is not None:
+            fields, self._reply = self._reply, None
+            await self._store(**fields)
 
     def take_interrupted(self) -> bool:
         interrupted, self._interrupted = self._interrupted, False
@@ -398,17 +406,22 @@ class RunEvents:
 
     async def _store_reply(self, message: AIMessage) -> None:
         tool_calls = [{"id": c["id"], "name": c["name"], "args": c["args"]} for c in message.tool_calls]
-        # A reply that calls no tool is the run's last message: its frame is held back and
-        # goes out with the run's end, in one step, so a client that answers it at once
-        # finds the conversation idle (its message starts a run straight away).
-        stored = await self._store(
-            message_id=services.graph_message_id(self.conversation_id, message.id),
-            role=Message.Role.ASSISTANT,
-            content=message.text,
-            tool_calls=tool_calls,
-            hold=not tool_calls,
-        )
-        self.partial.pop(str(stored.id), None)
+        fields = {
+            "message_id": services.graph_message_id(self.conversation_id, message.id),
+            "role": Message.Role.ASSISTANT,
+            "content": message.text,
+            "tool_calls": tool_calls,
+        }
+        if tool_calls:
+            stored = await self._store(**fields)
+            self.partial.pop(str(stored.id), None)
+            return
+        # A reply that calls no tool is the run's last message: stored with the run's end
+        # (one ORM call) and sent with its frame (one step), so a client that answers it
+        # at once finds the conversation idle, and its message starts a run straight away.
+        await self.store_reply()
+        self._reply = fields
+        self.partial.pop(str(fields["message_id"]), None)  # complete: a Stop now keeps it whole
 
     async def _store_tool_result(self, message: ToolMessage) -> None:
         await self._store(
@@ -431,20 +444,18 @@ class RunEvents:
         for message_id, content in self.partial.items():
             await self._store(message_id=message_id, role=Message.Role.ASSISTANT, content=content, stopped=True)
 
-    async def _store(self, *, hold: bool = False, **fields) -> Message:
+    async def _store(self, **fields) -> Message:
+        await self.store_reply()  # a later message: the last reply so far goes first
         stored = await services.amessage_store(
             conversation_id=self.conversation_id, run_id=self.run_id, branch_id=self.branch_id, **fields
         )
-        message = await selectors.amessage_frame_data(stored) if self.branch_id else message_data(stored)
-        frame = {"type": "message", "message": message}
-        if self._held is not None:  # a later message: the held one goes first
-            await events.publish_stored(self.conversation_id, self._held[0], run_id=self.run_id, message_id=self._held[1])
-            self._held = None
-        if hold:
-            self._held = (frame, str(stored.id))
-        else:
-            await events.publish_stored(self.conversation_id, frame, run_id=self.run_id, message_id=str(stored.id))
+        frame = await self.message_frame(stored)
+        await events.publish_stored(self.conversation_id, frame, run_id=self.run_id, message_id=str(stored.id))
         return stored
+
+    async def message_frame(self, stored: Message) -> dict:
+        message = await selectors.amessage_frame_data(stored) if self.branch_id else message_data(stored)
+        return {"type": "message", "message": message}
 
 
 def _machine() -> str:

@@ -15,8 +15,8 @@ from django.db import connection, transaction
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
-from conversations.models import Branch, Conversation, Run
-from conversations.services import run_finish
+from conversations.models import Branch, Conversation, Message, Run
+from conversations.services import message_store, run_finish
 from conversations.orm import to_async
 
 from .checkpointer import is_postgres
@@ -76,13 +76,18 @@ def checkpoints_trim(*, conversation_id, keep: int) -> int:
     return _prune(conversation_id, keep=keep, dry_run=False, report=PruneReport()).checkpoints
 
 
-def run_end(*, run_id, status: str, error: str | None = None, checkpoint_id: str = "", run: Run | None = None) -> Run:
-    """End the run (conversations.services.run_finish), then trim its conversation's
-    checkpoints to CHECKPOINTS_KEPT: one call, on one ORM thread, for both."""
+def run_end(
+    *, run_id, status: str, error: str | None = None, checkpoint_id: str = "", run: Run | None = None,
+    reply: dict | None = None,
+) -> tuple[Run, Message | None]:
+    """Store the run's last reply (`reply`: message_store's fields), if given; end the run
+    (conversations.services.run_finish); then trim its conversation's checkpoints to
+    CHECKPOINTS_KEPT: one call, on one ORM thread, for all three."""
+    stored = message_store(**reply) if reply is not None else None
     run = run_finish(run_id=run_id, status=status, error=error, checkpoint_id=checkpoint_id, run=run)
     if settings.CHECKPOINTS_KEPT:
         checkpoints_trim(conversation_id=run.conversation_id, keep=settings.CHECKPOINTS_KEPT)
-    return run
+    return run, stored
 
 
 arun_end = to_async(run_end)

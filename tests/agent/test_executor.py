@@ -1,6 +1,6 @@
 """The executor, around a stand-in graph: a run its send started runs as it is, without a
 second write to start it (a queued one it starts itself, services.run_start); the run's
-last reply goes out with its end."""
+last reply is stored by its end and goes out with it."""
 
 import asyncio
 import json
@@ -15,7 +15,7 @@ from langchain_core.messages import AIMessage
 from agent.executor import RunExecutor
 from agent.graph import MODEL_NODE
 from conversations import events, orm, services
-from conversations.models import Run
+from conversations.models import Message, Run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -96,8 +96,10 @@ class GraphThatReplies(GraphThatEndsAtOnce):
         yield "updates", {MODEL_NODE: {"messages": [AIMessage(content="All done.", id="the-reply")]}}
 
 
-async def test_the_runs_last_reply_goes_out_with_its_end_in_one_step(settings):
+async def test_the_runs_last_reply_is_stored_and_goes_out_with_its_end_in_one_step(monkeypatch, settings):
     settings.CHECKPOINTS_KEPT = 0
+    stored_alone = []
+    monkeypatch.setattr(services, "amessage_store", lambda **fields: stored_alone.append(fields))
     executor = RunExecutor(GraphThatReplies())
     conversation = await new_conversation()
     layer = get_channel_layer()
@@ -116,3 +118,11 @@ async def test_the_runs_last_reply_goes_out_with_its_end_in_one_step(settings):
     assert [(frame["type"], frame["seq"]) for frame in frames] == [("message", 1), ("run", 2)]
     assert frames[0]["message"]["content"] == "All done." and frames[1]["run"]["status"] == "succeeded"
     assert (await stored([run]))[0].status == Run.Status.SUCCEEDED
+    # Stored by the run's end (agent.services.run_end), not by a call of its own.
+    assert stored_alone == []
+    assert (await replies(run)) == [("All done.", True)]
+
+
+@orm.to_async
+def replies(run):
+    return [(message.content, message.stopped is False) for message in Message.objects.filter(run=run, role="assistant")]
