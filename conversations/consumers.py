@@ -168,6 +168,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             client_id=client_id,
             owner=self.runtime.executor.owner,
             reject_if_busy=settings.DOUBLE_TEXTING == "reject",
+            client_id_checked=True,
         )
         if not created:
             return
@@ -204,7 +205,9 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         if not await self.counted_as_new(fields["client_id"]):
             return
         try:
-            _, run, created = await service(conversation=self.conversation, owner=self.runtime.executor.owner, **fields)
+            _, run, created = await service(
+                conversation=self.conversation, owner=self.runtime.executor.owner, client_id_checked=True, **fields
+            )
         except services.Invalid as error:
             raise FrameError("bad_request", str(error)) from None
         if created:

@@ -282,12 +282,7 @@ def transcript_before(*, conversation_id: str, branch_id: str | None, created_be
 atranscript_before = to_async(transcript_before)
 
 
-def fork_checkpoint(*, run: Run) -> str | None:
-    """The checkpoint a new run starts from: the last one of the latest run of its line
-    before its message, so each line's graph state continues only from its own past.
-    None for a conversation that never forked: it continues from its latest checkpoint."""
-    if run.branch_id is None:
-        return None
+def _fork_checkpoint(*, run: Run) -> str | None:
     lines = conversation_lines(conversation_id=run.conversation_id)
     turn = Message.objects.filter(pk=run.user_message_id).values_list("created_at", flat=True).first()
     earlier_user_messages = lines.messages(run.branch_id).filter(role=Message.Role.USER, created_at__lt=turn)
@@ -297,7 +292,15 @@ def fork_checkpoint(*, run: Run) -> str | None:
     return earlier.order_by("-created_at").values_list("checkpoint_id", flat=True).first()
 
 
-afork_checkpoint = to_async(fork_checkpoint)
+_afork_checkpoint = to_async(_fork_checkpoint)
+
+
+async def afork_checkpoint(*, run: Run) -> str | None:
+    """The checkpoint a new run starts from: the last one of the latest run of its line
+    before its message, so each line's graph state continues only from its own past.
+    None for a conversation that never forked (no query, no hand-off to an ORM thread):
+    it continues from its latest checkpoint."""
+    return None if run.branch_id is None else await _afork_checkpoint(run=run)
 
 
 def _approvals():
