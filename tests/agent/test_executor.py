@@ -1,17 +1,20 @@
 """The executor, around a stand-in graph: a run its send started runs as it is, without a
 second write to start it (a queued one it starts itself, services.run_start); the run's
-last reply is stored by its end and goes out with it."""
+last reply is stored by its end and goes out with it, also when the run is stopped; a
+database failure at its end leaves it to resume."""
 
 import asyncio
 import json
 import threading
 
+import psycopg
 import pytest
 from channels.layers import get_channel_layer
 from django.contrib.auth.models import User
 from django.db import connections
 from langchain_core.messages import AIMessage
 
+from agent import executor as executor_module
 from agent.executor import RunExecutor
 from agent.graph import MODEL_NODE
 from conversations import events, orm, services
@@ -126,3 +129,61 @@ async def test_the_runs_last_reply_is_stored_and_goes_out_with_its_end_in_one_st
 @orm.to_async
 def replies(run):
     return [(message.content, message.stopped is False) for message in Message.objects.filter(run=run, role="assistant")]
+
+
+class GraphThatRepliesThenHangs(GraphThatEndsAtOnce):
+    """The model's reply is complete; the run is stopped before it ends."""
+
+    replied = None
+
+    async def astream(self, *args, **kwargs):
+        yield "updates", {MODEL_NODE: {"messages": [AIMessage(content="All done.", id="the-reply")]}}
+        self.replied.set()
+        await asyncio.sleep(60)
+
+
+async def test_a_stop_after_the_last_reply_keeps_it_whole(settings):
+    settings.CHECKPOINTS_KEPT = 0
+    graph = GraphThatRepliesThenHangs()
+    graph.replied = asyncio.Event()
+    executor = RunExecutor(graph)
+    conversation = await new_conversation()
+    try:
+        _, run, _ = await services.amessage_send(conversation=conversation, content="hi", client_id=None, owner=executor.owner)
+        executor.submit(run)
+        await asyncio.wait_for(graph.replied.wait(), 30)
+        assert await replies(run) == []  # held for the run's end
+        assert executor.cancel(run.id)
+        await asyncio.wait_for(asyncio.gather(*executor._tasks.values(), return_exceptions=True), 30)
+    finally:
+        await events.forget(conversation.id)
+    assert (await stored([run]))[0].status == Run.Status.CANCELLED
+    assert await replies(run) == [("All done.", True)]  # stored whole, not as a stopped partial
+
+
+async def test_a_database_failure_at_the_runs_end_leaves_it_to_resume_from_its_checkpoint(monkeypatch, settings):
+    """The reply is in the run's last checkpoint: the resumed run stores it (the path of a
+    process that died there, tests/fault). Nothing unstored is sent meanwhile."""
+    settings.CHECKPOINTS_KEPT = 0
+
+    async def database_down(**fields):
+        raise psycopg.OperationalError("the database went away")
+
+    monkeypatch.setattr(executor_module, "arun_end", database_down)
+    executor = RunExecutor(GraphThatReplies())
+    conversation = await new_conversation()
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(events.group_name(conversation.id), channel)
+    try:
+        _, run, _ = await services.amessage_send(conversation=conversation, content="hi", client_id=None, owner=executor.owner)
+        executor.submit(run)
+        await asyncio.wait_for(asyncio.gather(*executor._tasks.values()), 30)
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(layer.receive(channel), 0.5)
+    finally:
+        await layer.group_discard(events.group_name(conversation.id), channel)
+        await events.forget(conversation.id)
+    assert (await stored([run]))[0].status == Run.Status.RUNNING
+    assert executor._deferred[str(conversation.id)] == {str(run.id)}  # maintenance submits it again
+    assert await replies(run) == []
