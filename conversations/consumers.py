@@ -168,7 +168,6 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             client_id=client_id,
             owner=self.runtime.executor.owner,
             reject_if_busy=settings.DOUBLE_TEXTING == "reject",
-            client_id_checked=True,
         )
         if not created:
             return
@@ -195,7 +194,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         """A send, edit or regenerate is counted against the message limit, unless its
         client_id was seen here: sent again (a client retrying after a reconnect), it
         creates nothing and is not counted."""
-        if await services.aclient_id_seen(conversation=self.conversation, client_id=client_id):
+        if await selectors.aclient_id_seen(conversation=self.conversation, client_id=client_id):
             return False
         await limits.acheck_rate(user=self.scope["user"], action="messages")
         return True
@@ -205,9 +204,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         if not await self.counted_as_new(fields["client_id"]):
             return
         try:
-            _, run, created = await service(
-                conversation=self.conversation, owner=self.runtime.executor.owner, client_id_checked=True, **fields
-            )
+            _, run, created = await service(conversation=self.conversation, owner=self.runtime.executor.owner, **fields)
         except services.Invalid as error:
             raise FrameError("bad_request", str(error)) from None
         if created:

@@ -282,6 +282,18 @@ def transcript_before(*, conversation_id: str, branch_id: str | None, created_be
 atranscript_before = to_async(transcript_before)
 
 
+def _client_id_used(*, conversation: Conversation, client_id: str) -> bool:
+    return Run.objects.filter(conversation=conversation, client_id=client_id).exists()
+
+
+_aclient_id_used = to_async(_client_id_used)
+
+
+async def aclient_id_seen(*, conversation: Conversation, client_id: str | None) -> bool:
+    # A send without a client_id has nothing to look up: no hand-off to an ORM thread.
+    return bool(client_id) and await _aclient_id_used(conversation=conversation, client_id=client_id)
+
+
 def _fork_checkpoint(*, run: Run) -> str | None:
     lines = conversation_lines(conversation_id=run.conversation_id)
     turn = Message.objects.filter(pk=run.user_message_id).values_list("created_at", flat=True).first()

@@ -70,28 +70,14 @@ def lease_until():
     return timezone.now() + timedelta(seconds=settings.RUN_LEASE_SECONDS)
 
 
-def _client_id_used(*, conversation: Conversation, client_id: str) -> bool:
-    return Run.objects.filter(conversation=conversation, client_id=client_id).exists()
-
-
-_aclient_id_used = to_async(_client_id_used)
-
-
-async def aclient_id_seen(*, conversation: Conversation, client_id: str | None) -> bool:
-    # A send without a client_id has nothing to look up: no hand-off to an ORM thread.
-    return bool(client_id) and await _aclient_id_used(conversation=conversation, client_id=client_id)
-
-
 def message_send(
-    *, conversation: Conversation, content: str, client_id: str | None, owner: str, reject_if_busy: bool = False,
-    client_id_checked: bool = False,
+    *, conversation: Conversation, content: str, client_id: str | None, owner: str, reject_if_busy: bool = False
 ) -> tuple[Message, Run, bool]:
     """Store the user's message on the line the conversation shows, and its run, in one
     transaction: running at once if no other run of the conversation is active, else
     queued behind them.
 
-    The same client_id again returns the first message and run, and creates nothing
-    (client_id_checked: the caller has just looked it up, see _once_per_client_id).
+    The same client_id again returns the first message and run, and creates nothing.
     With reject_if_busy, a conversation with an active run refuses the message (Conflict).
     """
     def store(locked: Conversation) -> tuple[Message, Run]:
@@ -104,7 +90,7 @@ def message_send(
             start=not locked.busy,
         )
 
-    return _once_per_client_id(conversation, client_id, store, checked=client_id_checked)
+    return _once_per_client_id(conversation, client_id, store)
 
 
 # Locked, so that sends, forks and switches of one conversation go one at a time; read
@@ -119,24 +105,18 @@ LOCKED_WITH_ITS_RUNS = Conversation.objects.select_for_update(of=("self",)).anno
 )
 
 
-def _once_per_client_id(
-    conversation: Conversation, client_id: str | None, store, *, checked: bool = False
-) -> tuple[Message, Run, bool]:
-    """Run `store` on the locked conversation unless this client_id was seen: then return
-    the first message and run, and create nothing. `checked`: the caller found it unseen a
-    moment ago (aclient_id_seen), so it is not looked up again; one stored meanwhile fails
-    the insert on the unique (conversation, client_id) and is returned as if looked up."""
-    if client_id and not checked:
-        existing = Run.objects.filter(conversation=conversation, client_id=client_id).select_related("user_message").first()
-        if existing:
-            return existing.user_message, existing, False
+def _once_per_client_id(conversation: Conversation, client_id: str | None, store) -> tuple[Message, Run, bool]:
+    """Run `store` on the locked conversation; if this client_id was stored before, return
+    the first message and run instead, and create nothing. Not looked up first: the socket
+    has just done so (selectors.aclient_id_seen, to count only new messages against the
+    limit), so a repeat is rare, and the unique (conversation, client_id) refuses its run."""
     try:
         with transaction.atomic():
             locked = LOCKED_WITH_ITS_RUNS.get(pk=conversation.pk)
             locked.queued_runs = locked.queued_runs or 0
             message, run = store(locked)
     except IntegrityError:
-        # Another socket stored the same client_id a moment ago.
+        # Stored before, or by another socket a moment ago.
         existing = Run.objects.select_related("user_message").get(conversation=conversation, client_id=client_id)
         return existing.user_message, existing, False
     return message, run, True
@@ -230,8 +210,7 @@ def _show(conversation: Conversation, branch_id) -> None:
 
 
 def message_edit(
-    *, conversation: Conversation, message_id, content: str, client_id: str | None, owner: str,
-    client_id_checked: bool = False,
+    *, conversation: Conversation, message_id, content: str, client_id: str | None, owner: str
 ) -> tuple[Message, Run, bool]:
     """Edit an earlier user message: a new branch with the edited message, and a run."""
 
@@ -242,15 +221,13 @@ def message_edit(
         branch = _branch_at(locked, lines, edited)
         return _store_turn(locked, content=content, client_id=client_id, owner=owner, branch_id=branch.id)
 
-    return _once_per_client_id(conversation, client_id, store, checked=client_id_checked)
+    return _once_per_client_id(conversation, client_id, store)
 
 
 amessage_edit = to_async(message_edit)
 
 
-def reply_regenerate(
-    *, conversation: Conversation, message_id, client_id: str | None, owner: str, client_id_checked: bool = False
-) -> tuple[Message, Run, bool]:
+def reply_regenerate(*, conversation: Conversation, message_id, client_id: str | None, owner: str) -> tuple[Message, Run, bool]:
     """Write a reply again: a new branch that keeps the user's message and replaces the
     turn's reply (from its first message: tool calls too), and a run for it."""
 
@@ -264,7 +241,7 @@ def reply_regenerate(
         run = _queue_run(locked, user_message=user_message, client_id=client_id, owner=owner, branch_id=branch.id)
         return user_message, run
 
-    return _once_per_client_id(conversation, client_id, store, checked=client_id_checked)
+    return _once_per_client_id(conversation, client_id, store)
 
 
 areply_regenerate = to_async(reply_regenerate)

@@ -18,9 +18,9 @@ def refuse(**fields):
 
 
 def test_a_send_without_a_client_id_looks_nothing_up(monkeypatch):
-    monkeypatch.setattr(services, "_aclient_id_used", refuse)
+    monkeypatch.setattr(selectors, "_aclient_id_used", refuse)
     conversation = services.conversation_create(user=User.objects.create_user("alice"))
-    assert async_to_sync(services.aclient_id_seen)(conversation=conversation, client_id=None) is False
+    assert async_to_sync(selectors.aclient_id_seen)(conversation=conversation, client_id=None) is False
 
 
 def test_a_run_of_a_conversation_that_never_forked_starts_from_its_latest_checkpoint_without_a_query(monkeypatch):
@@ -30,16 +30,16 @@ def test_a_run_of_a_conversation_that_never_forked_starts_from_its_latest_checkp
     assert async_to_sync(selectors.afork_checkpoint)(run=run) is None
 
 
-def test_a_checked_client_id_costs_no_second_look_and_still_creates_nothing_twice(django_assert_num_queries):
+def test_a_send_does_not_look_its_client_id_up_again_and_still_creates_nothing_twice(django_assert_num_queries):
     conversation = services.conversation_create(user=User.objects.create_user("alice"))
     send = {"conversation": conversation, "content": "hi", "client_id": "c-1", "owner": OWNER}
-    # The socket found "c-1" unseen (aclient_id_seen); the send is its transaction alone:
-    # savepoint, lock, message, run, conversation, release (a look-up would be a 7th).
+    # The socket looked "c-1" up (selectors.aclient_id_seen); the send is its transaction
+    # alone: savepoint, lock, message, run, conversation, release (a look-up would be a 7th).
     with django_assert_num_queries(6):
-        message, run, created = services.message_send(**send, client_id_checked=True)
+        message, run, created = services.message_send(**send)
     assert created
-    # Sent again by a socket that checked a moment before the first was stored: the
-    # unique client_id refuses the insert, and the first message and run come back.
-    again, again_run, created = services.message_send(**send, client_id_checked=True)
+    # Sent again (by a socket that looked it up before the first was stored): the unique
+    # client_id refuses the run, and the first message and run come back.
+    again, again_run, created = services.message_send(**send)
     assert (again.id, again_run.id, created) == (message.id, run.id, False)
     assert (Message.objects.count(), Run.objects.count()) == (1, 1)
