@@ -389,7 +389,7 @@ class RunEvents:
         if self._reply is None:
             return None
         fields, self._reply = self._reply, None
-        return {"conversation_id": self.conversation_id, "run_id": self.run_id, "branch_id": self.branch_id, **fields}
+        return self._of_this_run(fields)
 
     async def store_reply(self) -> None:
         """Store and send the run's last reply now: something comes after it."""
@@ -446,12 +446,14 @@ class RunEvents:
 
     async def _store(self, **fields) -> Message:
         await self.store_reply()  # a later message: the last reply so far goes first
-        stored = await services.amessage_store(
-            conversation_id=self.conversation_id, run_id=self.run_id, branch_id=self.branch_id, **fields
-        )
+        stored = await services.amessage_store(**self._of_this_run(fields))
         frame = await self.message_frame(stored)
         await events.publish_stored(self.conversation_id, frame, run_id=self.run_id, message_id=str(stored.id))
         return stored
+
+    def _of_this_run(self, fields: dict) -> dict:
+        """message_store's fields for a message of this run."""
+        return {"conversation_id": self.conversation_id, "run_id": self.run_id, "branch_id": self.branch_id, **fields}
 
     async def message_frame(self, stored: Message) -> dict:
         message = await selectors.amessage_frame_data(stored) if self.branch_id else message_data(stored)

@@ -4,6 +4,7 @@ last reply is stored by its end and goes out with it, also when the run is stopp
 database failure at its end leaves it to resume."""
 
 import asyncio
+import contextlib
 import json
 import threading
 
@@ -94,6 +95,27 @@ async def test_a_run_started_by_its_send_is_not_started_again(monkeypatch, setti
     assert [(run.status, run.attempts, run.checkpoint_id) for run in ended] == [(Run.Status.SUCCEEDED, 1, "a-checkpoint")] * 2
 
 
+@contextlib.asynccontextmanager
+async def watching(conversation):
+    """Receive what the conversation's sockets are sent (one channel message per step)."""
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(events.group_name(conversation.id), channel)
+    try:
+        yield lambda: layer.receive(channel)
+    finally:
+        await layer.group_discard(events.group_name(conversation.id), channel)
+        await events.forget(conversation.id)
+
+
+async def send_and_run(executor, conversation) -> Run:
+    """A message sent to the conversation, and its run executed until it stops."""
+    _, run, _ = await services.amessage_send(conversation=conversation, content="hi", client_id=None, owner=executor.owner)
+    executor.submit(run)
+    await asyncio.wait_for(asyncio.gather(*executor._tasks.values()), 30)
+    return run
+
+
 class GraphThatReplies(GraphThatEndsAtOnce):
     async def astream(self, *args, **kwargs):
         yield "updates", {MODEL_NODE: {"messages": [AIMessage(content="All done.", id="the-reply")]}}
@@ -105,17 +127,9 @@ async def test_the_runs_last_reply_is_stored_and_goes_out_with_its_end_in_one_st
     monkeypatch.setattr(services, "amessage_store", lambda **fields: stored_alone.append(fields))
     executor = RunExecutor(GraphThatReplies())
     conversation = await new_conversation()
-    layer = get_channel_layer()
-    channel = await layer.new_channel()
-    await layer.group_add(events.group_name(conversation.id), channel)
-    try:
-        _, run, _ = await services.amessage_send(conversation=conversation, content="hi", client_id=None, owner=executor.owner)
-        executor.submit(run)
-        await asyncio.wait_for(asyncio.gather(*executor._tasks.values()), 30)
-        first = await asyncio.wait_for(layer.receive(channel), 5)
-    finally:
-        await layer.group_discard(events.group_name(conversation.id), channel)
-        await events.forget(conversation.id)
+    async with watching(conversation) as receive:
+        run = await send_and_run(executor, conversation)
+        first = await asyncio.wait_for(receive(), 5)
     # A client that answers the reply at once finds the run ended.
     frames = [json.loads(text) for text in first["texts"]]
     assert [(frame["type"], frame["seq"]) for frame in frames] == [("message", 1), ("run", 2)]
@@ -172,18 +186,10 @@ async def test_a_database_failure_at_the_runs_end_leaves_it_to_resume_from_its_c
     monkeypatch.setattr(executor_module, "arun_end", database_down)
     executor = RunExecutor(GraphThatReplies())
     conversation = await new_conversation()
-    layer = get_channel_layer()
-    channel = await layer.new_channel()
-    await layer.group_add(events.group_name(conversation.id), channel)
-    try:
-        _, run, _ = await services.amessage_send(conversation=conversation, content="hi", client_id=None, owner=executor.owner)
-        executor.submit(run)
-        await asyncio.wait_for(asyncio.gather(*executor._tasks.values()), 30)
+    async with watching(conversation) as receive:
+        run = await send_and_run(executor, conversation)
         with pytest.raises(asyncio.TimeoutError):
-            await asyncio.wait_for(layer.receive(channel), 0.5)
-    finally:
-        await layer.group_discard(events.group_name(conversation.id), channel)
-        await events.forget(conversation.id)
+            await asyncio.wait_for(receive(), 0.5)
     assert (await stored([run]))[0].status == Run.Status.RUNNING
     assert executor._deferred[str(conversation.id)] == {str(run.id)}  # maintenance submits it again
     assert await replies(run) == []
