@@ -79,6 +79,7 @@ async def ours(templates, backend: str, workdir: Path, clients: int, messages: i
             opened = await asyncio.gather(*(alice.websocket(cid).__aenter__() for cid in ids[batch:batch + 50]))
             await asyncio.gather(*(_recv(ws, timeout) for ws in opened))  # snapshots
             sockets += opened
+        split = list(server.connections_per_worker().values()) if workers else [len(sockets)]
         latencies: list[float] = []
         start = asyncio.Event()
         tasks = [asyncio.create_task(_client(ws, messages, start, latencies, timeout)) for ws in sockets]
@@ -90,7 +91,8 @@ async def ours(templates, backend: str, workdir: Path, clients: int, messages: i
         wall = time.perf_counter() - began
         cpu = sampler.stop()
         await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
-        return {"latencies": latencies, "wall": wall, "cpu": describe(cpu, wall)}
+        return {"latencies": latencies, "wall": wall,
+                "cpu": f"{describe(cpu, wall)}; sockets per server process {'/'.join(map(str, split))}"}
     finally:
         server.stop()
         if backend == "postgres":

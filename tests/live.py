@@ -212,6 +212,22 @@ def admin_sql(sql: str) -> None:
         conn.execute(sql)
 
 
+def _connections_on_port(pid: int, port: int) -> int:
+    """The established TCP connections to local port `port` that process `pid` holds."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        target = os.readlink(fd)
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    count = 0
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            local_port, state, inode = int(fields[1].rsplit(":", 1)[1], 16), fields[3], fields[9]
+            count += local_port == port and state == "01" and inode in inodes  # 01: ESTABLISHED
+    return count
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -222,8 +238,9 @@ def free_port() -> int:
 # a snapshot over its default 1 MiB would close the socket.
 DAPHNE_FLAGS = ["--websocket-max-message-size", str(16 * 2**20)]
 
-# uvicorn's fast loop, HTTP parser and websocket implementation, as README's production command.
-UVICORN_FLAGS = ["--lifespan", "on", "--loop", "uvloop", "--http", "httptools", "--ws", "websockets"]
+# uvicorn's fast loop (sharing connections evenly between workers), HTTP parser and
+# websocket implementation, as README's production command.
+UVICORN_FLAGS = ["--lifespan", "on", "--loop", "chatproject.serving:EvenAcceptLoop", "--http", "httptools", "--ws", "websockets"]
 
 
 @dataclass
@@ -303,6 +320,10 @@ class Server:
             except (OSError, ValueError, IndexError):
                 continue
         return sorted(pids)
+
+    def connections_per_worker(self) -> dict[int, int]:
+        """How many established TCP connections to the server's port each worker holds."""
+        return {pid: _connections_on_port(pid, self.port) for pid in self.worker_pids()}
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

@@ -6,7 +6,6 @@ import contextlib
 import os
 import signal
 import time
-from pathlib import Path
 
 import pytest
 import websockets
@@ -54,25 +53,11 @@ async def test_new_connections_are_spread_over_the_workers(workers_server):
         # All at once, as clients reconnecting after a restart.
         sockets = await asyncio.gather(*(stack.enter_async_context(alice.websocket(conversation)) for _ in range(100)))
         await asyncio.gather(*(receive(ws) for ws in sockets))
-        held = {pid: _connections_on_port(pid, server.port) for pid in server.worker_pids()}
+        held = server.connections_per_worker()
     assert sum(held.values()) >= 100  # and the session's HTTP connection
-    assert min(held.values()) >= 10, held  # every worker takes a share (uvicorn: whichever accepts first)
-
-
-def _connections_on_port(pid: int, port: int) -> int:
-    """The established TCP connections to local port `port` that process `pid` holds."""
-    inodes = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        target = os.readlink(fd)
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    count = 0
-    for table in ("tcp", "tcp6"):
-        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
-            fields = line.split()
-            local_port, state, inode = int(fields[1].rsplit(":", 1)[1], 16), fields[3], fields[9]
-            count += local_port == port and state == "01" and inode in inodes  # 01: ESTABLISHED
-    return count
+    # Evenly (chatproject.serving): uvicorn's own loop lets whichever worker wakes first
+    # take all that wait, and splits of 60/41 are common.
+    assert max(held.values()) - min(held.values()) <= 2, held
 
 
 async def test_a_run_of_a_killed_worker_finishes_after_the_supervisor_replaces_it(workers_server):
