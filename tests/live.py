@@ -238,9 +238,8 @@ def free_port() -> int:
 # a snapshot over its default 1 MiB would close the socket.
 DAPHNE_FLAGS = ["--websocket-max-message-size", str(16 * 2**20)]
 
-# uvicorn's fast loop (sharing connections evenly between workers), HTTP parser and
-# websocket implementation, as README's production command.
-UVICORN_FLAGS = ["--lifespan", "on", "--loop", "chatproject.serving:EvenAcceptLoop", "--http", "httptools", "--ws", "websockets"]
+# uvicorn's fast loop, HTTP parser and websocket implementation, as README's production command.
+UVICORN_FLAGS = ["--lifespan", "on", "--loop", "uvloop", "--http", "httptools", "--ws", "websockets"]
 
 
 @dataclass
