@@ -191,11 +191,8 @@ class RunExecutor:
         for run_id in self._deferred.pop(conversation_id, ()):
             self._submit(run_id, conversation_id)
 
-    async def _finish(
-        self, run_id: str, conversation_id: str, status: str, error: str | None = None, turn: "RunEvents | None" = None
-    ) -> None:
-        """End the run, noting its last checkpoint: the next turn of its line forks from it.
-        `turn`: the attempt's events, when it ended normally."""
+    async def _finish(self, run_id: str, conversation_id: str, status: str, error: str | None = None) -> None:
+        """End the run, noting its last checkpoint: the next turn of its line forks from it."""
         checkpoint_id = self.graph.checkpointer.take_last_written(conversation_id, run_id) or await self._last_checkpoint(
             conversation_id, run_id
         )
@@ -216,7 +213,7 @@ class RunExecutor:
         # Text streamed but not stored is not a reply any more: this attempt's, or that of
         # an attempt that died with its process. A first attempt that stored all it
         # streamed left none.
-        if turn is None or turn.partial or started is None or started.attempts > 1:
+        if attempt is None or attempt.partial or started is None or started.attempts > 1:
             for partial in (await events.stream_state(conversation_id))[1]:
                 if partial["run_id"] == run_id:
                     await events.forget_partial(conversation_id, run_id=run_id, message_id=partial["message_id"])
@@ -259,7 +256,7 @@ class RunExecutor:
             graph_input, stream_config = await self._input_for(run, user_message, config, turn, may_have_checkpoints)
             may_have_checkpoints = True
             if graph_input is DONE:
-                await self._finish(run_id, conversation_id, Run.Status.SUCCEEDED, turn=turn)
+                await self._finish(run_id, conversation_id, Run.Status.SUCCEEDED)
                 return True
             if graph_input is WAIT:
                 waiting = await services.arun_wait(run_id=run_id)
@@ -269,7 +266,7 @@ class RunExecutor:
                 await events.publish(conversation_id, {"type": "run", "run": run_data(waiting)})
                 return True
             if not await self._stream(graph_input, stream_config, context, turn):
-                await self._finish(run_id, conversation_id, Run.Status.SUCCEEDED, turn=turn)
+                await self._finish(run_id, conversation_id, Run.Status.SUCCEEDED)
                 return True
 
     async def _stream(self, graph_input, config: dict, context: ChatContext, turn: "RunEvents") -> bool:
