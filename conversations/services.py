@@ -116,8 +116,12 @@ def _once_per_client_id(conversation: Conversation, client_id: str | None, store
             locked.queued_runs = locked.queued_runs or 0
             message, run = store(locked)
     except IntegrityError:
-        # Stored before, or by another socket a moment ago.
-        existing = Run.objects.select_related("user_message").get(conversation=conversation, client_id=client_id)
+        # Stored before, or by another socket a moment ago; any other violation is raised.
+        existing = client_id and Run.objects.select_related("user_message").filter(
+            conversation=conversation, client_id=client_id
+        ).first()
+        if not existing:
+            raise
         return existing.user_message, existing, False
     return message, run, True
 

@@ -4,6 +4,7 @@ read, and a client_id the socket has just looked up is not looked up again."""
 import pytest
 from asgiref.sync import async_to_sync
 from django.contrib.auth.models import User
+from django.db import IntegrityError
 
 from conversations import selectors, services
 from conversations.models import Message, Run
@@ -43,3 +44,17 @@ def test_a_send_does_not_look_its_client_id_up_again_and_still_creates_nothing_t
     again, again_run, created = services.message_send(**send)
     assert (again.id, again_run.id, created) == (message.id, run.id, False)
     assert (Message.objects.count(), Run.objects.count()) == (1, 1)
+
+
+@pytest.mark.parametrize("client_id", [None, "c-1"])
+def test_a_violation_that_is_not_a_repeated_client_id_is_raised_as_it_is(client_id):
+    """Only the unique client_id means "sent before": any other constraint a send breaks
+    reaches the caller as itself, not as a failed look-up of a first send."""
+    conversation = services.conversation_create(user=User.objects.create_user("alice"))
+
+    def store(locked):
+        raise IntegrityError("another constraint")
+
+    with pytest.raises(IntegrityError, match="another constraint"):
+        services._once_per_client_id(conversation, client_id, store)
+    assert (Message.objects.count(), Run.objects.count()) == (0, 0)
