@@ -108,10 +108,16 @@ async def watching(conversation):
         await events.forget(conversation.id)
 
 
-async def send_and_run(executor, conversation) -> Run:
-    """A message sent to the conversation, and its run executed until it stops."""
+async def send(executor, conversation) -> Run:
+    """A message sent to the conversation; its run submitted to the executor."""
     _, run, _ = await services.amessage_send(conversation=conversation, content="hi", client_id=None, owner=executor.owner)
     executor.submit(run)
+    return run
+
+
+async def send_and_run(executor, conversation) -> Run:
+    """A message sent to the conversation, and its run executed until it stops."""
+    run = await send(executor, conversation)
     await asyncio.wait_for(asyncio.gather(*executor._tasks.values()), 30)
     return run
 
@@ -163,8 +169,7 @@ async def test_a_stop_after_the_last_reply_keeps_it_whole(settings):
     executor = RunExecutor(graph)
     conversation = await new_conversation()
     try:
-        _, run, _ = await services.amessage_send(conversation=conversation, content="hi", client_id=None, owner=executor.owner)
-        executor.submit(run)
+        run = await send(executor, conversation)
         await asyncio.wait_for(graph.replied.wait(), 30)
         assert await replies(run) == []  # held for the run's end
         assert executor.cancel(run.id)
