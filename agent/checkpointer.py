@@ -65,25 +65,51 @@ async def open_checkpointer() -> Checkpointer:
     return await _open_sqlite(db)
 
 
+# Threads whose checkpoints written since their last count a saver keeps track of.
+COUNTED_THREADS_MAX = 10_000
+
+
 class RemembersLastCheckpoint:
     """A saver that remembers, per thread, the last checkpoint it wrote and the run that
     wrote it: the executor notes a run's last checkpoint when the run ends without
     reading it back. Runs of a conversation go one at a time, so while a run is active
-    no other process writes to its thread."""
+    no other process writes to its thread.
+
+    It also counts the checkpoints it wrote per thread since the executor last had the
+    thread's checkpoints counted (`count_due`), so that a run's end counts them (to trim
+    them) only every few runs rather than after each one."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._last_written: dict[str, tuple[str | None, str]] = {}
+        # A thread not in it has not been counted since this process started (or forgot it).
+        self._written_since_count: dict[str, int] = {}
 
     async def aput(self, config, checkpoint, metadata, new_versions):
         written = await super().aput(config, checkpoint, metadata, new_versions)
         if not config["configurable"].get("checkpoint_ns"):  # the graph's own, not a subgraph's
-            self._last_written[config["configurable"]["thread_id"]] = (
+            thread_id = config["configurable"]["thread_id"]
+            if thread_id in self._written_since_count:
+                self._written_since_count[thread_id] += 1
+            self._last_written[thread_id] = (
                 # As the saver stores it: the run's key comes from the config's metadata.
                 get_checkpoint_metadata(config, metadata).get(RUN_METADATA_KEY),
                 written["configurable"]["checkpoint_id"],
             )
         return written
+
+    def count_due(self, thread_id: str, every: int) -> bool:
+        """Whether to count the thread's checkpoints now: `every` were written here since
+        they were last counted, or this process has not counted them. True starts the
+        tally over. Bounded: past COUNTED_THREADS_MAX threads it forgets them all, and
+        each is counted again at its next run's end."""
+        written = self._written_since_count.get(thread_id)
+        if written is not None and written < every:
+            return False
+        if len(self._written_since_count) >= COUNTED_THREADS_MAX:
+            self._written_since_count.clear()
+        self._written_since_count[thread_id] = 0
+        return True
 
     def forget_last_written(self, thread_id: str) -> None:
         """At an attempt's start: only what it writes will count."""
@@ -130,10 +156,28 @@ async def _open_postgres(db: dict[str, Any]) -> Checkpointer:
         max_size=settings.CHECKPOINT_POOL_SIZE,
         kwargs={"autocommit": True, "row_factory": dict_row, "prepare_threshold": 0},
         check=_check_if_disturbed,
+        configure=_commit_without_waiting_for_disk,
         open=False,
     )
     await pool.open(wait=True, timeout=30)
     return Checkpointer(saver=PooledAsyncPostgresSaver(pool), close=pool.close)
+
+
+async def _commit_without_waiting_for_disk(conn) -> None:
+    """Checkpoint writes commit without waiting for PostgreSQL to flush them to disk.
+
+    Nothing is lost by it. PostgreSQL writes its log in order, and flushing one commit
+    flushes every commit before it. Whatever the app shows or acts on commits through
+    Django, with the usual wait: a stored message, a run's end, an approval, a tool's
+    ledger row. So each of these also makes every checkpoint before it durable. Only a
+    crash of PostgreSQL itself can lose checkpoints, and only those written after the
+    run's last such commit. That run then resumes from an earlier checkpoint, as after a
+    crash of this server. A tool call is never repeated: its ledger row, committed before
+    the tool runs, keeps the checkpoint that asked for it. Each write waited for the disk
+    (a flush per checkpoint, six a turn); at 100 conversations that was ~15% of the
+    throughput (BENCHMARKS.md).
+    """
+    await conn.execute("SET synchronous_commit = off")
 
 
 async def _check_if_disturbed(conn) -> None:

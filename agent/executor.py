@@ -32,7 +32,7 @@ from conversations.models import Message, Run
 from conversations.presenters import approval_data, message_data, run_data
 
 from .context import RUN_METADATA_KEY, ChatContext
-from .services import arun_end
+from .services import TRIM_SLACK, arun_end
 from .graph import MODEL_NODE
 
 logger = logging.getLogger(__name__)
@@ -203,6 +203,8 @@ class RunExecutor:
         run, reply = await arun_end(
             run_id=run_id, status=status, error=error, checkpoint_id=checkpoint_id, run=started,
             reply=attempt.take_reply() if attempt is not None else None,
+            # Counted only every few runs: a count per run was a query a turn for nothing.
+            trim=self.graph.checkpointer.count_due(conversation_id, every=TRIM_SLACK),
         )
         ended = {"type": "run", "run": run_data(run)}
         if reply is None:

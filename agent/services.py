@@ -23,7 +23,9 @@ from .checkpointer import is_postgres
 from .context import RUN_METADATA_KEY
 
 SQLITE_BATCH = 500
-# Trimming after a run waits for this many extra checkpoints, so it deletes in batches.
+# Trimming after a run waits for this many extra checkpoints, so it deletes in batches;
+# and a process counts a conversation's checkpoints once it wrote this many there since
+# it last counted them (the checkpointer's count_due).
 TRIM_SLACK = 10
 CHECKPOINT_TABLES_POSTGRES = ("checkpoint_writes", "checkpoint_blobs", "checkpoints")
 CHECKPOINT_TABLES_SQLITE = ("writes", "checkpoints")
@@ -78,14 +80,14 @@ def checkpoints_trim(*, conversation_id, keep: int) -> int:
 
 def run_end(
     *, run_id, status: str, error: str | None = None, checkpoint_id: str = "", run: Run | None = None,
-    reply: dict | None = None,
+    reply: dict | None = None, trim: bool = True,
 ) -> tuple[Run, Message | None]:
     """Store the run's last reply (`reply`: message_store's fields), if given; end the run
-    (conversations.services.run_finish); then trim its conversation's checkpoints to
-    CHECKPOINTS_KEPT: one call, on one ORM thread, for all three."""
+    (conversations.services.run_finish); then, with `trim`, trim its conversation's
+    checkpoints to CHECKPOINTS_KEPT: one call, on one ORM thread, for all three."""
     stored = message_store(**reply) if reply is not None else None
     run = run_finish(run_id=run_id, status=status, error=error, checkpoint_id=checkpoint_id, run=run)
-    if settings.CHECKPOINTS_KEPT:
+    if trim and settings.CHECKPOINTS_KEPT:
         checkpoints_trim(conversation_id=run.conversation_id, keep=settings.CHECKPOINTS_KEPT)
     return run, stored
 

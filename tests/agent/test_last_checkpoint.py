@@ -1,38 +1,71 @@
 """The saver remembers the last checkpoint each run wrote, as the executor reads it when
-the run ends instead of querying the thread's latest checkpoint."""
+the run ends instead of querying the thread's latest checkpoint; it tells when a thread's
+checkpoints are due to be counted (to trim them); on PostgreSQL its writes commit without
+waiting for the disk."""
 
 import asyncio
 import sqlite3
 
 import aiosqlite
+import dj_database_url
 import pytest
+from asgiref.sync import sync_to_async
+from django.db import connection
 from langgraph.checkpoint.base import empty_checkpoint
 
-from agent.checkpointer import RemembersLastCheckpointSqliteSaver, _open_sqlite, create_checkpoint_tables
+from agent import checkpointer as checkpointer_module
+from agent.checkpointer import RemembersLastCheckpointSqliteSaver, _open_postgres, _open_sqlite, create_checkpoint_tables
 from agent.context import RUN_METADATA_KEY
+from tests.conftest import require_services
 
 
-async def test_the_last_checkpoint_a_run_wrote_is_taken_once():
+@pytest.fixture
+async def saver():
     async with aiosqlite.connect(":memory:") as conn:
         saver = RemembersLastCheckpointSqliteSaver(conn)
         await saver.setup()
+        yield saver
 
-        async def put(thread: str, run_id: str, ns: str = "") -> str:
-            config = {"configurable": {"thread_id": thread, "checkpoint_ns": ns}, "metadata": {RUN_METADATA_KEY: run_id}}
-            written = await saver.aput(config, empty_checkpoint(), {"source": "loop", "step": 0}, {})
-            return written["configurable"]["checkpoint_id"]
 
-        await put("t1", "run-a")
-        last = await put("t1", "run-a")
-        await put("t1", "run-a", ns="subgraph:1")  # a subgraph's checkpoint is not the thread's
-        await put("t2", "run-b")
-        assert saver.take_last_written("t1", "run-a") == last
-        assert saver.take_last_written("t1", "run-a") is None  # taken
-        assert saver.take_last_written("t2", "run-x") is None  # another run wrote it
-        await put("t2", "run-b")
-        saver.forget_last_written("t2")
-        assert saver.take_last_written("t2", "run-b") is None
+async def put(saver, thread: str, run_id: str = "run-a", ns: str = "") -> str:
+    config = {"configurable": {"thread_id": thread, "checkpoint_ns": ns}, "metadata": {RUN_METADATA_KEY: run_id}}
+    written = await saver.aput(config, empty_checkpoint(), {"source": "loop", "step": 0}, {})
+    return written["configurable"]["checkpoint_id"]
 
+
+async def test_the_last_checkpoint_a_run_wrote_is_taken_once(saver):
+    await put(saver, "t1", "run-a")
+    last = await put(saver, "t1", "run-a")
+    await put(saver, "t1", "run-a", ns="subgraph:1")  # a subgraph's checkpoint is not the thread's
+    await put(saver, "t2", "run-b")
+    assert saver.take_last_written("t1", "run-a") == last
+    assert saver.take_last_written("t1", "run-a") is None  # taken
+    assert saver.take_last_written("t2", "run-x") is None  # another run wrote it
+    await put(saver, "t2", "run-b")
+    saver.forget_last_written("t2")
+    assert saver.take_last_written("t2", "run-b") is None
+
+
+async def test_a_threads_checkpoints_are_due_to_be_counted_every_few_written_here(saver):
+    assert saver.count_due("t1", every=3)  # never counted by this process
+    assert not saver.count_due("t1", every=3)  # counted just now
+    await put(saver, "t1")
+    await put(saver, "t1", ns="subgraph:1")  # a subgraph's checkpoint is not the thread's
+    await put(saver, "t2")  # another thread's
+    await put(saver, "t1")
+    assert not saver.count_due("t1", every=3)
+    await put(saver, "t1")
+    assert saver.count_due("t1", every=3)
+    assert not saver.count_due("t1", every=3)  # the tally starts over
+
+
+async def test_the_threads_it_tallies_are_bounded_and_those_forgotten_are_counted(saver, monkeypatch):
+    monkeypatch.setattr(checkpointer_module, "COUNTED_THREADS_MAX", 2)
+    assert saver.count_due("t1", every=3) and saver.count_due("t2", every=3)
+    assert not saver.count_due("t1", every=3)
+    assert saver.count_due("t3", every=3)  # a third thread: the tally starts over
+    assert len(saver._written_since_count) == 1
+    assert saver.count_due("t1", every=3)  # forgotten, so counted at once
 
 
 async def test_a_run_stopped_during_a_checkpoint_write_leaves_the_database_unlocked(tmp_path, monkeypatch):
@@ -67,3 +100,28 @@ async def test_a_run_stopped_during_a_checkpoint_write_leaves_the_database_unloc
         assert await saver.aget_tuple(config) is not None  # the write itself landed
     finally:
         await checkpointer.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+async def test_on_postgresql_checkpoints_commit_without_waiting_for_the_disk_and_django_waits(templates):
+    """What the app shows commits through Django, waiting for the disk, after the run's
+    checkpoints: PostgreSQL's log is flushed in order, so that flush covers them."""
+    require_services("postgres")
+    database = templates.new_database("postgres")
+    checkpointer = await _open_postgres(dj_database_url.parse(database.url))
+    try:
+        async with checkpointer.saver.conn.connection() as conn:
+            assert (await (await conn.execute("SHOW synchronous_commit")).fetchone())["synchronous_commit"] == "off"
+    finally:
+        await checkpointer.close()
+
+    def djangos_setting():
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SHOW synchronous_commit")
+                return cursor.fetchone()[0]
+        finally:
+            connection.close()  # this thread's: the test database is dropped after
+
+    assert await sync_to_async(djangos_setting)() == "on"
