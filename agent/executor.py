@@ -342,6 +342,8 @@ class RunEvents:
         self.run_id = run_id
         self.branch_id = branch_id
         self.partial: dict[str, str] = {}
+        # The graph's id of the reply being streamed, and its Message id.
+        self._streamed: tuple[str | None, str] = (None, "")
         self._sending: asyncio.Future | None = None
         self._interrupted = False
         # The run's last reply (message_store's fields), stored with the run's end.
@@ -353,7 +355,9 @@ class RunEvents:
         delta = chunk.text
         if not delta or not chunk.id:
             return
-        message_id = str(services.graph_message_id(self.conversation_id, chunk.id))
+        if chunk.id != self._streamed[0]:  # a reply's chunks share its id: derived once
+            self._streamed = (chunk.id, str(services.graph_message_id(self.conversation_id, chunk.id)))
+        message_id = self._streamed[1]
         self.partial[message_id] = self.partial.get(message_id, "") + delta
         # Shielded: a Stop never cuts a token frame in half, so the kept partial reply
         # is exactly what the sockets were sent.
