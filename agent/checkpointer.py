@@ -164,18 +164,16 @@ async def _open_postgres(db: dict[str, Any]) -> Checkpointer:
 
 
 async def _commit_without_waiting_for_disk(conn) -> None:
-    """Checkpoint writes commit without waiting for PostgreSQL to flush them to disk.
+    """Checkpoint writes commit without waiting for PostgreSQL to flush them to disk: a
+    turn's six writes no longer wait for a flush each.
 
-    Nothing is lost by it. PostgreSQL writes its log in order, and flushing one commit
-    flushes every commit before it. Whatever the app shows or acts on commits through
-    Django, with the usual wait: a stored message, a run's end, an approval, a tool's
-    ledger row. So each of these also makes every checkpoint before it durable. Only a
-    crash of PostgreSQL itself can lose checkpoints, and only those written after the
-    run's last such commit. That run then resumes from an earlier checkpoint, as after a
-    crash of this server. A tool call is never repeated: its ledger row, committed before
-    the tool runs, keeps the checkpoint that asked for it. Each write waited for the disk
-    (a flush per checkpoint, six a turn); at 100 conversations that was ~15% of the
-    throughput (BENCHMARKS.md).
+    Nothing the app shows is lost by it. PostgreSQL flushes its log in order, so a
+    commit that waits for the disk makes every commit before it durable too. Whatever
+    the app shows or acts on commits through Django, which waits: a stored message, a
+    run's end, an approval, a tool's ledger row. Only a crash of PostgreSQL itself can
+    lose checkpoints, those a run wrote after its last such commit, and the run then
+    resumes from an earlier one, as after a crash of this server. A tool is not run
+    twice: its ledger row commits before it runs, after the checkpoint that called it.
     """
     await conn.execute("SET synchronous_commit = off")
 
