@@ -16,6 +16,10 @@ on SQLite.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/0 \\
         .venv/bin/python bench/many_conversations.py --clients 10,100,500
+
+The host's speed can drift by ±15% within minutes, and a baseline measured a minute after
+ours sees another host. `--rounds N` measures ours and the baselines N times, one after
+the other, and reports each figure's median and each round's ratios.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (  # noqa: E402
-    add_backend_flag, choose_backend, describe_backend, header, percentile, raise_fd_limit, ratio, table,
+    add_backend_flag, choose_backend, describe_backend, header, median, percentile, raise_fd_limit, ratio, table,
 )
 from bench.procstat import Sampler, describe  # noqa: E402
 from tests.live import Server, Session, Templates  # noqa: E402
@@ -178,9 +182,19 @@ async def bare(saver_kind: str, templates, backend: str, clients: int, messages:
             "cpu": f"CPU seconds over {wall:.1f} s wall: this process {cpu['client']:.1f}, PostgreSQL {cpu['postgres']:.1f}"}
 
 
+MEASURES = [("tps", "turns/s"), ("p50", "p50 s"), ("p95", "p95 s"), ("p99", "p99 s")]
+
+
 def summary(result: dict, turns: int) -> dict:
     lat = result["latencies"]
     return {"tps": turns / result["wall"], "p50": percentile(lat, 50), "p95": percentile(lat, 95), "p99": percentile(lat, 99)}
+
+
+def medians(summaries: list[dict | None]) -> dict | None:
+    """Each measure's median over the rounds (None without a baseline)."""
+    if None in summaries:
+        return None
+    return {key: median([s[key] for s in summaries]) for key, _ in MEASURES}
 
 
 async def main() -> None:
@@ -193,6 +207,9 @@ async def main() -> None:
                         help="server processes: uvicorn with this many workers (README's production command); "
                              "0 for one daphne process (`make start`). Default: the number of CPUs")
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="measure ours and the baselines this many times, one after the other; "
+                             "report the medians, and each round's ratios")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="extra environment for the server (e.g. CHECKPOINT_POOL_SIZE=50), repeatable")
     add_backend_flag(parser)
@@ -205,30 +222,43 @@ async def main() -> None:
     fds = raise_fd_limit()
     header("many conversations", {"backend": describe_backend(backend), "clients": counts, "messages per client": args.messages,
                                   "reply": f"slow {WORDS} ({WORDS} words)", "OFFLINE_MODEL_DELAY_MS": args.delay_ms,
-                                  "RLIMIT_NOFILE": fds,
+                                  "RLIMIT_NOFILE": fds, "rounds": args.rounds,
                                   "server": f"uvicorn, {args.workers} worker processes" if args.workers else "daphne, one process", **({"server env": extra_env} if extra_env else {})})
     workdir = Path(tempfile.mkdtemp(prefix="bench-many-"))
     templates = Templates(workdir)
-    rows, notes = [], []
+    saver = "AsyncPostgresSaver" if backend == "postgres" else "AsyncSqliteSaver"
+    rows, round_rows, notes = [], [], []
     try:
         for clients in counts:
             turns = clients * args.messages
-            app = summary(r := await ours(templates, backend, workdir, clients, args.messages, args.delay_ms, args.timeout, extra_env,
-                                           args.workers), turns)
-            notes.append(f"ours, {clients} clients: {r['cpu']}")
-            mem = pg = None
-            if not args.no_baseline:
-                mem = summary(r := await bare("memory", templates, backend, clients, args.messages, args.delay_ms), turns)
-                notes.append(f"bare InMemorySaver, {clients} clients: {r['cpu']}")
-                pg = summary(r := await bare("db", templates, backend, clients, args.messages, args.delay_ms), turns)
-                notes.append(f"bare {'AsyncPostgresSaver' if backend == 'postgres' else 'AsyncSqliteSaver'}, {clients} clients: {r['cpu']}")
+            rounds = []  # (ours, InMemorySaver, the database saver) per round
+            for number in range(1, args.rounds + 1):
+                label = f"{clients} clients" + (f", round {number}" if args.rounds > 1 else "")
+                app = summary(r := await ours(templates, backend, workdir, clients, args.messages, args.delay_ms, args.timeout,
+                                               extra_env, args.workers), turns)
+                notes.append(f"ours, {label}: {r['cpu']}")
+                mem = pg = None
+                if not args.no_baseline:
+                    mem = summary(r := await bare("memory", templates, backend, clients, args.messages, args.delay_ms), turns)
+                    notes.append(f"bare InMemorySaver, {label}: {r['cpu']}")
+                    pg = summary(r := await bare("db", templates, backend, clients, args.messages, args.delay_ms), turns)
+                    notes.append(f"bare {saver}, {label}: {r['cpu']}")
+                rounds.append((app, mem, pg))
+                if args.rounds > 1:
+                    round_rows.append([clients, number, app["tps"], pg and pg["tps"], ratio(app["tps"], pg and pg["tps"]),
+                                       app["p95"], pg and pg["p95"], ratio(app["p95"], pg and pg["p95"])])
+            app, mem, pg = (medians([measured[i] for measured in rounds]) for i in range(3))
             limit = clients / ((WORDS - 1) * args.delay_ms / 1000)
-            for key, label in [("tps", "turns/s"), ("p50", "p50 s"), ("p95", "p95 s"), ("p99", "p99 s")]:
+            for key, label in MEASURES:
                 rows.append([clients, label, app[key], mem and mem[key], pg and pg[key], ratio(app[key], pg and pg[key]),
                              f"{limit:.0f}" if key == "tps" else f"{(WORDS - 1) * args.delay_ms / 1000:.2f}"])
-            print(f"done: {clients} clients, {turns} turns", flush=True)
+            print(f"done: {clients} clients, {turns} turns" + (f" × {args.rounds} rounds" if args.rounds > 1 else ""), flush=True)
         print()
-        saver = "AsyncPostgresSaver" if backend == "postgres" else "AsyncSqliteSaver"
+        if round_rows:
+            print("each round (ours, then the baselines):")
+            table(["clients", "round", "ours turns/s", f"bare {saver} turns/s", "turns/s ratio", "ours p95 s", "bare p95 s", "p95 ratio"],
+                  round_rows)
+            print(f"medians of {args.rounds} rounds:")
         table(["clients", "measure", "ours", "bare + InMemorySaver", f"bare + {saver}", f"ours / bare {saver}", "model-bound"], rows)
         print("goals at 100 clients: turns/s ≥ 0.5× bare AsyncPostgresSaver; p95 ≤ 2× bare")
         for note in notes:

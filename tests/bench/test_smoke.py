@@ -40,8 +40,9 @@ def test_long_conversation():
 
 
 def test_many_conversations():
-    out = run_bench("many_conversations", "--clients", "2", "--messages", "2", "--delay-ms", "5", "--workers", "2")
-    assert "turns/s" in out
+    out = run_bench("many_conversations", "--clients", "2", "--messages", "2", "--delay-ms", "5", "--workers", "2",
+                    "--rounds", "2")
+    assert "turns/s" in out and "medians of 2 rounds" in out
 
 
 def test_startup():
