@@ -318,6 +318,13 @@ class RunExecutor:
                 HumanMessage(content=user_message.content, id=str(user_message.id)),
             ]
         }
+        if run.follows_a_finished_graph:
+            # Straight to the model: as a Command the message is written beside the
+            # thread's last checkpoint, with no input checkpoint and no START step (one
+            # checkpoint a turn instead of three). Only after a run that succeeded: a
+            # Command, unlike an input, keeps the steps a stopped run left unfinished,
+            # and would run them again (a tool call waiting for approval, say).
+            return Command(update=fresh, goto=MODEL_NODE), config
         fork_from = await selectors.afork_checkpoint(run=run)
         if fork_from is None:
             return fresh, config

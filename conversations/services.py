@@ -85,23 +85,30 @@ def message_send(
             raise Conflict("a reply is in progress: wait for it, or stop it first")
         if locked.queued_runs >= settings.RUN_QUEUE_MAX:
             raise Conflict(f"{settings.RUN_QUEUE_MAX} messages already wait for a reply here: wait for them, or stop them")
-        return _store_turn(
+        message, run = _store_turn(
             locked, content=content, client_id=client_id, owner=owner, branch_id=locked.current_branch_id,
             start=not locked.busy,
         )
+        run.follows_a_finished_graph = (
+            run.started_on_creation and locked.current_branch_id is None
+            and locked.latest_run_status == Run.Status.SUCCEEDED
+        )
+        return message, run
 
     return _once_per_client_id(conversation, client_id, store)
 
 
 # Locked, so that sends, forks and switches of one conversation go one at a time; read
-# with its number of queued runs (RUN_QUEUE_MAX) and whether a run is active. Built once
-# (each use is a copy): building the subqueries cost as much as running the statement.
+# with its number of queued runs (RUN_QUEUE_MAX), whether a run is active, and how its
+# latest run ended (runs execute in order, so that one left the graph as it is). Built
+# once (each use is a copy): building the subqueries cost as much as running the statement.
 LOCKED_WITH_ITS_RUNS = Conversation.objects.select_for_update(of=("self",)).annotate(
     queued_runs=Subquery(
         Run.objects.filter(conversation=OuterRef("pk"), status=Run.Status.QUEUED)
         .order_by().values("conversation").annotate(n=Count("pk")).values("n")
     ),
     busy=Exists(Run.objects.filter(conversation=OuterRef("pk"), status__in=Run.ACTIVE)),
+    latest_run_status=Subquery(Run.objects.filter(conversation=OuterRef("pk")).order_by("-created_at").values("status")[:1]),
 )
 
 
