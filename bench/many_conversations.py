@@ -248,6 +248,10 @@ async def main() -> None:
                     round_rows.append([clients, number, app["tps"], pg and pg["tps"], ratio(app["tps"], pg and pg["tps"]),
                                        app["p95"], pg and pg["p95"], ratio(app["p95"], pg and pg["p95"])])
             app, mem, pg = (medians([measured[i] for measured in rounds]) for i in range(3))
+            if args.rounds > 1 and pg:  # the median of the rounds' own ratios: each pair measured together
+                tps_ratio, p95_ratio = (median([o[key] / b[key] for o, _, b in rounds]) for key in ("tps", "p95"))
+                round_rows.append([clients, "median", app["tps"], pg["tps"], f"{tps_ratio:.2f}×", app["p95"], pg["p95"],
+                                   f"{p95_ratio:.2f}×"])
             limit = clients / ((WORDS - 1) * args.delay_ms / 1000)
             for key, label in MEASURES:
                 rows.append([clients, label, app[key], mem and mem[key], pg and pg[key], ratio(app[key], pg and pg[key]),
