@@ -65,6 +65,33 @@ async def test_a_run_killed_mid_reply_finishes_by_itself_after_restart(make_serv
     assert database.count("conversations_run", "status = %s", ("succeeded",)) == 1
 
 
+async def test_a_later_turn_killed_mid_reply_finishes_by_itself_after_restart(make_server, database):
+    """A turn after one that succeeded goes to the model as a LangGraph Command: its
+    message is written beside the last turn's checkpoint, and it has no checkpoint of its
+    own until the model's step ends. Killed before that, it runs again from its message."""
+    server = make_server(RUN_LEASE_SECONDS="60").start()
+    alice = Session(server, "alice")
+    conversation = alice.create_conversation()
+    async with alice.websocket(conversation["id"]) as ws:
+        await receive(ws)
+        await chat(ws, "remember the milk")
+        await send(ws, {"type": "message.send", "content": "slow 200"})
+        await receive_until(ws, lambda f: f["type"] == "token" and "tick10" in f["delta"])
+        await asyncio.to_thread(server.kill)
+    server.start()
+    deadline = time.monotonic() + 10
+    while database.count("conversations_run", "status = %s", ("succeeded",)) < 2:
+        assert time.monotonic() < deadline, database.query("SELECT status FROM conversations_run")
+        await asyncio.sleep(0.1)
+    messages = alice.request("GET", f"/api/conversations/{conversation['id']}/messages/").json()["results"]
+    assert [m["role"] for m in messages] == ["user", "assistant", "user", "assistant"]
+    assert messages[3]["content"].split(" ") == [f"tick{i}" for i in range(1, 201)]
+    async with alice.websocket(conversation["id"]) as ws:
+        await receive(ws)
+        frames = await chat(ws, "recall")
+    assert frames[-2]["message"]["content"] == "remember the milk\nslow 200"
+
+
 async def test_a_run_that_keeps_dying_ends_failed_and_the_conversation_goes_on(make_server, database):
     server = make_server(RUN_MAX_ATTEMPTS="1").start()
     alice, conversation = await interrupt_mid_reply(server, server.kill)
