@@ -296,7 +296,11 @@ def test_hostile_messages_stream_and_reload_as_text(hostile_server, page, guard,
     hostile_title = f"<img src=x onerror=pwned('rename')> {RLO}eltit"
     page.locator(".conversation-item .rename-conversation").first.click()
     page.fill(".rename-input", hostile_title)
-    page.keyboard.press("Enter")
+    # The page shows the new title before the server has it: wait for the server's answer,
+    # or the reload below could cancel the request and find the old title.
+    with page.expect_response(lambda r: r.request.method == "PATCH" and "/api/conversations/" in r.url) as renamed:
+        page.keyboard.press("Enter")
+    assert renamed.value.ok
     expect(page.locator(".conversation-item .conversation-title")).to_have_text(hostile_title)
     expect(page.locator("#conversation-title")).to_have_text(hostile_title)
 
