@@ -98,8 +98,8 @@ def checkpoint_history(*, conversation_id: str, selected: str | None = None) -> 
     with sync_saver() as saver:
         # The compiled graph works out each checkpoint's next tasks and their interrupts.
         snapshots = list(build_graph(saver).get_state_history(config, limit=HISTORY_LIMIT))
-        writes = {_id(t.config): t.pending_writes for t in saver.list(config, limit=HISTORY_LIMIT)}
-    entries = [_entry(snapshot, writes.get(_id(snapshot.config), [])) for snapshot in snapshots]
+        saved = {_id(t.config): t for t in saver.list(config, limit=HISTORY_LIMIT)}
+    entries = [_entry(snapshot, saved[_id(snapshot.config)].pending_writes) for snapshot in snapshots]
     by_id = {entry.checkpoint_id: entry for entry in entries}
     for entry in entries:
         # The tasks a checkpoint schedules are the nodes that ran to make its child.
@@ -107,7 +107,7 @@ def checkpoint_history(*, conversation_id: str, selected: str | None = None) -> 
         entry.ran = parent.next if parent else []
     chosen = selected or (entries[0].checkpoint_id if entries else None)
     snapshot = next((s for s in snapshots if _id(s.config) == chosen), None)
-    return entries, _state(snapshot) if snapshot else None
+    return entries, _state(snapshot, saved[chosen].checkpoint["channel_values"]) if snapshot else None
 
 
 def checkpoint_time(checkpoint_id: str) -> datetime | None:
@@ -146,8 +146,10 @@ def _entry(snapshot: StateSnapshot, pending_writes: list[tuple[str, str, Any]]) 
     )
 
 
-def _state(snapshot: StateSnapshot) -> State:
-    values = dict(snapshot.values or {})
+def _state(snapshot: StateSnapshot, saved_values: dict) -> State:
+    """The state as the checkpoint saved it. LangGraph's snapshot adds the input written
+    beside the checkpoint (a later turn's message, sent as a Command): not this step's."""
+    values = {key: saved_values[key] for key in snapshot.values if key in saved_values}
     messages = values.pop("messages", [])
     return State(
         checkpoint_id=_id(snapshot.config),

@@ -103,6 +103,11 @@ async def test_history_lists_checkpoints_with_approvals_and_tool_calls(app, data
     assert EMAIL in state and "calls send_email" in re.sub(r"<[^>]+>", "", state)
     assert '"to": "bob@example.com"' in state and "message-tool" not in state
 
+    # A turn's last checkpoint shows that turn, not the next turn's message written beside it.
+    first_turn_end = database.query("SELECT checkpoint_id FROM conversations_run ORDER BY created_at LIMIT 1")[0][0]
+    state = state_section(carol.http.get(history_url(conversation), params={"checkpoint": first_turn_end}).text)
+    assert TASK in state and "The task was created." in state and EMAIL not in state
+
     newest = state_section(page.text)
     assert f"State at checkpoint {timeline[0]['id']}" in newest
     assert "message-tool" in newest and "The e-mail was sent." in newest
