@@ -368,7 +368,9 @@ async def arun_claim_expired(*, owner: str, dead_owner=lambda owner: False) -> l
     """
     now = timezone.now()
     held = Run.objects.filter(status__in=[Run.Status.QUEUED, Run.Status.RUNNING]).exclude(owner=owner)
-    dead = [other async for other in held.values_list("owner", flat=True).distinct() if dead_owner(other)]
+    # order_by(): Run's default ordering would add created_at to the DISTINCT, one row a run.
+    owners = held.order_by().values_list("owner", flat=True).distinct()
+    dead = [other async for other in owners if dead_owner(other)]
     claimable = held.filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now) | Q(owner__in=dead))
     candidates = [run async for run in claimable.only("id", "owner", "lease_expires_at").order_by("created_at")]
     claimed = []

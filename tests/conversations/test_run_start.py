@@ -146,3 +146,20 @@ def explained(sql: str) -> str:
         plan = "\n".join(row[0] for row in cursor.fetchall())
         transaction.savepoint_rollback(sid)
     return plan
+
+
+def test_claiming_expired_runs_asks_about_each_other_owner_once():
+    """Every maintenance round asks whether the owners of other processes' active runs are
+    dead (a syscall or three each): once per owner, not once per run."""
+    user = User.objects.create_user("alice")
+    for owner in ["host:2:aaa", "host:2:aaa", "host:2:aaa", "host:3:bbb"]:
+        services.message_send(conversation=services.conversation_create(user=user), content="hi", client_id=None, owner=owner)
+    asked = []
+
+    def dead_owner(owner):
+        asked.append(owner)
+        return owner == "host:3:bbb"
+
+    claimed = async_to_sync(services.arun_claim_expired)(owner=OWNER, dead_owner=dead_owner)
+    assert sorted(asked) == ["host:2:aaa", "host:3:bbb"]
+    assert [run.owner for run in claimed] == [OWNER]  # the dead owner's run, not the live one's (leases still run)
