@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import DatabaseError, connection
+from django.db.models.sql import UpdateQuery
 
 _executor: ThreadPoolExecutor | None = None
 
@@ -46,3 +47,88 @@ def _pool() -> ThreadPoolExecutor:
     if _executor is None:
         _executor = ThreadPoolExecutor(max_workers=settings.ORM_THREADS, thread_name_prefix="orm")
     return _executor
+
+
+class Compiled:
+    """A statement Django builds and compiles once, then runs again with other values.
+
+    On the path of every turn, building and compiling a queryset cost more CPU than
+    PostgreSQL took to run it: 0.8 ms for the send's locked read with its subqueries,
+    against 0.3 ms; 0.2 ms for a one-row UPDATE, against 0.1 ms. `build` makes the
+    statement with a stand-in for each value that changes from call to call (`stand_ins`:
+    a name and a value no call passes, such as a random UUID or a string with NUL). The
+    first call on PostgreSQL compiles it and notes where each stand-in landed among the
+    parameters; each call runs that SQL with its own values there. PostgreSQL takes the
+    values as the ORM would pass them (UUIDs, datetimes, strings, None). Elsewhere
+    (SQLite, whose ORM converts values first) each call builds the statement again.
+
+    `build(**values)` returns a queryset (a SELECT: `get` for a model's, `rows` for a
+    `values_list`), or a queryset and the field values for an UPDATE of its rows.
+    """
+
+    def __init__(self, build, **stand_ins):
+        self._build = build
+        self._stand_ins = stand_ins
+        self._compiled: tuple[str, list, dict[str, list[int]]] | None = None
+        self._model = None
+
+    def get(self, **values):
+        """The SELECT's one row as a model instance, with its annotations, as QuerySet.get."""
+        if connection.vendor != "postgresql":
+            return self._build(**values).get()
+        sql, params = self._sql_with(values)
+        model = self._model
+        found = list(model.objects.raw(sql, params))
+        if len(found) != 1:
+            raise model.DoesNotExist if not found else model.MultipleObjectsReturned
+        return found[0]
+
+    def rows(self, **values) -> list[tuple]:
+        """The rows of a `values_list` SELECT."""
+        if connection.vendor != "postgresql":
+            return list(self._build(**values))
+        return self._execute(values, lambda cursor: cursor.fetchall())
+
+    def update(self, **values) -> int:
+        """Run the UPDATE; the number of rows it changed."""
+        if connection.vendor != "postgresql":
+            queryset, fields = self._build(**values)
+            return queryset.update(**fields)
+        return self._execute(values, lambda cursor: cursor.rowcount)
+
+    def _execute(self, values: dict, result):
+        sql, params = self._sql_with(values)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return result(cursor)
+
+    def _sql_with(self, values: dict) -> tuple[str, list]:
+        if values.keys() != self._stand_ins.keys():  # a stand-in must never reach the database
+            raise TypeError(f"give exactly {sorted(self._stand_ins)}, not {sorted(values)}")
+        if self._compiled is None:
+            self._compiled = self._compile()
+        sql, params, positions = self._compiled
+        params = list(params)
+        for name, value in values.items():
+            for position in positions[name]:
+                params[position] = value
+        return sql, params
+
+    def _compile(self) -> tuple[str, list, dict[str, list[int]]]:
+        built = self._build(**self._stand_ins)
+        if isinstance(built, tuple):
+            queryset, fields = built
+            query = queryset.query.chain(UpdateQuery)
+            query.add_update_values(fields)
+        else:
+            queryset, query = built, built.query
+        self._model = queryset.model
+        sql, params = query.get_compiler(connection=connection).as_sql()
+        positions = {
+            name: [i for i, param in enumerate(params) if param is stand_in or param == stand_in]
+            for name, stand_in in self._stand_ins.items()
+        }
+        missing = [name for name, found in positions.items() if not found]
+        if missing:
+            raise ValueError(f"the statement has no parameter for {missing}")
+        return sql, list(params), positions

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db.models.functions import Coalesce
 from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, Subquery
 
-from .orm import to_async
+from .orm import Compiled, to_async
 from .models import Approval, Branch, Conversation, Message, Run
 from .presenters import approval_data, conversation_data, message_data, run_data, streaming_message_data
 
@@ -270,13 +270,29 @@ def transcript_before(*, conversation_id: str, branch_id: str | None, created_be
     turn's message (`created_before`, its time), the latest CHAT_HISTORY_MESSAGES: the
     model's history, read every turn, so only the two columns it needs and no model
     instances."""
-    # A conversation that never forked has one line: no need to read its branches.
-    lines = conversation_lines(conversation_id=conversation_id) if branch_id else Lines(conversation_id, {})
-    queryset = lines.messages(uuid.UUID(branch_id) if branch_id else None).filter(
-        role__in=[Message.Role.USER, Message.Role.ASSISTANT], created_at__lt=created_before
-    ).exclude(content="")
-    latest = list(queryset.order_by("-created_at", "-id").values_list("role", "content")[: settings.CHAT_HISTORY_MESSAGES])
+    if branch_id:
+        lines = conversation_lines(conversation_id=conversation_id)
+        latest = list(_history(lines.messages(uuid.UUID(branch_id)), created_before))
+    else:  # a conversation that never forked has one line: no need to read its branches
+        latest = ONE_LINE_HISTORY.rows(conversation_id=conversation_id, created_before=created_before)
     return latest[::-1]
+
+
+def _history(messages, created_before):
+    """The latest CHAT_HISTORY_MESSAGES user and assistant messages of `messages` before
+    that time, newest first, as (role, content)."""
+    queryset = messages.filter(role__in=[Message.Role.USER, Message.Role.ASSISTANT], created_at__lt=created_before)
+    return (
+        queryset.exclude(content="").order_by("-created_at", "-id")
+        .values_list("role", "content")[: settings.CHAT_HISTORY_MESSAGES]
+    )
+
+
+# Read every turn: compiled once (its CHAT_HISTORY_MESSAGES read then).
+ONE_LINE_HISTORY = Compiled(
+    lambda conversation_id, created_before: _history(Lines(conversation_id, {}).messages(None), created_before),
+    conversation_id=uuid.uuid4(), created_before=datetime(1, 1, 1, tzinfo=timezone.utc),
+)
 
 
 atranscript_before = to_async(transcript_before)

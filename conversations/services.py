@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Value
+from django.db.models import Case, Count, Exists, F, OuterRef, Q, Subquery, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from pydantic import ValidationError
 
 from . import selectors
-from .orm import to_async
+from .orm import Compiled, to_async
 from .models import Approval, Branch, Conversation, Message, Run
 from .selectors import approval_for_user
 from .rendering import html_to_store
@@ -100,8 +101,8 @@ def message_send(
 
 # Locked, so that sends, forks and switches of one conversation go one at a time; read
 # with its number of queued runs (RUN_QUEUE_MAX), whether a run is active, and how its
-# latest run ended (runs execute in order, so that one left the graph as it is). Built
-# once (each use is a copy): building the subqueries cost as much as running the statement.
+# latest run ended (runs execute in order, so that one left the graph as it is).
+# Compiled once: building and compiling it cost more than running it.
 LOCKED_WITH_ITS_RUNS = Conversation.objects.select_for_update(of=("self",)).annotate(
     queued_runs=Subquery(
         Run.objects.filter(conversation=OuterRef("pk"), status=Run.Status.QUEUED)
@@ -109,6 +110,17 @@ LOCKED_WITH_ITS_RUNS = Conversation.objects.select_for_update(of=("self",)).anno
     ),
     busy=Exists(Run.objects.filter(conversation=OuterRef("pk"), status__in=Run.ACTIVE)),
     latest_run_status=Subquery(Run.objects.filter(conversation=OuterRef("pk")).order_by("-created_at").values("status")[:1]),
+)
+LOCKED_READ = Compiled(lambda pk: LOCKED_WITH_ITS_RUNS.filter(pk=pk), pk=uuid.uuid4())
+# Stand-ins (conversations.orm.Compiled) for the times of the statements compiled once.
+STAND_IN_TIME = datetime(1, 1, 1, tzinfo=dt_timezone.utc)
+# A turn stored: its conversation moves up the list, and takes its first message as its title.
+TURN_STORED = Compiled(
+    lambda pk, now, title: (
+        Conversation.objects.filter(pk=pk),
+        {"updated_at": now, "title": Case(When(title="", then=Value(title)), default=F("title"))},
+    ),
+    pk=uuid.uuid4(), now=STAND_IN_TIME, title="\0title",
 )
 
 
@@ -119,7 +131,7 @@ def _once_per_client_id(conversation: Conversation, client_id: str | None, store
     limit), so a repeat is rare, and the unique (conversation, client_id) refuses its run."""
     try:
         with transaction.atomic():
-            locked = LOCKED_WITH_ITS_RUNS.get(pk=conversation.pk)
+            locked = LOCKED_READ.get(pk=conversation.pk)
             locked.queued_runs = locked.queued_runs or 0
             message, run = store(locked)
     except IntegrityError:
@@ -150,10 +162,7 @@ def _store_turn(
         conversation, run_id=run_id, user_message=message, client_id=client_id, owner=owner, branch_id=branch_id,
         start=start,
     )
-    fields = {"updated_at": timezone.now()}
-    if not conversation.title:
-        fields["title"] = " ".join(content.split())[:AUTO_TITLE_CHARS]
-    Conversation.objects.filter(pk=conversation.pk).update(**fields)
+    TURN_STORED.update(pk=conversation.pk, now=timezone.now(), title=" ".join(content.split())[:AUTO_TITLE_CHARS])
     return message, run
 
 
@@ -262,7 +271,7 @@ def branch_switch(*, conversation: Conversation, message_id=None, branch_id=None
     """Show another version: the line through the message (or from the branch down)
     that was used last."""
     with transaction.atomic():
-        locked = LOCKED_WITH_ITS_RUNS.get(pk=conversation.pk)
+        locked = LOCKED_READ.get(pk=conversation.pk)
         _idle(locked)
         lines = selectors.conversation_lines(conversation_id=locked.id)
         if message_id is not None:
@@ -397,13 +406,23 @@ def run_finish(*, run_id, status: str, error: str | None = None, checkpoint_id: 
     now = timezone.now()
     ended = {"status": status, "error": error, "finished_at": now, "owner": "", "lease_expires_at": None,
              "checkpoint_id": checkpoint_id}
-    if Run.objects.filter(pk=run_id, status__in=Run.ACTIVE).update(**ended) and run is not None:
+    if RUN_ENDED.update(pk=run_id, **ended) and run is not None:
         for name, value in ended.items():
             setattr(run, name, value)
     else:  # ended meanwhile (or not at hand): as stored
         run = Run.objects.get(pk=run_id)
-    Conversation.objects.filter(pk=run.conversation_id).update(updated_at=now)
+    CONVERSATION_TOUCHED.update(pk=run.conversation_id, now=now)
     return run
+
+
+RUN_ENDED = Compiled(
+    lambda pk, **ended: (Run.objects.filter(pk=pk, status__in=Run.ACTIVE), ended),
+    pk=uuid.uuid4(), status="\0status", error="\0error", finished_at=STAND_IN_TIME, owner="\0owner",
+    lease_expires_at=STAND_IN_TIME + timedelta(microseconds=1), checkpoint_id="\0checkpoint",
+)
+CONVERSATION_TOUCHED = Compiled(
+    lambda pk, now: (Conversation.objects.filter(pk=pk), {"updated_at": now}), pk=uuid.uuid4(), now=STAND_IN_TIME
+)
 
 
 def message_store(
