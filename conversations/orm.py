@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -49,14 +50,19 @@ def _pool() -> ThreadPoolExecutor:
     return _executor
 
 
+# A time no call passes (year 1), for Compiled's stand-ins; add microseconds for a second one.
+STAND_IN_TIME = datetime(1, 1, 1, tzinfo=timezone.utc)
+
+
 class Compiled:
     """A statement Django builds and compiles once, then runs again with other values.
 
-    On the path of every turn, building and compiling a queryset cost more CPU than
-    PostgreSQL took to run it: 0.8 ms for the send's locked read with its subqueries,
-    against 0.3 ms; 0.2 ms for a one-row UPDATE, against 0.1 ms. `build` makes the
-    statement with a stand-in for each value that changes from call to call (`stand_ins`:
-    a name and a value no call passes, such as a random UUID or a string with NUL). The
+    On the path of every turn, building and compiling a queryset cost most of the CPU of
+    its statement (`bench/experiments/orm_costs.py`): 0.74 ms for the send's locked read
+    with its subqueries, where the same SQL through Django's cursor took 0.1 ms; 0.28 ms
+    for a one-row UPDATE, against 0.08 ms. `build` makes the statement with a stand-in
+    for each value that changes from call to call (`stand_ins`: a name and a value no
+    call passes, such as a random UUID, a string with NUL, or STAND_IN_TIME). The
     first call on PostgreSQL compiles it and notes where each stand-in landed among the
     parameters; each call runs that SQL with its own values there. PostgreSQL takes the
     values as the ORM would pass them (UUIDs, datetimes, strings, None). Elsewhere

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db.models.functions import Coalesce
 from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, Subquery
 
-from .orm import Compiled, to_async
+from .orm import STAND_IN_TIME, Compiled, to_async
 from .models import Approval, Branch, Conversation, Message, Run
 from .presenters import approval_data, conversation_data, message_data, run_data, streaming_message_data
 
@@ -291,7 +291,7 @@ def _history(messages, created_before):
 # Read every turn: compiled once (its CHAT_HISTORY_MESSAGES read then).
 ONE_LINE_HISTORY = Compiled(
     lambda conversation_id, created_before: _history(Lines(conversation_id, {}).messages(None), created_before),
-    conversation_id=uuid.uuid4(), created_before=datetime(1, 1, 1, tzinfo=timezone.utc),
+    conversation_id=uuid.uuid4(), created_before=STAND_IN_TIME,
 )
 
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -15,7 +14,7 @@ from django.utils import timezone
 from pydantic import ValidationError
 
 from . import selectors
-from .orm import Compiled, to_async
+from .orm import STAND_IN_TIME, Compiled, to_async
 from .models import Approval, Branch, Conversation, Message, Run
 from .selectors import approval_for_user
 from .rendering import html_to_store
@@ -112,8 +111,6 @@ LOCKED_WITH_ITS_RUNS = Conversation.objects.select_for_update(of=("self",)).anno
     latest_run_status=Subquery(Run.objects.filter(conversation=OuterRef("pk")).order_by("-created_at").values("status")[:1]),
 )
 LOCKED_READ = Compiled(lambda pk: LOCKED_WITH_ITS_RUNS.filter(pk=pk), pk=uuid.uuid4())
-# Stand-ins (conversations.orm.Compiled) for the times of the statements compiled once.
-STAND_IN_TIME = datetime(1, 1, 1, tzinfo=dt_timezone.utc)
 # A turn stored: its conversation moves up the list, and takes its first message as its title.
 TURN_STORED = Compiled(
     lambda pk, now, title: (

@@ -74,7 +74,7 @@ def test_a_broken_connection_is_dropped_and_the_next_call_reconnects(monkeypatch
 
 # conversations.orm.Compiled: the turn's statements built and compiled once.
 
-LONG_AGO = datetime(1, 1, 1, tzinfo=dt_timezone.utc)
+LONG_AGO = datetime(2000, 1, 1, tzinfo=dt_timezone.utc)
 
 
 def require_postgresql():
@@ -101,7 +101,7 @@ def titles() -> orm.Compiled:
     return orm.Compiled(
         lambda user_id, since: Conversation.objects.filter(user_id=user_id, updated_at__gte=since)
         .order_by("title").values_list("title", flat=True),
-        user_id=-1, since=LONG_AGO,
+        user_id=-1, since=orm.STAND_IN_TIME,
     )
 
 
