@@ -90,7 +90,8 @@ class Compiled:
         return found[0]
 
     def rows(self, **values) -> list[tuple]:
-        """The rows of a `values_list` SELECT."""
+        """The rows of a `values_list` SELECT, as the database driver returns them: no
+        field's `from_db_value` applies (so not for JSON or other converted fields)."""
         if connection.vendor != "postgresql":
             return list(self._build(**values))
         return self._execute(values, lambda cursor: cursor.fetchall())
