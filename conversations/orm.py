@@ -80,7 +80,7 @@ class Compiled:
 
     def get(self, **values):
         """The SELECT's one row as a model instance, with its annotations, as QuerySet.get."""
-        if connection.vendor != "postgresql":
+        if not self._compiles(values):
             return self._build(**values).get()
         sql, params = self._sql_with(values)
         model = self._model
@@ -92,13 +92,13 @@ class Compiled:
     def rows(self, **values) -> list[tuple]:
         """The rows of a `values_list` SELECT, as the database driver returns them: no
         field's `from_db_value` applies (so not for JSON or other converted fields)."""
-        if connection.vendor != "postgresql":
+        if not self._compiles(values):
             return list(self._build(**values))
         return self._execute(values, lambda cursor: cursor.fetchall())
 
     def update(self, **values) -> int:
         """Run the UPDATE; the number of rows it changed."""
-        if connection.vendor != "postgresql":
+        if not self._compiles(values):
             queryset, fields = self._build(**values)
             return queryset.update(**fields)
         return self._execute(values, lambda cursor: cursor.rowcount)
@@ -109,9 +109,15 @@ class Compiled:
             cursor.execute(sql, params)
             return result(cursor)
 
-    def _sql_with(self, values: dict) -> tuple[str, list]:
-        if values.keys() != self._stand_ins.keys():  # a stand-in must never reach the database
+    def _compiles(self, values: dict) -> bool:
+        """Whether this call runs the compiled SQL (on PostgreSQL), after checking that it
+        gives exactly the named values, on every backend: a stand-in must never reach the
+        database."""
+        if values.keys() != self._stand_ins.keys():
             raise TypeError(f"give exactly {sorted(self._stand_ins)}, not {sorted(values)}")
+        return connection.vendor == "postgresql"
+
+    def _sql_with(self, values: dict) -> tuple[str, list]:
         if self._compiled is None:
             self._compiled = self._compile()
         sql, params, positions = self._compiled

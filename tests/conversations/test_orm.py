@@ -128,12 +128,10 @@ def test_a_compiled_statement_is_compiled_once_and_runs_with_each_calls_values(c
     assert compiles.count("SQLUpdateCompiler") == 1
 
 
-@pytest.mark.postgres
 @pytest.mark.django_db
 def test_a_compiled_statement_refuses_missing_or_unknown_values_and_runs_nothing():
     """A stand-in must never reach the database (a random UUID would match nothing,
-    silently); on SQLite the statement is built each time, so the check is PostgreSQL's."""
-    require_postgresql()
+    silently); the same call is refused on SQLite, which builds the statement each time."""
     services.conversation_create(user=User.objects.create_user("alice"), title="kept")
     read = titles()
     with pytest.raises(TypeError):
@@ -143,7 +141,17 @@ def test_a_compiled_statement_refuses_missing_or_unknown_values_and_runs_nothing
     rename = orm.Compiled(lambda title: (Conversation.objects.all(), {"title": title}), title="\0")
     with pytest.raises(TypeError):
         rename.update()
+    # A build that takes any field (as the run's end does) still gets only the named ones.
+    fields = orm.Compiled(lambda **fields: (Conversation.objects.all(), fields), title="\0")
+    with pytest.raises(TypeError):
+        fields.update(title="x", updated_at=LONG_AGO)
     assert list(Conversation.objects.values_list("title", flat=True)) == ["kept"]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_a_compiled_statement_without_a_named_value_is_refused_when_compiled():
+    require_postgresql()
     absent = orm.Compiled(lambda title: Conversation.objects.filter(title="x"), title="\0")
     with pytest.raises(ValueError, match="no parameter for"):
         absent.rows(title="y")
