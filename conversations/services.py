@@ -397,6 +397,17 @@ async def arun_release_leases(*, owner: str) -> int:
     )
 
 
+# A run's end, and its conversation's new time: compiled once, run at every run's end.
+RUN_ENDED = Compiled(
+    lambda pk, **ended: (Run.objects.filter(pk=pk, status__in=Run.ACTIVE), ended),
+    pk=uuid.uuid4(), status="\0status", error="\0error", finished_at=STAND_IN_TIME, owner="\0owner",
+    lease_expires_at=STAND_IN_TIME + timedelta(microseconds=1), checkpoint_id="\0checkpoint",
+)
+CONVERSATION_TOUCHED = Compiled(
+    lambda pk, now: (Conversation.objects.filter(pk=pk), {"updated_at": now}), pk=uuid.uuid4(), now=STAND_IN_TIME
+)
+
+
 def run_finish(*, run_id, status: str, error: str | None = None, checkpoint_id: str = "", run: Run | None = None) -> Run:
     """End an active run. `run`, if given, is the run as it started: updated in place
     rather than read again."""
@@ -411,15 +422,6 @@ def run_finish(*, run_id, status: str, error: str | None = None, checkpoint_id: 
     CONVERSATION_TOUCHED.update(pk=run.conversation_id, now=now)
     return run
 
-
-RUN_ENDED = Compiled(
-    lambda pk, **ended: (Run.objects.filter(pk=pk, status__in=Run.ACTIVE), ended),
-    pk=uuid.uuid4(), status="\0status", error="\0error", finished_at=STAND_IN_TIME, owner="\0owner",
-    lease_expires_at=STAND_IN_TIME + timedelta(microseconds=1), checkpoint_id="\0checkpoint",
-)
-CONVERSATION_TOUCHED = Compiled(
-    lambda pk, now: (Conversation.objects.filter(pk=pk), {"updated_at": now}), pk=uuid.uuid4(), now=STAND_IN_TIME
-)
 
 
 def message_store(
