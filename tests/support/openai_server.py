@@ -33,7 +33,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from http import HTTPStatus
 from typing import Any
 
@@ -76,6 +76,7 @@ class Text:
     `usage` entries replace the computed usage entries."""
 
     content: str
+    _: KW_ONLY
     reasoning: str | None = None
     think_tags: bool = False
     chunk_size: int = 4
@@ -110,6 +111,7 @@ class ToolCalls:
     without an id gets a new one in each answer."""
 
     calls: list[Call]
+    _: KW_ONLY
     content: str = ""
     style: str = "split"
     finish_reason: str = "tool_calls"
@@ -131,6 +133,7 @@ class Error:
     if set, replaces the page)."""
 
     status: int
+    _: KW_ONLY
     message: str | None = None
     type: str | None = None
     code: str | None = None
@@ -156,6 +159,7 @@ class Stall:
 
     response: Text | ToolCalls
     after_chunks: int
+    _: KW_ONLY
     keepalive: float | None = None
 
 
