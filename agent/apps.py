@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.core.exceptions import ImproperlyConfigured
 
 
 class AgentConfig(AppConfig):
@@ -7,3 +8,9 @@ class AgentConfig(AppConfig):
 
     def ready(self):
         from . import signals  # noqa: F401 (connects the receivers)
+        from .llm import UnknownModel, check_models_at_startup
+
+        try:
+            check_models_at_startup()
+        except UnknownModel as error:
+            raise ImproperlyConfigured(f"CHAT_MODEL / CHAT_MODELS: {error}") from None

@@ -14,5 +14,7 @@ class ChatContext:
     run_id: str
     # The line of the conversation the run continues (None: it never forked).
     branch_id: str | None
-    # Earlier turns are the messages created before the turn's message, at this time.
-    turn_created_at: datetime
+    # When the turn's user message was accepted: the earlier turns are those before it.
+    turn_at: datetime
+    # The model that answers (agent.llm names it).
+    model: str

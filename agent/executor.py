@@ -23,7 +23,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import close_old_connections
 
-from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, RemoveMessage, ToolMessage
+from langchain_core.messages import AIMessage, HumanMessage, RemoveMessage, ToolMessage
 from langgraph.graph.message import REMOVE_ALL_MESSAGES
 from langgraph.types import Command
 
@@ -31,9 +31,11 @@ from conversations import events, selectors, services
 from conversations.models import Message, Run
 from conversations.presenters import approval_data, message_data, run_data
 
+from . import ledger
 from .context import RUN_METADATA_KEY, ChatContext
+from .graph import MODEL_NODE, TooManySteps, recursion_limit
+from .model_calls import REASONING, ModelCallFailed, Usage
 from .services import TRIM_SLACK, arun_end
-from .graph import MODEL_NODE
 
 logger = logging.getLogger(__name__)
 
@@ -162,7 +164,7 @@ class RunExecutor:
         except asyncio.CancelledError:
             if run_id not in self._cancel_requested:
                 raise  # the process is shutting down; the run stays on record as it is
-            await self._finish(run_id, conversation_id, Run.Status.CANCELLED)
+            await self._stopped(run_id, conversation_id)
         except TRANSIENT_DATABASE_ERRORS as exc:
             # The database went away: keep the run (it is still held here and its lease
             # runs out if this process dies); maintenance resumes it from its checkpoint.
@@ -170,9 +172,12 @@ class RunExecutor:
             # A last reply not stored yet is stored when the run resumes: its checkpoint has it.
             await sync_to_async(close_old_connections)()
             started = False
-        except Exception as exc:
+        except FAILURES_IN_WORDS as exc:
+            logger.warning("run %s failed: %s", run_id, exc)
+            await self._finish(run_id, conversation_id, Run.Status.FAILED, error=str(exc))
+        except Exception:
             logger.exception("run %s failed", run_id)
-            await self._finish(run_id, conversation_id, Run.Status.FAILED, error=_error_text(exc))
+            await self._finish(run_id, conversation_id, Run.Status.FAILED, error=INTERNAL_ERROR)
         finally:
             self._tasks.pop(run_id, None)
             self._submitted.pop(run_id, None)
@@ -191,6 +196,15 @@ class RunExecutor:
         for run_id in self._deferred.pop(conversation_id, ()):
             self._submit(run_id, conversation_id)
 
+    async def _stopped(self, run_id: str, conversation_id: str) -> None:
+        """End a run the user stopped, with the outcome of each tool it was running: a
+        tool is let finish (a thread cannot be interrupted), or its outcome is unknown."""
+        attempt = self._turns.get(run_id)
+        for outcome in await ledger.settle_stopped(run_id):
+            if attempt is not None:
+                await attempt.store_tool_outcome(outcome)
+        await self._finish(run_id, conversation_id, Run.Status.CANCELLED)
+
     async def _finish(self, run_id: str, conversation_id: str, status: str, error: str | None = None) -> None:
         """End the run, noting its last checkpoint: the next turn of its line forks from it."""
         checkpoint_id = self.graph.checkpointer.take_last_written(conversation_id, run_id) or await self._last_checkpoint(
@@ -202,6 +216,8 @@ class RunExecutor:
         # conversation's checkpoints as they stay.
         run, reply = await arun_end(
             run_id=run_id, status=status, error=error, checkpoint_id=checkpoint_id, run=started,
+            model=attempt.model if attempt is not None else "",
+            usage=attempt.usage_total() if attempt is not None else None,
             reply=attempt.take_reply() if attempt is not None else None,
             # Counted only every few runs: a count per run was a query a turn for nothing.
             trim=self.graph.checkpointer.count_due(conversation_id, every=TRIM_SLACK),
@@ -215,7 +231,7 @@ class RunExecutor:
         # Text streamed but not stored is not a reply any more: this attempt's, or that of
         # an attempt that died with its process. A first attempt that stored all it
         # streamed left none.
-        if attempt is None or attempt.partial or started is None or started.attempts > 1:
+        if attempt is None or attempt.partial or attempt.streamed_reasoning or started is None or started.attempts > 1:
             for partial in (await events.stream_state(conversation_id))[1]:
                 if partial["run_id"] == run_id:
                     await events.forget_partial(conversation_id, run_id=run_id, message_id=partial["message_id"])
@@ -241,19 +257,29 @@ class RunExecutor:
         self._started[run_id] = run
         self.graph.checkpointer.forget_last_written(conversation_id)
         if run.attempts > settings.RUN_MAX_ATTEMPTS:
-            raise RunGaveUp(f"the run was interrupted {run.attempts - 1} times and was given up")
+            raise RunGaveUp(f"The reply was interrupted {run.attempts - 1} times (the server stopped while writing it), so it was given up.")
         user_message = run.user_message
         context = ChatContext(
             conversation_id=conversation_id,
             user_id=user_message.conversation.user_id,
             run_id=run_id,
             branch_id=str(run.branch_id) if run.branch_id else None,
-            turn_created_at=user_message.created_at,
+            turn_at=user_message.turn_at,
+            model=user_message.conversation.chat_model,
         )
-        config = {"configurable": {"thread_id": conversation_id}, "metadata": {RUN_METADATA_KEY: run_id}}
-        turn = self._turns[run_id] = RunEvents(conversation_id=conversation_id, run_id=run_id, branch_id=run.branch_id)
-        # A run's first start has no checkpoint of its own to look for.
+        config = {
+            "configurable": {"thread_id": conversation_id},
+            "metadata": {RUN_METADATA_KEY: run_id},
+            "recursion_limit": recursion_limit(),
+        }
+        turn = self._turns[run_id] = RunEvents(
+            conversation_id=conversation_id, run_id=run_id, branch_id=run.branch_id, turn_at=user_message.turn_at,
+            model=context.model,
+        )
+        # A run's first start has no checkpoint of its own to look for, nor any usage.
         may_have_checkpoints = not run.first_start
+        if may_have_checkpoints:
+            turn.usage.update({key: Usage(**fields) for key, fields in (await selectors.arun_usage(run_id=run_id)).items()})
         while True:
             graph_input, stream_config = await self._input_for(run, user_message, config, turn, may_have_checkpoints)
             may_have_checkpoints = True
@@ -278,18 +304,22 @@ class RunExecutor:
                 graph_input,
                 config,
                 context=context,
-                stream_mode=["messages", "updates", "custom"],
+                stream_mode=["updates", "custom"],
                 durability="sync",
             ):
-                if mode == "messages":
-                    await turn.on_chunk(*payload)
-                elif mode == "custom":
-                    await turn.on_tool_started(payload)
+                if mode == "custom":
+                    await turn.on_custom(payload)
                 else:
                     await turn.on_update(payload)
         except asyncio.CancelledError:
             if context.run_id in self._cancel_requested:
-                await turn.keep_partial_reply()
+                await turn.keep_partial_reply(stopped=True)
+            raise
+        except TRANSIENT_DATABASE_ERRORS:
+            raise  # the run resumes from its checkpoint, and writes the reply again
+        except Exception:
+            # What the model server sent before it failed stays, marked as cut off.
+            await turn.keep_partial_reply(incomplete=Message.Incomplete.ERROR)
             raise
         return turn.take_interrupted()
 
@@ -341,35 +371,52 @@ class RunGaveUp(Exception):
     pass
 
 
+# Failures whose text is written for the user; any other is an internal error.
+FAILURES_IN_WORDS = (ModelCallFailed, TooManySteps, RunGaveUp)
+INTERNAL_ERROR = "The agent stopped because of an internal error. The details are in the server's log."
+
+
 class RunEvents:
     """Turns the graph's stream into stored messages and websocket frames."""
 
-    def __init__(self, *, conversation_id: str, run_id: str, branch_id):
+    def __init__(self, *, conversation_id: str, run_id: str, branch_id, turn_at, model: str):
         self.conversation_id = conversation_id
         self.run_id = run_id
         self.branch_id = branch_id
+        self.turn_at = turn_at
+        self.model = model
+        # Text streamed and not stored yet, by Message id: the answer, and the reasoning.
         self.partial: dict[str, str] = {}
-        # The graph's id of the reply being streamed, and its Message id.
-        self._streamed: tuple[str | None, str] = (None, "")
+        self.partial_reasoning: dict[str, str] = {}
+        # Snapshots carry streamed reasoning until the run ends (they show a stored
+        # reply's own): set when there is some to forget then.
+        self.streamed_reasoning = False
+        # Tokens used, by model step (its reply's Message id) or summary.
+        self.usage: dict[str, Usage] = {}
         self._sending: asyncio.Future | None = None
         self._interrupted = False
         # The run's last reply (message_store's fields), stored with the run's end.
         self._reply: dict | None = None
 
-    async def on_chunk(self, chunk, metadata: dict) -> None:
-        if metadata.get("langgraph_node") != MODEL_NODE or not isinstance(chunk, AIMessageChunk):
-            return
-        delta = chunk.text
-        if not delta or not chunk.id:
-            return
-        if chunk.id != self._streamed[0]:  # a reply's chunks share its id: derived once
-            self._streamed = (chunk.id, str(services.graph_message_id(self.conversation_id, chunk.id)))
-        message_id = self._streamed[1]
-        self.partial[message_id] = self.partial.get(message_id, "") + delta
+    async def on_custom(self, payload: dict) -> None:
+        if "token" in payload:
+            await self.on_token(payload["message_id"], payload["token"], payload["part"])
+        elif "summary_usage" in payload:
+            self.usage[payload["summary_id"]] = Usage(**payload["summary_usage"])
+        else:
+            await events.publish(self.conversation_id, {"type": "tool", "run_id": self.run_id, **payload})
+
+    async def on_token(self, message_id: str, delta: str, part: str) -> None:
+        texts = self.partial_reasoning if part == REASONING else self.partial
+        texts[message_id] = texts.get(message_id, "") + delta
+        self.streamed_reasoning |= part == REASONING
         # Shielded: a Stop never cuts a token frame in half, so the kept partial reply
         # is exactly what the sockets were sent.
         self._sending = asyncio.ensure_future(
-            events.publish_token(self.conversation_id, run_id=self.run_id, message_id=message_id, delta=delta)
+            events.publish_token(
+                self.conversation_id, run_id=self.run_id, message_id=message_id, delta=delta,
+                reasoning=part == REASONING,
+            )
         )
         await asyncio.shield(self._sending)
 
@@ -411,59 +458,93 @@ class RunEvents:
         interrupted, self._interrupted = self._interrupted, False
         return interrupted
 
-    async def on_tool_started(self, payload: dict) -> None:
-        await events.publish(self.conversation_id, {"type": "tool", "run_id": self.run_id, **payload})
+    def usage_total(self) -> dict | None:
+        return sum(self.usage.values(), Usage()).as_fields() if self.usage else None
 
     async def _store_reply(self, message: AIMessage) -> None:
         tool_calls = [{"id": c["id"], "name": c["name"], "args": c["args"]} for c in message.tool_calls]
+        # Calls whose arguments did not parse: kept as sent, with the parser's error.
+        tool_calls += [
+            {"id": c["id"], "name": c["name"], "args": c["args"], "error": c["error"] or "invalid"}
+            for c in message.invalid_tool_calls
+        ]
+        message_id = services.graph_message_id(self.conversation_id, message.id)
+        usage = Usage.of(message)
+        if message.usage_metadata:
+            self.usage[str(message_id)] = usage
         fields = {
-            "message_id": services.graph_message_id(self.conversation_id, message.id),
+            "message_id": message_id,
             "role": Message.Role.ASSISTANT,
             "content": message.text,
             "tool_calls": tool_calls,
+            "reasoning": message.additional_kwargs.get("reasoning_content", ""),
+            "incomplete": message.response_metadata.get("ending", ""),
+            "usage": usage.as_fields() if message.usage_metadata else None,
         }
         if tool_calls:
-            stored = await self._store(**fields)
-            self.partial.pop(str(stored.id), None)
+            await self._store(**fields)
             return
         # A reply that calls no tool is the run's last message: stored with the run's end
         # (one ORM call) and sent with its frame (one step), so a client that answers it
         # at once finds the conversation idle, and its message starts a run straight away.
         await self.store_reply()
         self._reply = fields
-        self.partial.pop(str(fields["message_id"]), None)  # complete: a Stop now keeps it whole
+        # Complete: a Stop now keeps it whole.
+        self.partial.pop(str(message_id), None)
+        self.partial_reasoning.pop(str(message_id), None)
 
     async def _store_tool_result(self, message: ToolMessage) -> None:
+        await self._store_tool_message(
+            tool_call_id=message.tool_call_id, name=message.name, text=message.text,
+            status="failed" if message.status == "error" else "succeeded",
+        )
+
+    async def store_tool_outcome(self, outcome: "ledger.ToolOutcome") -> None:
+        """The outcome of a tool call that was running when the run was stopped."""
+        await self._store_tool_message(
+            tool_call_id=outcome.tool_call_id, name=outcome.tool, text=outcome.result, status=outcome.status,
+        )
+
+    async def _store_tool_message(self, *, tool_call_id: str, name: str | None, text: str, status: str) -> None:
         await self._store(
-            message_id=services.graph_message_id(self.conversation_id, f"tool:{message.tool_call_id}"),
+            message_id=services.graph_message_id(self.conversation_id, f"tool:{tool_call_id}"),
             role=Message.Role.TOOL,
-            content=message.text,
-            tool_call_id=message.tool_call_id,
-            tool_name=message.name or "",
+            content=text,
+            tool_call_id=tool_call_id,
+            tool_name=name or "",
         )
         await events.publish(
             self.conversation_id,
-            {"type": "tool", "run_id": self.run_id, "tool_call_id": message.tool_call_id, "name": message.name,
-             "status": "failed" if message.status == "error" else "succeeded", "result": message.text},
+            {"type": "tool", "run_id": self.run_id, "tool_call_id": tool_call_id, "name": name, "status": status,
+             "result": text},
         )
 
-    async def keep_partial_reply(self) -> None:
-        """On Stop, keep what the assistant had written, marked as stopped."""
+    async def keep_partial_reply(self, *, stopped: bool = False, incomplete: str = "") -> None:
+        """Keep what the assistant had written when the run stopped (the user's Stop, or a
+        failure of the model server): marked, never given back to the model as whole."""
         if self._sending is not None:
             await asyncio.gather(self._sending, return_exceptions=True)
-        for message_id, content in self.partial.items():
-            await self._store(message_id=message_id, role=Message.Role.ASSISTANT, content=content, stopped=True)
+        for message_id in dict.fromkeys([*self.partial, *self.partial_reasoning]):
+            await self._store(
+                message_id=message_id, role=Message.Role.ASSISTANT, content=self.partial.get(message_id, ""),
+                reasoning=self.partial_reasoning.get(message_id, ""), stopped=stopped, incomplete=incomplete,
+            )
 
     async def _store(self, **fields) -> Message:
         await self.store_reply()  # a later message: the last reply so far goes first
         stored = await services.amessage_store(**self._of_this_run(fields))
         frame = await self.message_frame(stored)
         await events.publish_stored(self.conversation_id, frame, run_id=self.run_id, message_id=str(stored.id))
+        self.partial.pop(str(stored.id), None)
+        self.partial_reasoning.pop(str(stored.id), None)
         return stored
 
     def _of_this_run(self, fields: dict) -> dict:
         """message_store's fields for a message of this run."""
-        return {"conversation_id": self.conversation_id, "run_id": self.run_id, "branch_id": self.branch_id, **fields}
+        return {
+            "conversation_id": self.conversation_id, "run_id": self.run_id, "branch_id": self.branch_id,
+            "turn_at": self.turn_at, **fields,
+        }
 
     async def message_frame(self, stored: Message) -> dict:
         message = await selectors.amessage_frame_data(stored) if self.branch_id else message_data(stored)
@@ -494,6 +575,3 @@ def _is_dead_local_owner(owner: str) -> bool:
         return False
     return False
 
-
-def _error_text(exc: Exception) -> str:
-    return f"{type(exc).__name__}: {exc}"[:2000]

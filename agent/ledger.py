@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import defaultdict
+from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import connections
 from django.utils import timezone
 from pydantic import ValidationError
@@ -39,7 +43,65 @@ def run_tool_once(*, tool: Tool, args: dict, tool_call_id: str, run_id: str, con
         connections.close_all()
 
 
-arun_tool_once = sync_to_async(run_tool_once, thread_sensitive=False)
+_run_tool_once_on_a_thread = sync_to_async(run_tool_once, thread_sensitive=False)
+
+STOPPED_WHILE_RUNNING = (
+    "Outcome unknown: the user stopped the run while {tool} was running, and it had not finished "
+    "{seconds:g} seconds later. It was not run again."
+)
+
+
+@dataclass(frozen=True)
+class ToolOutcome:
+    tool_call_id: str
+    tool: str
+    status: str
+    result: str
+
+
+# Tool calls running on this process, by run: a Stop lets them finish (a thread cannot be
+# interrupted anyway) and reports what they did. Futures of the event loop that runs them.
+_in_flight: defaultdict[str, dict[str, tuple[str, asyncio.Future]]] = defaultdict(dict)
+
+
+async def arun_tool_once(*, tool: Tool, args: dict, tool_call_id: str, run_id: str, context: ChatContext) -> tuple[str, str]:
+    """run_tool_once on a worker thread. If the run is stopped meanwhile the call goes
+    on, and `settle_stopped` reports its outcome."""
+    running = asyncio.ensure_future(
+        _run_tool_once_on_a_thread(tool=tool, args=args, tool_call_id=tool_call_id, run_id=run_id, context=context)
+    )
+    _in_flight[run_id][tool_call_id] = (tool.name, running)
+    try:
+        return await asyncio.shield(running)  # a Stop cancels this wait, not the call
+    finally:
+        if running.done():
+            _forget(run_id, tool_call_id)
+
+
+def _forget(run_id: str, tool_call_id: str) -> None:
+    calls = _in_flight.get(run_id, {})
+    calls.pop(tool_call_id, None)
+    if not calls:
+        _in_flight.pop(run_id, None)
+
+
+async def settle_stopped(run_id: str) -> list[ToolOutcome]:
+    """The outcome of each tool call of the run that was running when it was stopped:
+    what it returned, if it finishes within TOOL_STOP_GRACE_SECONDS, else unknown."""
+    calls = _in_flight.pop(str(run_id), {})
+    if not calls:
+        return []
+    grace = settings.TOOL_STOP_GRACE_SECONDS
+    await asyncio.wait([running for _, running in calls.values()], timeout=grace)
+    outcomes = []
+    for tool_call_id, (name, running) in calls.items():
+        if running.done() and not running.exception():
+            status, result = running.result()
+        else:
+            status = ToolExecution.Status.UNKNOWN
+            result = STOPPED_WHILE_RUNNING.format(tool=name, seconds=grace)
+        outcomes.append(ToolOutcome(tool_call_id, name, status, result))
+    return outcomes
 
 
 def _recorded_outcome(execution: ToolExecution) -> tuple[str, str]:

@@ -1,178 +1,167 @@
-"""Chat models: the deterministic offline model of PROTOCOL.md, and OpenAI-compatible ones."""
+"""Chat models by name: `offline`, or any `provider:model` that LangChain's
+`init_chat_model` reads (CHAT_MODEL, and CHAT_MODELS for the ones users may pick).
+
+A model object holds an HTTP client, which belongs to the event loop that first used it,
+so models are kept per event loop, like the checkpointer.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
-import re
-import time
-import uuid
-from typing import Any, AsyncIterator, Iterator, Sequence
+import weakref
+from dataclasses import dataclass
+from typing import Any
 
+import httpx
 from django.conf import settings
-from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel, LanguageModelInput
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, ToolMessage
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.language_models import BaseChatModel
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
-from langchain_core.utils.function_calling import convert_to_openai_tool
+from langchain_openai import ChatOpenAI
 
-EMAIL_RE = re.compile(r"^\s*email\s+(\S+)\s+([^:]+?)\s*:\s*(.*)$", re.IGNORECASE | re.DOTALL)
-TASK_RE = re.compile(r"^\s*task\s+(.+?)\s*$", re.IGNORECASE | re.DOTALL)
-SLOW_RE = re.compile(r"^\s*slow\s+(\d+)\s*$", re.IGNORECASE)
-RECALL_RE = re.compile(r"^\s*recall\s*$", re.IGNORECASE)
-POST_RE = re.compile(r"^\s*post\s+(\S+)\s*(\{.*\})?\s*$", re.IGNORECASE | re.DOTALL)
-TIME_RE = re.compile(r"^\s*(time|what time is it)\??\s*$", re.IGNORECASE)
-MAX_SLOW_WORDS = 100_000
+from .offline import OfflineChatModel
+from .tools import TOOLS
 
-
-class OfflineChatModel(BaseChatModel):
-    """A deterministic chat model that ships with the app (rules in PROTOCOL.md).
-
-    It streams its reply a word at a time, `delay_ms` apart, and calls a tool only if
-    that tool was bound with `bind_tools`.
-    """
-
-    delay_ms: int = 20
-
-    @property
-    def _llm_type(self) -> str:
-        return "offline"
-
-    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Runnable[LanguageModelInput, BaseMessage]:
-        return self.bind(tools=[convert_to_openai_tool(t) for t in tools], **kwargs)
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        reply = None
-        for chunk in self._stream(messages, stop, run_manager, **kwargs):
-            reply = chunk if reply is None else reply + chunk
-        message = AIMessage(content=reply.message.content, tool_calls=reply.message.tool_calls)
-        return ChatResult(generations=[ChatGeneration(message=message)])
-
-    def _stream(self, messages, stop=None, run_manager=None, **kwargs) -> Iterator[ChatGenerationChunk]:
-        for index, chunk in enumerate(self._reply_chunks(messages, kwargs.get("tools") or [])):
-            if index and self.delay_ms:
-                time.sleep(self.delay_ms / 1000)
-            yield chunk
-
-    async def _astream(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: AsyncCallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> AsyncIterator[ChatGenerationChunk]:
-        for index, chunk in enumerate(self._reply_chunks(messages, kwargs.get("tools") or [])):
-            if index and self.delay_ms:
-                await asyncio.sleep(self.delay_ms / 1000)
-            if run_manager and chunk.message.content:
-                await run_manager.on_llm_new_token(chunk.message.content, chunk=chunk)
-            yield chunk
-
-    def _reply_chunks(self, messages: list[BaseMessage], tools: list[dict]) -> Iterator[ChatGenerationChunk]:
-        tool_calls = [] if isinstance(messages[-1], ToolMessage) else self._tool_calls(messages, tools)
-        if tool_calls:
-            chunks = [{**call, "args": json.dumps(call["args"]), "index": i} for i, call in enumerate(tool_calls)]
-            yield ChatGenerationChunk(message=AIMessageChunk(content="", tool_call_chunks=chunks))
-            return
-        words = self._reply_text(messages).split(" ")
-        for index, word in enumerate(words):
-            yield ChatGenerationChunk(message=AIMessageChunk(content=word if index == 0 else " " + word))
-
-    def _tool_calls(self, messages: list[BaseMessage], tools: list[dict]) -> list[dict]:
-        """One tool call per line if each line of the message is a command, else the
-        message as one command (an e-mail's body may span lines)."""
-        bound = {t["function"]["name"] for t in tools}
-        text = _last_user_text(messages)
-        commands = [_tool_command(line) for line in text.splitlines() if line.strip()]
-        if len(commands) < 2 or not all(commands):
-            commands = [_tool_command(text)]
-        if not all(command and command[0] in bound for command in commands):
-            return []
-        return [{"name": name, "args": args, "id": f"call_{uuid.uuid4().hex[:24]}"} for name, args in commands]
-
-    def _reply_text(self, messages: list[BaseMessage]) -> str:
-        results = _trailing_tool_results(messages)
-        if results:
-            return " ".join(_tool_outcome(result) for result in results)
-        text = _last_user_text(messages)
-        if match := SLOW_RE.match(text):
-            count = min(int(match[1]), MAX_SLOW_WORDS)
-            return " ".join(f"tick{i}" for i in range(1, count + 1)) if count else "(nothing)"
-        if RECALL_RE.match(text):
-            earlier = [m.text for m in messages if isinstance(m, HumanMessage)][:-1]
-            return "\n".join(earlier) if earlier else "You have not said anything before this."
-        return f'You said: "{text}"'
+OFFLINE = "offline"
+# The history's budget when neither CHAT_CONTEXT_TOKENS nor the model's profile gives one.
+DEFAULT_CONTEXT_TOKENS = 16_000
+# Where OpenAI-compatible servers put a reasoning model's thinking in a streamed delta
+# or a message: vLLM, DeepSeek and llama.cpp `reasoning_content`, Ollama and newer vLLM
+# `reasoning`. OpenAI's own API streams none.
+REASONING_FIELDS = ("reasoning_content", "reasoning")
 
 
-def _tool_command(text: str) -> tuple[str, dict] | None:
-    """The tool and arguments a message asks for, by the rules of PROTOCOL.md."""
-    if match := EMAIL_RE.match(text):
-        return "send_email", {"to": match[1], "subject": match[2], "body": match[3]}
-    if match := TASK_RE.match(text):
-        return "create_task", {"title": match[1]}
-    if (match := POST_RE.match(text)) and (payload := _json_object(match[2] or "{}")) is not None:
-        return "http_post", {"url": match[1], "json": payload}
-    if TIME_RE.match(text):
-        return "current_time", {}
-    return None
+class UnknownModel(ValueError):
+    """A model name that is not offered (CHAT_MODELS) or that no provider reads."""
 
 
-def _json_object(text: str) -> dict | None:
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
+class OpenAICompatibleChat(ChatOpenAI):
+    """ChatOpenAI that also keeps the reasoning an OpenAI-compatible server streams
+    (ChatOpenAI reads only OpenAI's own fields), in `additional_kwargs["reasoning_content"]`
+    as LangChain's DeepSeek and Ollama integrations do."""
+
+    def _convert_chunk_to_generation_chunk(
+        self, chunk: dict, default_chunk_class: type, base_generation_info: dict | None
+    ) -> ChatGenerationChunk | None:
+        generation = super()._convert_chunk_to_generation_chunk(chunk, default_chunk_class, base_generation_info)
+        choices = chunk.get("choices") or []
+        if generation is not None and choices and (reasoning := _reasoning_of(choices[0].get("delta"))):
+            generation.message.additional_kwargs["reasoning_content"] = reasoning
+        return generation
+
+    def _get_request_payload(self, input_, *, stop=None, **kwargs) -> dict:
+        payload = super()._get_request_payload(input_, stop=stop, **kwargs)
+        # OpenAI renamed the reply's limit max_completion_tokens; servers at another base
+        # URL (vLLM, Ollama, LM Studio, llama.cpp) all read the older max_tokens.
+        if self.openai_api_base and "max_completion_tokens" in payload:
+            payload["max_tokens"] = payload.pop("max_completion_tokens")
+        return payload
+
+    def _create_chat_result(self, response: Any, generation_info: dict | None = None) -> ChatResult:
+        result = super()._create_chat_result(response, generation_info)
+        data = response if isinstance(response, dict) else response.model_dump()
+        for generation, choice in zip(result.generations, data.get("choices") or []):
+            if reasoning := _reasoning_of(choice.get("message")):
+                generation.message.additional_kwargs["reasoning_content"] = reasoning
+        return result
 
 
-def _trailing_tool_results(messages: list[BaseMessage]) -> list[ToolMessage]:
-    results = []
-    for message in reversed(messages):
-        if not isinstance(message, ToolMessage):
-            break
-        results.insert(0, message)
-    return results
-
-
-def _last_user_text(messages: list[BaseMessage]) -> str:
-    for message in reversed(messages):
-        if isinstance(message, HumanMessage):
-            return message.text
+def _reasoning_of(part: dict | None) -> str:
+    if not isinstance(part, dict):
+        return ""
+    for name in REASONING_FIELDS:
+        if isinstance(value := part.get(name), str) and value:
+            return value
     return ""
 
 
-def _tool_outcome(result: ToolMessage) -> str:
-    name = result.name or "the tool"
-    if result.text.startswith("Rejected by the user"):
-        return f"The user rejected the {name} call, so I did not do it."
-    if result.text.startswith("Outcome unknown"):
-        return f"I cannot tell whether the {name} call took effect: the server stopped while it ran, and it was not run again."
-    if result.status == "error":
-        return f"The {name} call failed: {result.text}"
-    outcomes = {"send_email": "The e-mail was sent.", "create_task": "The task was created."}
-    return outcomes.get(name, f"The {name} call succeeded: {result.text}")
+def check_model_name(name: str) -> str:
+    """The name, if users may pick it; else UnknownModel."""
+    if name not in settings.CHAT_MODELS:
+        raise UnknownModel(f"'model' is one of {', '.join(settings.CHAT_MODELS)}")
+    return name
 
 
-def get_chat_model() -> BaseChatModel:
-    """The model named by CHAT_MODEL: `offline` or `openai:<model>`."""
-    name = settings.CHAT_MODEL
-    if name == "offline":
-        return OfflineChatModel(delay_ms=settings.OFFLINE_MODEL_DELAY_MS)
+def build_chat_model(name: str) -> BaseChatModel:
+    """A new model object for the name, set up with the app's limits: the reply's token
+    limit, the connect and read timeouts, and no retries of its own (agent.model_calls
+    retries, and only while nothing of the reply was shown)."""
+    if name == OFFLINE:
+        return OfflineChatModel(delay_ms=settings.OFFLINE_MODEL_DELAY_MS, max_tokens=settings.CHAT_MAX_OUTPUT_TOKENS)
     provider, _, model = name.partition(":")
-    if provider == "openai" and model:
-        from langchain_openai import ChatOpenAI
-
-        return ChatOpenAI(
+    if not provider or not model:
+        raise UnknownModel(f"{name!r}: a model is named 'offline' or '<provider>:<model>', e.g. 'openai:gpt-4.1-mini'")
+    if provider == "openai":
+        return OpenAICompatibleChat(
             model=model,
             api_key=settings.OPENAI_API_KEY or "not-needed",
             base_url=settings.OPENAI_BASE_URL or None,
             streaming=True,
+            stream_usage=True,
+            max_tokens=settings.CHAT_MAX_OUTPUT_TOKENS,
+            max_retries=0,
+            # Unhashable on purpose: langchain-openai then makes this model its own HTTP
+            # client instead of sharing a cached one across event loops.
+            timeout=httpx.Timeout(settings.CHAT_STALL_TIMEOUT_SECONDS, connect=settings.CHAT_CONNECT_TIMEOUT_SECONDS),
         )
-    raise ValueError(f"CHAT_MODEL={name!r}: use 'offline' or 'openai:<model>'")
+    return _init_other_provider(name)
+
+
+def _limits(provider: str) -> dict:
+    """The reply's limit, the read timeout and no retries, as the provider's model names them."""
+    if provider == "ollama":
+        return {"num_predict": settings.CHAT_MAX_OUTPUT_TOKENS,
+                "client_kwargs": {"timeout": settings.CHAT_STALL_TIMEOUT_SECONDS}}
+    return {"max_tokens": settings.CHAT_MAX_OUTPUT_TOKENS, "timeout": settings.CHAT_STALL_TIMEOUT_SECONDS,
+            "max_retries": 0}
+
+
+def _init_other_provider(name: str) -> BaseChatModel:
+    from langchain.chat_models import init_chat_model
+
+    try:
+        return init_chat_model(name, **_limits(name.partition(":")[0]))
+    except ImportError as error:
+        raise UnknownModel(f"{name!r}: its LangChain integration is not installed ({error})") from None
+    except ValueError as error:
+        raise UnknownModel(f"{name!r}: {error}") from None
+
+
+def context_tokens(model: BaseChatModel) -> int:
+    """The history's budget: CHAT_CONTEXT_TOKENS, else the model's input limit as its
+    LangChain profile knows it, else DEFAULT_CONTEXT_TOKENS."""
+    if settings.CHAT_CONTEXT_TOKENS:
+        return settings.CHAT_CONTEXT_TOKENS
+    profile = getattr(model, "profile", None) or {}
+    return profile.get("max_input_tokens") or DEFAULT_CONTEXT_TOKENS
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedModel:
+    """A model ready for turns: with the tools bound, and its token budget."""
+
+    name: str
+    model: BaseChatModel
+    with_tools: Runnable
+    tool_specs: list[dict]
+    context_tokens: int
+
+
+_models: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, LoadedModel]] = weakref.WeakKeyDictionary()
+
+
+def chat_model(name: str) -> LoadedModel:
+    """This event loop's model for the name (made on first use)."""
+    models = _models.setdefault(asyncio.get_running_loop(), {})
+    if name not in models:
+        model = build_chat_model(name)
+        specs = [tool.as_openai_tool() for tool in TOOLS.values()]
+        models[name] = LoadedModel(name, model, model.bind_tools(specs), specs, context_tokens(model))
+    return models[name]
+
+
+def check_models_at_startup() -> None:
+    """Every offered model can be made: a name no provider reads, or whose package is
+    missing, stops the server at start rather than failing each turn."""
+    for name in settings.CHAT_MODELS:
+        build_chat_model(name)

@@ -79,14 +79,16 @@ def checkpoints_trim(*, conversation_id, keep: int) -> int:
 
 
 def run_end(
-    *, run_id, status: str, error: str | None = None, checkpoint_id: str = "", run: Run | None = None,
-    reply: dict | None = None, trim: bool = True,
+    *, run_id, status: str, error: str | None = None, checkpoint_id: str = "", model: str = "",
+    usage: dict | None = None, run: Run | None = None, reply: dict | None = None, trim: bool = True,
 ) -> tuple[Run, Message | None]:
     """Store the run's last reply (`reply`: message_store's fields), if given; end the run
     (conversations.services.run_finish); then, with `trim`, trim its conversation's
     checkpoints to CHECKPOINTS_KEPT: one call, on one ORM thread, for all three."""
     stored = message_store(**reply) if reply is not None else None
-    run = run_finish(run_id=run_id, status=status, error=error, checkpoint_id=checkpoint_id, run=run)
+    run = run_finish(
+        run_id=run_id, status=status, error=error, checkpoint_id=checkpoint_id, model=model, usage=usage, run=run
+    )
     if trim and settings.CHECKPOINTS_KEPT:
         checkpoints_trim(conversation_id=run.conversation_id, keep=settings.CHECKPOINTS_KEPT)
     return run, stored

@@ -169,12 +169,41 @@ if os.environ.get("EMAIL_FILE_PATH"):
     EMAIL_FILE_PATH = os.environ["EMAIL_FILE_PATH"]
 
 # The agent.
-CHAT_MODEL = os.environ.get("CHAT_MODEL", "offline")
-OFFLINE_MODEL_DELAY_MS = int(os.environ.get("OFFLINE_MODEL_DELAY_MS", "20"))
+def env_number(name: str, default: str, kind=int, minimum: float = 0):
+    """A number from the environment; a value that is not one, or below `minimum`,
+    stops the start with a message that names the variable."""
+    raw = os.environ.get(name, default).strip()
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r}: give a number") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name}={raw!r}: give at least {minimum}")
+    return value
+
+
+# The model every conversation starts with: `offline` or `<provider>:<model>` as
+# LangChain's init_chat_model reads it; CHAT_MODELS, the others users may pick.
+CHAT_MODEL = os.environ.get("CHAT_MODEL", "offline").strip()
+CHAT_MODELS = list(dict.fromkeys([CHAT_MODEL, *env_list("CHAT_MODELS", "")]))
+OFFLINE_MODEL_DELAY_MS = env_number("OFFLINE_MODEL_DELAY_MS", "20")
 OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")
 OPENAI_BASE_URL = os.environ.get("OPENAI_BASE_URL", "")
-# How many earlier messages of a conversation the model sees each turn.
-CHAT_HISTORY_MESSAGES = int(os.environ.get("CHAT_HISTORY_MESSAGES", "100"))
+# A model call: seconds to connect, to the first chunk of the reply, and between chunks.
+CHAT_TIMEOUT_SECONDS = env_number("CHAT_TIMEOUT_SECONDS", "120", float, minimum=0.1)
+CHAT_CONNECT_TIMEOUT_SECONDS = env_number("CHAT_CONNECT_TIMEOUT_SECONDS", "10", float, minimum=0.1)
+CHAT_STALL_TIMEOUT_SECONDS = env_number("CHAT_STALL_TIMEOUT_SECONDS", "60", float, minimum=0.1)
+# Retries of a failed model call while nothing of its reply was shown; a Retry-After
+# longer than CHAT_RETRY_MAX_WAIT_SECONDS is not waited for.
+CHAT_MAX_RETRIES = env_number("CHAT_MAX_RETRIES", "2")
+CHAT_RETRY_MAX_WAIT_SECONDS = env_number("CHAT_RETRY_MAX_WAIT_SECONDS", "60", float)
+# The history's token budget (unset: the model's input limit as LangChain knows it), the
+# reply's limit, and the model steps one run may take.
+CHAT_CONTEXT_TOKENS = env_number("CHAT_CONTEXT_TOKENS", "0") or None
+CHAT_MAX_OUTPUT_TOKENS = env_number("CHAT_MAX_OUTPUT_TOKENS", "4096", minimum=1)
+CHAT_MAX_STEPS = env_number("CHAT_MAX_STEPS", "10", minimum=1)
+# How long Stop waits for a tool that is running to finish before its outcome is unknown.
+TOOL_STOP_GRACE_SECONDS = env_number("TOOL_STOP_GRACE_SECONDS", "10", float)
 # Connections the checkpointer's pool may open per server process (PostgreSQL).
 CHECKPOINT_POOL_SIZE = int(os.environ.get("CHECKPOINT_POOL_SIZE", "10"))
 # Threads that run the ORM calls of the chat and its runs (PostgreSQL), each with its
@@ -239,7 +268,8 @@ WS_SOCKET_TTL_SECONDS = float(os.environ.get("WS_SOCKET_TTL_SECONDS", "30"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"redact_secrets": {"()": "chatproject.redaction.RedactSecrets"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact_secrets"]}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"httpx": {"level": "WARNING"}, "daphne": {"level": "WARNING"}},
 }

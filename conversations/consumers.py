@@ -200,7 +200,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         return True
 
     async def fork(self, service, **fields):
-        """Edit or regenerate: a new branch, shown to every socket, and its run."""
+        """Edit, regenerate or retry: a new run, most often on a new branch; every socket
+        is sent the line as it is now."""
         if not await self.counted_as_new(fields["client_id"]):
             return
         try:
@@ -230,6 +231,11 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             raise services.Conflict(f"the run has already ended ({run.status})")
         await self.runtime.executor.request_cancel(run, user=self.scope["user"])
 
+    async def on_run_retry(self, frame):
+        await self.fork(
+            services.arun_retry, run_id=self.id_of(frame, "run_id"), client_id=self.client_id_of(frame)
+        )
+
     async def on_approval_decide(self, frame):
         approval_id = self.id_of(frame, "approval_id")
         await limits.acheck_rate(user=self.scope["user"], action="decisions")
@@ -258,6 +264,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         "message.regenerate": on_message_regenerate,
         "branch.switch": on_branch_switch,
         "run.cancel": on_run_cancel,
+        "run.retry": on_run_retry,
         "approval.decide": on_approval_decide,
         "ping": on_ping,
     }

@@ -22,6 +22,8 @@ SEQ_KEY = "chat:seq:{}"
 PARTIALS_KEY = "chat:partials:{}"  # set of "<message_id>|<run_id>"
 PARTIAL_KEY = "chat:partial:{}:"  # + message_id: the text so far
 PARTIAL_TTL_SECONDS = 86400
+# A reply's reasoning so far is kept as a partial text of its own, under this suffix.
+REASONING_SUFFIX = ":reasoning"
 
 # One step on Redis per publication: the next seq of each frame, and the frames published
 # to the conversation's group as one message, so subscribers receive frames in seq order,
@@ -131,15 +133,25 @@ async def publish_resync(conversation_id) -> None:
     await get_channel_layer().group_send(group_name(conversation_id), {"type": "conversation.resync"})
 
 
-async def publish_token(conversation_id, *, run_id: str, message_id: str, delta: str) -> int:
+def reasoning_partial(message_id: str) -> str:
+    """The partial text that holds a reply's reasoning so far, beside its answer's."""
+    return message_id + REASONING_SUFFIX
+
+
+async def publish_token(conversation_id, *, run_id: str, message_id: str, delta: str, reasoning: bool = False) -> int:
+    """A piece of a reply being written: of its answer, or (`reasoning`) of its thinking."""
     conversation_id = str(conversation_id)
     frame = {"type": "token", "run_id": run_id, "message_id": message_id, "delta": delta}
+    partial_id = message_id
+    if reasoning:
+        frame["part"] = "reasoning"
+        partial_id = reasoning_partial(message_id)
     if not settings.REDIS_URL:
-        previous = _local_partials[conversation_id].get(message_id, (run_id, ""))[1]
-        _local_partials[conversation_id][message_id] = (run_id, previous + delta)
+        previous = _local_partials[conversation_id].get(partial_id, (run_id, ""))[1]
+        _local_partials[conversation_id][partial_id] = (run_id, previous + delta)
     return await _publish(
-        conversation_id, [frame], APPEND_TOKEN, _partial_keys(conversation_id, message_id),
-        [delta, f"{message_id}|{run_id}", PARTIAL_TTL_SECONDS],
+        conversation_id, [frame], APPEND_TOKEN, _partial_keys(conversation_id, partial_id),
+        [delta, f"{partial_id}|{run_id}", PARTIAL_TTL_SECONDS],
     )
 
 

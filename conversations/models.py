@@ -13,6 +13,8 @@ class Conversation(models.Model):
     title = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # The model chosen for this conversation (one of CHAT_MODELS); "" is CHAT_MODEL.
+    model = models.CharField(max_length=200, blank=True)
     # The line of the conversation shown and continued; null until the first fork.
     current_branch = models.ForeignKey(
         "Branch", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -23,6 +25,11 @@ class Conversation(models.Model):
 
     def __str__(self) -> str:
         return self.title or str(self.id)
+
+    @property
+    def chat_model(self) -> str:
+        """The model that answers: the one chosen while it is still offered, else CHAT_MODEL."""
+        return self.model if self.model in settings.CHAT_MODELS else settings.CHAT_MODEL
 
 
 class Branch(models.Model):
@@ -48,6 +55,13 @@ class Branch(models.Model):
         return f"branch {self.id}"
 
 
+# The tokens a model step used, as replies and runs record them.
+USAGE_FIELDS = ("input_tokens", "output_tokens", "reasoning_tokens")
+
+# A conversation's messages in order: by turn, then as each turn wrote them.
+MESSAGE_ORDER = ["turn_at", "created_at", "id"]
+
+
 class Message(models.Model):
     """One message of the transcript users see; converges to the graph's state."""
 
@@ -70,12 +84,30 @@ class Message(models.Model):
     tool_name = models.CharField(max_length=100, blank=True)
     # The reply was cut short by the user pressing Stop.
     stopped = models.BooleanField(default=False)
+
+    class Incomplete(models.TextChoices):
+        LENGTH = "length", "cut off at the output limit"
+        FILTERED = "filtered", "stopped by the model server's content filter"
+        ERROR = "error", "cut off by a failure of the model server"
+
+    # An assistant reply that did not end as the model meant it to: why.
+    incomplete = models.CharField(max_length=16, choices=Incomplete.choices, blank=True)
+    # An assistant reply's reasoning ("thinking"), shown apart and never sent back to the model.
+    reasoning = models.TextField(blank=True)
+    # What the model step that wrote an assistant reply used, where the provider said.
+    input_tokens = models.PositiveIntegerField(null=True, blank=True)
+    output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    reasoning_tokens = models.PositiveIntegerField(null=True, blank=True)
     branch = models.ForeignKey(Branch, null=True, blank=True, on_delete=models.CASCADE, related_name="messages")
+    # When the turn's user message was accepted: every message of a turn has it, so turns
+    # keep the order they were accepted in, each one's messages together, even when a
+    # message was queued while an earlier turn was still writing its reply.
+    turn_at = models.DateTimeField(default=timezone.now)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["created_at", "id"]
-        indexes = [models.Index(fields=["conversation", "created_at"], name="message_timeline")]
+        ordering = MESSAGE_ORDER
+        indexes = [models.Index(fields=["conversation", "turn_at", "created_at"], name="message_turns")]
 
     def __str__(self) -> str:
         # No content: the admin prints this in titles and links, where staff may not see it.
@@ -117,6 +149,11 @@ class Run(models.Model):
     branch = models.ForeignKey(Branch, null=True, blank=True, on_delete=models.CASCADE, related_name="runs")
     # The graph's last checkpoint when the run ended: where the next turn of its line forks from.
     checkpoint_id = models.CharField(max_length=100, blank=True)
+    # The model that answered, and the tokens its steps (and summaries) used in all.
+    model = models.CharField(max_length=200, blank=True)
+    input_tokens = models.PositiveIntegerField(null=True, blank=True)
+    output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    reasoning_tokens = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -185,3 +222,31 @@ class Approval(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tool} ({self.status})"
+
+
+class Summary(models.Model):
+    """What the model wrote of a line's earlier turns once they no longer fit its context.
+
+    It covers the turns of the line up to and including `through_message`'s, so it serves
+    every line that holds that message (lines that share a message share all before it).
+    Newer summaries cover more, taking the previous one in."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="summaries")
+    through_message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="+")
+    through_turn_at = models.DateTimeField()
+    content = models.TextField()
+    turns = models.PositiveIntegerField()
+    model = models.CharField(max_length=200, blank=True)
+    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="summaries")
+    input_tokens = models.PositiveIntegerField(null=True, blank=True)
+    output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["through_turn_at", "created_at"]
+        indexes = [models.Index(fields=["conversation", "-through_turn_at"], name="summary_latest")]
+        verbose_name_plural = "summaries"
+
+    def __str__(self) -> str:
+        return f"summary of {self.turns} turns"

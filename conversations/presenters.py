@@ -1,6 +1,6 @@
 """Model objects → the JSON objects of PROTOCOL.md."""
 
-from .models import Approval, Branch, Conversation, Message, Run
+from .models import USAGE_FIELDS, Approval, Branch, Conversation, Message, Run, Summary
 from .rendering import message_html
 
 
@@ -17,6 +17,7 @@ def conversation_data(conversation: Conversation) -> dict:
         "updated_at": _time(conversation.updated_at),
         "pending_approvals": getattr(conversation, "pending_approvals", 0),
         "run_status": getattr(conversation, "run_status", None),
+        "model": conversation.chat_model,
     }
 
 
@@ -27,10 +28,16 @@ def message_data(message: Message) -> dict:
         "content": message.content,
         "html": message_html(message.content, message.html),
         "created_at": _time(message.created_at),
+        "turn_at": _time(message.turn_at),
         "run_id": str(message.run_id) if message.run_id else None,
         "branch_id": str(message.branch_id) if message.branch_id else None,
         "stopped": message.stopped,
+        "incomplete": message.incomplete or None,
     }
+    if message.reasoning:
+        data["reasoning"] = message.reasoning
+    if message.input_tokens is not None:
+        data["usage"] = {name: getattr(message, name) for name in USAGE_FIELDS}
     if message.tool_calls:
         data["tool_calls"] = message.tool_calls
     if message.role == Message.Role.TOOL:
@@ -49,6 +56,7 @@ def streaming_message_data(partial: dict) -> dict:
         "created_at": None,
         "run_id": partial["run_id"],
         "stopped": False,
+        "incomplete": None,
         "streaming": True,
     }
 
@@ -62,6 +70,8 @@ def run_data(run: Run) -> dict:
         "created_at": _time(run.created_at),
         "user_message_id": str(run.user_message_id) if run.user_message_id else None,
         "branch_id": str(run.branch_id) if run.branch_id else None,
+        "model": run.model or None,
+        "usage": {name: getattr(run, name) for name in USAGE_FIELDS} if run.input_tokens is not None else None,
     }
 
 
@@ -95,4 +105,17 @@ def approval_data(approval: Approval) -> dict:
         "decided_at": _time(approval.decided_at),
         "created_at": _time(approval.created_at),
         "args_schema": tool.json_schema() if tool else None,
+    }
+
+
+def summary_data(summary: Summary) -> dict:
+    return {
+        "id": str(summary.id),
+        "through_message_id": str(summary.through_message_id),
+        "turns": summary.turns,
+        "content": summary.content,
+        "model": summary.model,
+        "input_tokens": summary.input_tokens,
+        "output_tokens": summary.output_tokens,
+        "created_at": _time(summary.created_at),
     }

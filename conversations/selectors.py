@@ -14,8 +14,9 @@ from django.conf import settings
 from django.db.models.functions import Coalesce
 from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, Subquery
 
+from .events import REASONING_SUFFIX
 from .orm import STAND_IN_TIME, Compiled, to_async
-from .models import Approval, Branch, Conversation, Message, Run
+from .models import MESSAGE_ORDER, USAGE_FIELDS, Approval, Branch, Conversation, Message, Run, Summary
 from .presenters import approval_data, conversation_data, message_data, run_data, streaming_message_data
 
 PAGE_SIZE = 50
@@ -103,6 +104,16 @@ def conversation_list(*, user, q: str = "", cursor: str = "", limit: int = PAGE_
     }
 
 
+# Where a message stands in its line: (turn_at, created_at), as MESSAGE_ORDER sorts it.
+Position = tuple[datetime, datetime]
+
+
+def _before(position: Position) -> Q:
+    """The messages that come before this position in a line."""
+    turn_at, created_at = position
+    return Q(turn_at__lt=turn_at) | Q(turn_at=turn_at, created_at__lt=created_at)
+
+
 @dataclass
 class Lines:
     """The branches of a conversation as a tree (one query), and the line each one shows.
@@ -115,13 +126,13 @@ class Lines:
     conversation_id: uuid.UUID
     branches: dict[uuid.UUID, Branch]
 
-    def levels(self, branch_id) -> list[tuple[uuid.UUID, datetime | None]]:
-        """(branch, messages before this time, or all) from the line's own branch up."""
+    def levels(self, branch_id) -> list[tuple[uuid.UUID, Position | None]]:
+        """(branch, its messages before this position, or all) from the line's own branch up."""
         levels, cutoff = [], None
         while branch_id is not None:
             branch = self.branches[branch_id]
             levels.append((branch_id, cutoff))
-            cutoff, branch_id = branch.fork_time, branch.parent_id
+            cutoff, branch_id = (branch.fork_turn_at, branch.fork_created_at), branch.parent_id
         return levels
 
     def messages(self, branch_id):
@@ -131,14 +142,14 @@ class Lines:
             return queryset
         on_line = Q(pk__in=[])
         for level, cutoff in self.levels(branch_id):
-            on_line |= Q(branch_id=level, created_at__lt=cutoff) if cutoff else Q(branch_id=level)
+            on_line |= Q(branch_id=level) & _before(cutoff) if cutoff else Q(branch_id=level)
         return queryset.filter(on_line)
 
     def contains(self, branch_id, message: Message) -> bool:
         if branch_id is None:
             return True
         return any(
-            message.branch_id == level and (cutoff is None or message.created_at < cutoff)
+            message.branch_id == level and (cutoff is None or (message.turn_at, message.created_at) < cutoff)
             for level, cutoff in self.levels(branch_id)
         )
 
@@ -180,9 +191,10 @@ class Lines:
 
 
 def conversation_lines(*, conversation_id) -> Lines:
-    first_message = Message.objects.filter(branch=OuterRef("pk")).order_by("created_at", "id").values("pk")[:1]
+    first_message = Message.objects.filter(branch=OuterRef("pk")).order_by(*MESSAGE_ORDER).values("pk")[:1]
     branches = Branch.objects.filter(conversation_id=conversation_id).annotate(
-        fork_time=F("forked_at__created_at"), first_message_id=Subquery(first_message)
+        fork_turn_at=F("forked_at__turn_at"), fork_created_at=F("forked_at__created_at"),
+        first_message_id=Subquery(first_message),
     )
     return Lines(conversation_id=conversation_id, branches={b.id: b for b in branches})
 
@@ -216,7 +228,7 @@ def message_list(*, conversation: Conversation, lines: Lines | None = None) -> l
     edited or regenerated."""
     lines = lines or conversation_lines(conversation_id=conversation.id)
     messages = []
-    for message in lines.messages(conversation.current_branch_id).order_by("created_at", "id"):
+    for message in lines.messages(conversation.current_branch_id).order_by(*MESSAGE_ORDER):
         data = message_data(message)
         if lines.branches and (versions := lines.versions(message)):
             data["versions"] = versions
@@ -247,14 +259,13 @@ def conversation_snapshot(*, conversation: Conversation, partials: list[dict] = 
         Conversation.objects.filter(pk=conversation.pk).values_list("current_branch_id", flat=True).first()
     )
     messages = message_list(conversation=conversation)
-    stored = {m["id"] for m in messages}
-    for partial in partials:
-        if run and run.status == Run.Status.RUNNING and partial["run_id"] == str(run.id) and partial["message_id"] not in stored:
-            messages.append(streaming_message_data(partial))
+    if run and run.status == Run.Status.RUNNING:
+        messages += streaming_messages(partials, run_id=str(run.id), stored={m["id"] for m in messages})
     return {
         "conversation": conversation_data(conversation),
         "branch_id": str(conversation.current_branch_id) if conversation.current_branch_id else None,
         "messages": messages,
+        "runs": [run_data(r) for r in runs_of(messages)],
         "run": run_data(run) if run else None,
         "approvals": [approval_data(a) for a in approvals if a.status == Approval.Status.PENDING],
         # Every approval of the conversation, decided ones too, so cards show who decided what.
@@ -265,37 +276,113 @@ def conversation_snapshot(*, conversation: Conversation, partials: list[dict] = 
 aconversation_snapshot = to_async(conversation_snapshot)
 
 
-def transcript_before(*, conversation_id: str, branch_id: str | None, created_before) -> list[tuple[str, str]]:
-    """(role, content) of the user and assistant messages of the line created before the
-    turn's message (`created_before`, its time), the latest CHAT_HISTORY_MESSAGES: the
-    model's history, read every turn, so only the two columns it needs and no model
-    instances."""
+def runs_of(messages: list[dict]) -> list[Run]:
+    """The runs of the shown turns, oldest first: those that wrote the messages, and every
+    run of each user message shown (one that failed before writing anything included)."""
+    written = {m["run_id"] for m in messages if m["run_id"] and m["role"] != Message.Role.USER}
+    asked = [m["id"] for m in messages if m["role"] == Message.Role.USER]
+    return list(Run.objects.filter(Q(pk__in=written) | Q(user_message_id__in=asked)).order_by("created_at"))
+
+
+def streaming_messages(partials: list[dict], *, run_id: str, stored: set[str]) -> list[dict]:
+    """The replies the run is writing and has not stored, each with its text and
+    reasoning so far (events keeps the reasoning as a partial of its own)."""
+    replies: dict[str, dict] = {}
+    for partial in partials:
+        if partial["run_id"] != run_id:
+            continue
+        message_id, reasoning = partial["message_id"], partial["message_id"].endswith(REASONING_SUFFIX)
+        if reasoning:
+            message_id = message_id[: -len(REASONING_SUFFIX)]
+        if message_id in stored:
+            continue
+        reply = replies.setdefault(message_id, streaming_message_data({**partial, "message_id": message_id, "content": ""}))
+        reply["reasoning" if reasoning else "content"] = partial["content"]
+    return list(replies.values())
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    """A message as the model's history needs it."""
+
+    id: uuid.UUID
+    role: str
+    content: str
+    tool_calls: list
+    tool_call_id: str
+    tool_name: str
+    turn_at: datetime
+    created_at: datetime
+
+    @property
+    def position(self) -> tuple[datetime, datetime, uuid.UUID]:
+        return self.turn_at, self.created_at, self.id
+
+
+HISTORY_FIELDS = ("id", "role", "content", "tool_calls", "tool_call_id", "tool_name", "turn_at", "created_at")
+# Rows read at a time: the model's history is read newest first until its token budget
+# is full, most often in one page.
+HISTORY_PAGE = 200
+
+
+def history_rows(
+    *, conversation_id, branch_id, before_turn_at=None, after_turn_at=None, older_than: HistoryRow | None = None,
+    newer_than: HistoryRow | None = None, newest_first: bool = True, limit: int = HISTORY_PAGE,
+) -> list[HistoryRow]:
+    """A page of the line's messages between two turns (exclusive), newest or oldest
+    first, continuing after the row `older_than` (or `newer_than`) of the last page."""
+    if (branch_id is None and before_turn_at is not None and after_turn_at is None and older_than is None
+            and newer_than is None and newest_first and limit == HISTORY_PAGE):
+        rows = ONE_LINE_HISTORY.rows(conversation_id=conversation_id, before_turn_at=before_turn_at)
+    else:
+        lines = conversation_lines(conversation_id=conversation_id) if branch_id else Lines(conversation_id, {})
+        queryset = lines.messages(uuid.UUID(str(branch_id)) if branch_id else None)
+        if before_turn_at is not None:
+            queryset = queryset.filter(turn_at__lt=before_turn_at)
+        if after_turn_at is not None:
+            queryset = queryset.filter(turn_at__gt=after_turn_at)
+        if older_than is not None:
+            queryset = queryset.filter(_before_row(older_than))
+        if newer_than is not None:
+            queryset = queryset.exclude(_before_row(newer_than)).exclude(pk=newer_than.id)
+        order = [f"-{name}" for name in MESSAGE_ORDER] if newest_first else MESSAGE_ORDER
+        rows = queryset.order_by(*order).values_list(*HISTORY_FIELDS)[:limit]
+    return [_history_row(row) for row in rows]
+
+
+def _before_row(row: HistoryRow) -> Q:
+    return _before((row.turn_at, row.created_at)) | Q(turn_at=row.turn_at, created_at=row.created_at, id__lt=row.id)
+
+
+def _history_row(row: tuple) -> HistoryRow:
+    message_id, role, content, tool_calls, tool_call_id, tool_name, turn_at, created_at = row
+    # The compiled read gets JSON as the driver returns it: text on PostgreSQL.
+    if isinstance(tool_calls, str):
+        tool_calls = json.loads(tool_calls)
+    return HistoryRow(message_id, role, content, tool_calls or [], tool_call_id, tool_name, turn_at, created_at)
+
+
+# The first page of a never-forked conversation's history is read every turn: compiled once.
+ONE_LINE_HISTORY = Compiled(
+    lambda conversation_id, before_turn_at: (
+        Message.objects.filter(conversation_id=conversation_id, turn_at__lt=before_turn_at)
+        .order_by(*[f"-{name}" for name in MESSAGE_ORDER]).values_list(*HISTORY_FIELDS)[:HISTORY_PAGE]
+    ),
+    conversation_id=uuid.uuid4(), before_turn_at=STAND_IN_TIME,
+)
+ahistory_rows = to_async(history_rows)
+
+
+def latest_summary(*, conversation_id, branch_id, before_turn_at) -> Summary | None:
+    """The summary of the most turns of the line before this turn, if any."""
+    summaries = Summary.objects.filter(conversation_id=conversation_id, through_turn_at__lt=before_turn_at)
     if branch_id:
         lines = conversation_lines(conversation_id=conversation_id)
-        latest = list(_history(lines.messages(uuid.UUID(branch_id)), created_before))
-    else:  # a conversation that never forked has one line: no need to read its branches
-        latest = ONE_LINE_HISTORY.rows(conversation_id=conversation_id, created_before=created_before)
-    return latest[::-1]
+        summaries = summaries.filter(through_message__in=lines.messages(uuid.UUID(str(branch_id))))
+    return summaries.order_by("-through_turn_at", "-created_at").first()
 
 
-def _history(messages, created_before):
-    """The latest CHAT_HISTORY_MESSAGES user and assistant messages of `messages` before
-    that time, newest first, as (role, content)."""
-    queryset = messages.filter(role__in=[Message.Role.USER, Message.Role.ASSISTANT], created_at__lt=created_before)
-    return (
-        queryset.exclude(content="").order_by("-created_at", "-id")
-        .values_list("role", "content")[: settings.CHAT_HISTORY_MESSAGES]
-    )
-
-
-# Read every turn: compiled once (its CHAT_HISTORY_MESSAGES read then).
-ONE_LINE_HISTORY = Compiled(
-    lambda conversation_id, created_before: _history(Lines(conversation_id, {}).messages(None), created_before),
-    conversation_id=uuid.uuid4(), created_before=STAND_IN_TIME,
-)
-
-
-atranscript_before = to_async(transcript_before)
+alatest_summary = to_async(latest_summary)
 
 
 def _client_id_used(*, conversation: Conversation, client_id: str) -> bool:
@@ -312,8 +399,8 @@ async def aclient_id_seen(*, conversation: Conversation, client_id: str | None) 
 
 def _fork_checkpoint(*, run: Run) -> str | None:
     lines = conversation_lines(conversation_id=run.conversation_id)
-    turn = Message.objects.filter(pk=run.user_message_id).values_list("created_at", flat=True).first()
-    earlier_user_messages = lines.messages(run.branch_id).filter(role=Message.Role.USER, created_at__lt=turn)
+    turn = Message.objects.filter(pk=run.user_message_id).values_list("turn_at", flat=True).first()
+    earlier_user_messages = lines.messages(run.branch_id).filter(role=Message.Role.USER, turn_at__lt=turn)
     earlier = Run.objects.filter(
         user_message__in=earlier_user_messages, branch_id__in=[level for level, _ in lines.levels(run.branch_id)]
     ).exclude(checkpoint_id="")
@@ -388,3 +475,20 @@ def task_list(*, user) -> list[dict]:
         }
         for task in Task.objects.filter(user=user).order_by("-created_at")
     ]
+
+
+def run_usage(*, run_id) -> dict[str, dict]:
+    """The tokens a run's stored replies and its summaries used, by reply and summary (a
+    resumed run adds what it uses next)."""
+    usage = {
+        str(row["id"]): {name: row[name] or 0 for name in USAGE_FIELDS}
+        for row in Message.objects.filter(run_id=run_id, input_tokens__isnull=False).values("id", *USAGE_FIELDS)
+    }
+    usage |= {
+        f"summary:{row['id']}": {"input_tokens": row["input_tokens"] or 0, "output_tokens": row["output_tokens"] or 0}
+        for row in Summary.objects.filter(run_id=run_id).values("id", "input_tokens", "output_tokens")
+    }
+    return usage
+
+
+arun_usage = to_async(run_usage)

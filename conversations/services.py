@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from . import selectors
 from .orm import STAND_IN_TIME, Compiled, to_async
-from .models import Approval, Branch, Conversation, Message, Run
+from .models import MESSAGE_ORDER, USAGE_FIELDS, Approval, Branch, Conversation, Message, Run, Summary
 from .selectors import approval_for_user
 from .rendering import html_to_store
 
@@ -51,14 +51,28 @@ class Invalid(Exception):
     """The request is malformed or breaks a rule; nothing was changed."""
 
 
-def conversation_create(*, user, title: str = "") -> Conversation:
-    return Conversation.objects.create(user=user, title=title.strip()[:TITLE_MAX_CHARS])
+def conversation_create(*, user, title: str = "", model: str = "") -> Conversation:
+    return Conversation.objects.create(user=user, title=title.strip()[:TITLE_MAX_CHARS], model=_offered(model))
 
 
-def conversation_rename(*, conversation: Conversation, title: str) -> Conversation:
-    conversation.title = title.strip()[:TITLE_MAX_CHARS]
-    conversation.save(update_fields=["title", "updated_at"])
+def conversation_update(*, conversation: Conversation, title: str | None = None, model: str | None = None) -> Conversation:
+    """Rename the conversation, or choose the model that answers its next turns."""
+    changed = ["updated_at"]
+    if title is not None:
+        conversation.title = title.strip()[:TITLE_MAX_CHARS]
+        changed.append("title")
+    if model is not None:
+        conversation.model = _offered(model)
+        changed.append("model")
+    conversation.save(update_fields=changed)
     return conversation
+
+
+def _offered(model: str) -> str:
+    """A model users may choose (CHAT_MODELS), or "" for the default."""
+    if model and model not in settings.CHAT_MODELS:
+        raise Invalid(f"'model' is one of {', '.join(settings.CHAT_MODELS)}")
+    return model
 
 
 async def aconversation_delete(*, conversation: Conversation) -> None:
@@ -154,6 +168,7 @@ def _store_turn(
         html=html_to_store(content),
         branch_id=branch_id,
         run_id=run_id,
+        turn_at=timezone.now(),
     )
     message.run = run = _queue_run(
         conversation, run_id=run_id, user_message=message, client_id=client_id, owner=owner, branch_id=branch_id,
@@ -253,7 +268,7 @@ def reply_regenerate(*, conversation: Conversation, message_id, client_id: str |
         if reply.role != Message.Role.ASSISTANT or reply.run is None or reply.run.user_message is None:
             raise Invalid("only an assistant's reply can be regenerated")
         user_message = reply.run.user_message
-        first_reply = Message.objects.filter(run=reply.run).exclude(role=Message.Role.USER).order_by("created_at", "id").first()
+        first_reply = Message.objects.filter(run=reply.run).exclude(role=Message.Role.USER).order_by(*MESSAGE_ORDER).first()
         branch = _branch_at(locked, lines, first_reply)
         run = _queue_run(locked, user_message=user_message, client_id=client_id, owner=owner, branch_id=branch.id)
         return user_message, run
@@ -262,6 +277,39 @@ def reply_regenerate(*, conversation: Conversation, message_id, client_id: str |
 
 
 areply_regenerate = to_async(reply_regenerate)
+
+
+def run_retry(*, conversation: Conversation, run_id, client_id: str | None, owner: str) -> tuple[Message, Run, bool]:
+    """Answer the last turn of the shown line again after its run failed or was stopped:
+    a new run for its message; one that had written something is kept as a version
+    (a new branch from its first reply, as regenerate makes)."""
+
+    def store(locked: Conversation) -> tuple[Message, Run]:
+        _idle(locked)
+        try:
+            run = Run.objects.select_related("user_message").get(conversation=locked, pk=selectors.parse_uuid(run_id))
+        except Run.DoesNotExist:
+            raise selectors.NotFound from None
+        if run.status not in (Run.Status.FAILED, Run.Status.CANCELLED) or run.user_message is None:
+            raise Invalid("only a reply that failed or was stopped can be retried")
+        lines = selectors.conversation_lines(conversation_id=locked.id)
+        user_message = selectors.message_on_line(conversation=locked, lines=lines, message_id=run.user_message_id)
+        if lines.messages(locked.current_branch_id).filter(turn_at__gt=user_message.turn_at).exists():
+            raise Invalid("only the last turn can be retried: edit or regenerate an earlier one")
+        written = Message.objects.filter(run=run).exclude(role=Message.Role.USER).order_by(*MESSAGE_ORDER).first()
+        if written is None:
+            branch_id = locked.current_branch_id
+        else:
+            lines, first_reply = _fork(locked, written.id)
+            branch_id = _branch_at(locked, lines, first_reply).id
+        return user_message, _queue_run(
+            locked, user_message=user_message, client_id=client_id, owner=owner, branch_id=branch_id, start=True
+        )
+
+    return _once_per_client_id(conversation, client_id, store)
+
+
+arun_retry = to_async(run_retry)
 
 
 def branch_switch(*, conversation: Conversation, message_id=None, branch_id=None) -> None:
@@ -397,23 +445,30 @@ async def arun_release_leases(*, owner: str) -> int:
     )
 
 
+
+
 # A run's end, and its conversation's new time: compiled once, run at every run's end.
 RUN_ENDED = Compiled(
     lambda pk, **ended: (Run.objects.filter(pk=pk, status__in=Run.ACTIVE), ended),
     pk=uuid.uuid4(), status="\0status", error="\0error", finished_at=STAND_IN_TIME, owner="\0owner",
-    lease_expires_at=STAND_IN_TIME + timedelta(microseconds=1), checkpoint_id="\0checkpoint",
+    lease_expires_at=STAND_IN_TIME + timedelta(microseconds=1), checkpoint_id="\0checkpoint", model="\0model",
+    input_tokens=-101, output_tokens=-102, reasoning_tokens=-103,
 )
 CONVERSATION_TOUCHED = Compiled(
     lambda pk, now: (Conversation.objects.filter(pk=pk), {"updated_at": now}), pk=uuid.uuid4(), now=STAND_IN_TIME
 )
 
 
-def run_finish(*, run_id, status: str, error: str | None = None, checkpoint_id: str = "", run: Run | None = None) -> Run:
-    """End an active run. `run`, if given, is the run as it started: updated in place
-    rather than read again."""
+def run_finish(
+    *, run_id, status: str, error: str | None = None, checkpoint_id: str = "", model: str = "",
+    usage: dict | None = None, run: Run | None = None,
+) -> Run:
+    """End an active run, with the model that answered and the tokens its steps and
+    summaries used (`usage`). `run`, if given, is the run as it started: updated in
+    place rather than read again."""
     now = timezone.now()
     ended = {"status": status, "error": error, "finished_at": now, "owner": "", "lease_expires_at": None,
-             "checkpoint_id": checkpoint_id}
+             "checkpoint_id": checkpoint_id, "model": model, **{name: (usage or {}).get(name) for name in USAGE_FIELDS}}
     if RUN_ENDED.update(pk=run_id, **ended) and run is not None:
         for name, value in ended.items():
             setattr(run, name, value)
@@ -430,14 +485,19 @@ def message_store(
     conversation_id,
     run_id,
     branch_id,
+    turn_at,
     role: str,
     content: str,
     tool_calls: list | None = None,
     tool_call_id: str = "",
     tool_name: str = "",
     stopped: bool = False,
+    incomplete: str = "",
+    reasoning: str = "",
+    usage: dict | None = None,
 ) -> Message:
     """Insert or update one message of a run (idempotent: keyed by its stable id).
+    `turn_at` is the turn's: its user message's.
 
     Insert first: the message is almost always new, and one INSERT is then all it costs.
     Called outside transactions (by the executor), where a failed INSERT spoils nothing.
@@ -446,6 +506,7 @@ def message_store(
         "conversation_id": conversation_id,
         "run_id": run_id,
         "branch_id": branch_id,
+        "turn_at": turn_at,
         "role": role,
         "content": content,
         "html": html_to_store(content),
@@ -453,6 +514,9 @@ def message_store(
         "tool_call_id": tool_call_id,
         "tool_name": tool_name,
         "stopped": stopped,
+        "incomplete": incomplete,
+        "reasoning": reasoning,
+        **{name: (usage or {}).get(name) for name in USAGE_FIELDS},
     }
     try:
         return Message.objects.create(pk=message_id, **fields)
@@ -585,3 +649,19 @@ aapproval_decide = to_async(approval_decide)
 
 def _errors(error: ValidationError) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'args'}: {e['msg']}" for e in error.errors())
+
+
+def summary_store(
+    *, conversation_id, run_id, through_message_id, through_turn_at, content: str, turns: int, model: str,
+    input_tokens: int | None, output_tokens: int | None,
+) -> Summary:
+    """A new summary of the line's turns up to `through_message_id`'s (earlier summaries
+    stay: other lines may still use them)."""
+    return Summary.objects.create(
+        conversation_id=conversation_id, run_id=run_id, through_message_id=through_message_id,
+        through_turn_at=through_turn_at, content=content, turns=turns, model=model,
+        input_tokens=input_tokens, output_tokens=output_tokens,
+    )
+
+
+asummary_store = to_async(summary_store)

@@ -9,6 +9,7 @@ urlpatterns = [
     path("api/conversations/<str:conversation_id>/", views.conversation_api, name="api-conversation"),
     path("api/conversations/<str:conversation_id>/messages/", views.messages_api, name="api-messages"),
     path("api/conversations/<str:conversation_id>/export", views.export_api, name="api-export"),
+    path("api/models/", views.models_api, name="api-models"),
     path("api/approvals/", views.approvals_api, name="api-approvals"),
     path("api/tasks/", views.tasks_api, name="api-tasks"),
     path("approvals/", views.approvals_page, name="approvals"),

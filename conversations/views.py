@@ -57,7 +57,7 @@ def api(*methods: str):
                 return await view(request, *args, **kwargs)
             except selectors.NotFound:
                 return JsonResponse({"error": "not_found", "message": "no such conversation"}, status=404)
-            except BadRequest as error:
+            except (BadRequest, services.Invalid) as error:
                 return JsonResponse({"error": "bad_request", "message": str(error)}, status=400)
 
         return wrapper
@@ -102,11 +102,20 @@ def title_from(body: dict, *, required: bool) -> str:
     return storable(title, "title")
 
 
+def model_from(body: dict) -> str | None:
+    model = body.get("model")
+    if model is not None and not isinstance(model, str):
+        raise BadRequest("'model' must be a string")
+    return model
+
+
 @api("GET", "POST")
 async def conversations_api(request):
     if request.method == "POST":
-        title = title_from(json_body(request), required=False)
-        conversation = await sync_to_async(services.conversation_create)(user=request.user, title=title)
+        body = json_body(request)
+        conversation = await sync_to_async(services.conversation_create)(
+            user=request.user, title=title_from(body, required=False), model=model_from(body) or ""
+        )
         return JsonResponse(conversation_data(conversation), status=201)
     try:
         page = await sync_to_async(selectors.conversation_list)(
@@ -123,8 +132,13 @@ async def conversations_api(request):
 async def conversation_api(request, conversation_id):
     conversation = await selectors.aconversation_for_user(user=request.user, conversation_id=conversation_id)
     if request.method == "PATCH":
-        title = title_from(json_body(request), required=True)
-        conversation = await sync_to_async(services.conversation_rename)(conversation=conversation, title=title)
+        body = json_body(request)
+        if "title" not in body and "model" not in body:
+            raise BadRequest("give a 'title' or a 'model'")
+        title = title_from(body, required=True) if "title" in body else None
+        conversation = await sync_to_async(services.conversation_update)(
+            conversation=conversation, title=title, model=model_from(body)
+        )
     elif request.method == "DELETE":
         await services.aconversation_delete(conversation=conversation)
         await events.forget(conversation.id)
@@ -149,6 +163,12 @@ async def export_api(request, conversation_id):
     filename = f"{slugify(conversation.title) or 'conversation'}-{conversation.id}.{extension}"
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
+
+
+@api("GET")
+async def models_api(request):
+    """The models a conversation may use; `default` answers those that chose none."""
+    return JsonResponse({"default": settings.CHAT_MODEL, "models": [{"id": name} for name in settings.CHAT_MODELS]})
 
 
 @api("GET")

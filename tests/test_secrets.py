@@ -176,7 +176,7 @@ async def test_no_secret_when_the_model_server_fails(make_server, database, fail
         frames = [await receive(ws)]
         frames += await chat(ws, "hello")
     failed = frames[-1]["run"]
-    assert failed["status"] == "failed" and "AuthenticationError" in failed["error"], failed
+    assert failed["status"] == "failed" and "authentication failed" in failed["error"], failed
     assert FailingModelServer.authorizations == [f"Bearer {API_KEY}"]  # the key was in use
     create_superuser(database, "root")
     root = Session(server, "root")

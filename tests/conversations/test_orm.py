@@ -167,24 +167,28 @@ def test_a_turns_reads_and_updates_are_not_compiled_again(compiles):
 
     def turn(content: str) -> list:
         message, run, _ = services.message_send(conversation=conversation, content=content, client_id=None, owner="o")
-        history = selectors.transcript_before(
-            conversation_id=str(conversation.id), branch_id=None, created_before=message.created_at + timedelta(seconds=1)
+        history = selectors.history_rows(
+            conversation_id=str(conversation.id), branch_id=None, before_turn_at=message.turn_at + timedelta(seconds=1)
         )
         run_end(run_id=str(run.id), status=Run.Status.SUCCEEDED, checkpoint_id=f"cp-{content}", run=run, trim=False,
-                reply={"conversation_id": conversation.id, "run_id": run.id, "branch_id": None,
-                       "message_id": uuid.uuid4(), "role": Message.Role.ASSISTANT, "content": f"re: {content}"})
-        return history
+                model="offline", usage={"input_tokens": 10, "output_tokens": 3, "reasoning_tokens": 0},
+                reply={"conversation_id": conversation.id, "run_id": run.id, "branch_id": None, "turn_at": message.turn_at,
+                       "message_id": uuid.uuid4(), "role": Message.Role.ASSISTANT, "content": f"re: {content}",
+                       "tool_calls": [{"id": "call_1", "name": "current_time", "args": {}}]})
+        return [(row.role, row.content, row.tool_calls) for row in history][::-1]
 
     turn("first words")
     compiles.clear()
     history = turn("second")
     assert compiles == []
-    assert history == [("user", "first words"), ("assistant", "re: first words"), ("user", "second")]
+    call = [{"id": "call_1", "name": "current_time", "args": {}}]
+    assert history == [("user", "first words", []), ("assistant", "re: first words", call), ("user", "second", [])]
     stored = Conversation.objects.get(pk=conversation.pk)
     assert stored.title == "first words"  # the first message titles it; the next leaves it
     run = Run.objects.get(user_message__content="second")
-    assert (run.status, run.error, run.owner, run.lease_expires_at, run.checkpoint_id) == (
-        Run.Status.SUCCEEDED, None, "", None, "cp-second")
+    assert (run.status, run.error, run.owner, run.lease_expires_at, run.checkpoint_id, run.model) == (
+        Run.Status.SUCCEEDED, None, "", None, "cp-second", "offline")
+    assert (run.input_tokens, run.output_tokens, run.reasoning_tokens) == (10, 3, 0)
     assert stored.updated_at == run.finished_at
     locked = services.LOCKED_READ
     with pytest.raises(Conversation.DoesNotExist):
