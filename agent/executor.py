@@ -279,7 +279,9 @@ class RunExecutor:
         # A run's first start has no checkpoint of its own to look for, nor any usage.
         may_have_checkpoints = not run.first_start
         if may_have_checkpoints:
-            turn.usage.update({key: Usage(**fields) for key, fields in (await selectors.arun_usage(run_id=run_id)).items()})
+            earlier = await selectors.arun_so_far(run_id=run_id)
+            turn.stored |= earlier.stored
+            turn.usage.update({key: Usage(**fields) for key, fields in earlier.usage.items()})
         while True:
             graph_input, stream_config = await self._input_for(run, user_message, config, turn, may_have_checkpoints)
             may_have_checkpoints = True
@@ -393,6 +395,9 @@ class RunEvents:
         self.streamed_reasoning = False
         # Tokens used, by model step (its reply's Message id) or summary.
         self.usage: dict[str, Usage] = {}
+        # Messages of the run stored (by an earlier attempt too): a resumed graph reports
+        # again the tool results it had before it paused, which are not stored or sent twice.
+        self.stored: set[str] = set()
         self._sending: asyncio.Future | None = None
         self._interrupted = False
         # The run's last reply (message_store's fields), stored with the run's end.
@@ -506,8 +511,11 @@ class RunEvents:
         )
 
     async def _store_tool_message(self, *, tool_call_id: str, name: str | None, text: str, status: str) -> None:
+        message_id = services.graph_message_id(self.conversation_id, f"tool:{tool_call_id}")
+        if str(message_id) in self.stored:
+            return
         await self._store(
-            message_id=services.graph_message_id(self.conversation_id, f"tool:{tool_call_id}"),
+            message_id=message_id,
             role=Message.Role.TOOL,
             content=text,
             tool_call_id=tool_call_id,
@@ -533,6 +541,7 @@ class RunEvents:
     async def _store(self, **fields) -> Message:
         await self.store_reply()  # a later message: the last reply so far goes first
         stored = await services.amessage_store(**self._of_this_run(fields))
+        self.stored.add(str(stored.id))
         frame = await self.message_frame(stored)
         await events.publish_stored(self.conversation_id, frame, run_id=self.run_id, message_id=str(stored.id))
         self.partial.pop(str(stored.id), None)

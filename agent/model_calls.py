@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import json
 import logging
 import random
 import time
@@ -17,10 +18,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
-import httpx
 from django.conf import settings
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, InvalidToolCall, ToolCall
+from langchain_core.messages.tool import invalid_tool_call, tool_call
 
 from chatproject.redaction import redact
 
@@ -141,7 +142,8 @@ def _reply(merged: AIMessageChunk | None, splitter: "ThinkSplitter", message_id:
     to the model), no tool call of a reply that was cut off, an id for every call (some
     servers send none, and each result must name its call)."""
     merged = merged or AIMessageChunk(content="")
-    for call in [*merged.tool_calls, *merged.invalid_tool_calls]:
+    tool_calls, invalid_tool_calls = _strictly_parsed(merged)
+    for call in [*tool_calls, *invalid_tool_calls]:
         call["id"] = call.get("id") or f"call_{uuid.uuid4().hex[:24]}"
     reasoning = "".join(filter(None, [merged.additional_kwargs.get("reasoning_content", ""), splitter.reasoning]))
     finish_reason = merged.response_metadata.get("finish_reason") or merged.response_metadata.get("stop_reason")
@@ -149,13 +151,35 @@ def _reply(merged: AIMessageChunk | None, splitter: "ThinkSplitter", message_id:
     whole = AIMessage(
         content=splitter.answer,
         id=message_id or str(uuid.uuid4()),
-        tool_calls=[] if ending else merged.tool_calls,
-        invalid_tool_calls=[] if ending else merged.invalid_tool_calls,
+        tool_calls=[] if ending else tool_calls,
+        invalid_tool_calls=[] if ending else invalid_tool_calls,
         usage_metadata=merged.usage_metadata,
         response_metadata={**merged.response_metadata, "ending": ending},
         additional_kwargs={"reasoning_content": reasoning} if reasoning else {},
     )
     return whole
+
+
+def _strictly_parsed(merged: AIMessageChunk) -> tuple[list[ToolCall], list[InvalidToolCall]]:
+    """The reply's tool calls whose arguments are a JSON object, and the others.
+    LangChain completes JSON cut off mid-string (to show partial calls while they
+    stream), so a truncated e-mail body would pass as a whole one: the raw arguments
+    are parsed again here, strictly."""
+    if not merged.tool_call_chunks:
+        return merged.tool_calls, merged.invalid_tool_calls
+    valid, invalid = [], []
+    for chunk in merged.tool_call_chunks:
+        raw = chunk.get("args") or "{}"
+        try:
+            args = json.loads(raw)
+            error = None if isinstance(args, dict) else "the arguments are not a JSON object"
+        except ValueError as parse_error:
+            error = f"{parse_error.msg} at character {parse_error.pos}"
+        if error is None:
+            valid.append(tool_call(name=chunk.get("name") or "", args=args, id=chunk.get("id")))
+        else:
+            invalid.append(invalid_tool_call(name=chunk.get("name"), args=raw, id=chunk.get("id"), error=error))
+    return valid, invalid
 
 
 class ThinkSplitter:
@@ -215,10 +239,12 @@ def classify(error: Exception, *, shown: bool) -> tuple[str | None, float | None
     status = _status_code(error)
     if status is not None:
         return _kind_of_status(status, error), _retry_after(error)
-    name = type(error).__name__
-    if isinstance(error, httpx.TimeoutException) or name in {"APITimeoutError", "ReadTimeout", "ConnectTimeout"}:
+    # By class name, anywhere in the error's classes: the openai SDK (and LangChain's
+    # subclasses of its errors), and httpx, whichever copy of it the SDK uses.
+    names = {cls.__name__ for cls in type(error).__mro__}
+    if isinstance(error, TimeoutError) or names & {"APITimeoutError", "TimeoutException"}:
         return "timeout", None
-    if isinstance(error, (httpx.TransportError, ConnectionError)) or name in {"APIConnectionError", "APIError"}:
+    if isinstance(error, ConnectionError) or names & {"APIConnectionError", "APIError", "TransportError"}:
         return ("dropped" if shown else "unavailable"), None
     return None, None
 
@@ -240,8 +266,8 @@ def _kind_of_status(status: int, error: Exception) -> str:
 
 def _status_code(error: Exception) -> int | None:
     status = getattr(error, "status_code", None)
-    if status is None and isinstance(getattr(error, "response", None), httpx.Response):
-        status = error.response.status_code
+    if status is None:  # httpx's HTTPStatusError: on its response
+        status = getattr(getattr(error, "response", None), "status_code", None)
     return status if isinstance(status, int) else None
 
 

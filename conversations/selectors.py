@@ -477,18 +477,27 @@ def task_list(*, user) -> list[dict]:
     ]
 
 
-def run_usage(*, run_id) -> dict[str, dict]:
-    """The tokens a run's stored replies and its summaries used, by reply and summary (a
-    resumed run adds what it uses next)."""
-    usage = {
-        str(row["id"]): {name: row[name] or 0 for name in USAGE_FIELDS}
-        for row in Message.objects.filter(run_id=run_id, input_tokens__isnull=False).values("id", *USAGE_FIELDS)
-    }
+@dataclass
+class RunSoFar:
+    """What a resumed run had stored before: its messages' ids, and the tokens its stored
+    replies and its summaries used, by reply and summary."""
+
+    stored: set[str]
+    usage: dict[str, dict]
+
+
+def run_so_far(*, run_id) -> RunSoFar:
+    messages = Message.objects.filter(run_id=run_id).exclude(role=Message.Role.USER).values("id", *USAGE_FIELDS)
+    stored, usage = set(), {}
+    for row in messages:
+        stored.add(str(row["id"]))
+        if row["input_tokens"] is not None:
+            usage[str(row["id"])] = {name: row[name] or 0 for name in USAGE_FIELDS}
     usage |= {
         f"summary:{row['id']}": {"input_tokens": row["input_tokens"] or 0, "output_tokens": row["output_tokens"] or 0}
         for row in Summary.objects.filter(run_id=run_id).values("id", "input_tokens", "output_tokens")
     }
-    return usage
+    return RunSoFar(stored, usage)
 
 
-arun_usage = to_async(run_usage)
+arun_so_far = to_async(run_so_far)

@@ -292,8 +292,11 @@ def run_retry(*, conversation: Conversation, run_id, client_id: str | None, owne
             raise selectors.NotFound from None
         if run.status not in (Run.Status.FAILED, Run.Status.CANCELLED) or run.user_message is None:
             raise Invalid("only a reply that failed or was stopped can be retried")
+        if Run.objects.filter(user_message_id=run.user_message_id, created_at__gt=run.created_at).exists():
+            raise Invalid("this reply was written again since: retry the latest one")
         lines = selectors.conversation_lines(conversation_id=locked.id)
         user_message = selectors.message_on_line(conversation=locked, lines=lines, message_id=run.user_message_id)
+        user_message.conversation = locked  # the run starts at once: its executor reads it
         if lines.messages(locked.current_branch_id).filter(turn_at__gt=user_message.turn_at).exists():
             raise Invalid("only the last turn can be retried: edit or regenerate an earlier one")
         written = Message.objects.filter(run=run).exclude(role=Message.Role.USER).order_by(*MESSAGE_ORDER).first()
