@@ -23,14 +23,13 @@ MIN_SECRET_CHARS = 8
 
 
 @functools.cache
-def _known_secrets() -> tuple[str, ...]:
-    values = {settings.SECRET_KEY, getattr(settings, "OPENAI_API_KEY", "")}
-    values |= {value for name, value in os.environ.items() if SECRET_ENV_NAME.search(name)}
+def _known_secrets(*configured: str) -> tuple[str, ...]:
+    values = set(configured) | {value for name, value in os.environ.items() if SECRET_ENV_NAME.search(name)}
     return tuple(sorted((v for v in values if len(v) >= MIN_SECRET_CHARS), key=len, reverse=True))
 
 
 def redact(text: str) -> str:
-    for secret in _known_secrets():
+    for secret in _known_secrets(settings.SECRET_KEY, settings.OPENAI_API_KEY):
         text = text.replace(secret, MASK)
     return SECRET_SHAPES.sub(MASK, text)
 

@@ -4,6 +4,8 @@ for order, pairing and alternation (the server refuses orphan tool calls and
 non-alternating roles with 400), and every failure for what the user sees and what is
 stored. In-process, through the websocket."""
 
+import contextlib
+import io
 import json
 import logging
 import uuid
@@ -270,22 +272,36 @@ async def test_failures_are_told_in_words(people, model_server, settings):
     assert len(accepted(model_server, scripted_errors=5)) == 5
 
 
-async def test_a_gateway_that_echoes_the_key_puts_it_nowhere(people, model_server, caplog):
-    caplog.set_level(logging.DEBUG)
+@contextlib.contextmanager
+def server_log():
+    """What the app's own log handler (settings.LOGGING, with its filters) writes."""
+    import chatproject.asgi  # noqa: F401 (sets Django up, and its logging, before the handler is found)
+    from chatproject.redaction import RedactSecrets
+
+    handler = next(h for h in logging.getLogger().handlers if any(isinstance(f, RedactSecrets) for f in h.filters))
+    written = io.StringIO()
+    previous = handler.setStream(written)
+    level = logging.getLogger().level
+    logging.getLogger().setLevel(logging.DEBUG)
+    try:
+        yield written
+    finally:
+        handler.setStream(previous)
+        logging.getLogger().setLevel(level)
+
+
+async def test_a_gateway_that_echoes_the_key_puts_it_nowhere(people, model_server):
     model_server.on(last_user("hi"), Error(401, message="Invalid key: {authorization}"))
-    conversation, socket = await open_chat(people)
-    frames = await socket.chat("hi")
+    with server_log() as log:
+        conversation, socket = await open_chat(people)
+        frames = await socket.chat("hi")
+        await socket.close()
     error = frames[-1]["run"]["error"]
     assert error.startswith("The model server refused the app's credentials")
     run = (await runs_of(conversation))[-1]
     assert API_KEY not in (run.error or "") and API_KEY not in json.dumps(frames)
-    # The log keeps the provider's text, with the key masked, in every handler's output.
-    from chatproject.redaction import RedactSecrets
-    for record in caplog.records:
-        RedactSecrets().filter(record)
-    logged = "\n".join(caplog.text.splitlines() + [r.getMessage() for r in caplog.records])
-    assert "Invalid key: Bearer [redacted]" in logged and API_KEY not in logged
-    await socket.close()
+    # The log keeps the provider's text, with the key masked.
+    assert "Invalid key: Bearer [redacted]" in log.getvalue() and API_KEY not in log.getvalue()
 
 
 async def test_reasoning_streams_apart_is_stored_apart_and_never_sent_back(people, model_server):

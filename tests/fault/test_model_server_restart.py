@@ -18,8 +18,11 @@ pytestmark = pytest.mark.asyncio
 class SlowWebhook(BaseHTTPRequestHandler):
     """Answers after a long while: the server is killed before it does."""
 
+    called = threading.Event()
+
     def do_POST(self):
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        SlowWebhook.called.set()
         time.sleep(30)
         self.send_response(200)
         self.end_headers()
@@ -36,6 +39,7 @@ def model_server():
 
 @pytest.fixture
 def webhook():
+    SlowWebhook.called.clear()
     server = ThreadingHTTPServer(("127.0.0.1", free_port()), SlowWebhook)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -95,6 +99,7 @@ async def test_killed_while_a_tool_runs_its_outcome_is_unknown_and_the_model_is_
         await receive(ws)
         await send(ws, {"type": "message.send", "content": "ping the hook"})
         await receive_until(ws, lambda f: f["type"] == "tool" and f["status"] == "started")
+        assert await asyncio.to_thread(SlowWebhook.called.wait, 30)  # the call is under way
         await asyncio.to_thread(server.kill)
     server.start()
 
