@@ -105,7 +105,7 @@ async def _turns_to_fold(context: ChatContext, model: LoadedModel, summary, budg
         if keep_tokens < 0:
             newest = turn  # the newest turn that is not kept: fold up to it
             break
-    request_budget = model.context_tokens - settings.CHAT_MAX_OUTPUT_TOKENS - _tokens(summary_request(summary, []))
+    request_budget = model.context_tokens - settings.CHAT_REPLY_ROOM_TOKENS - _tokens(summary_request(summary, []))
     fold, used = [], 0
     async for turn in _turns(context, newest_first=False, after_turn_at=after):
         used += _tokens([HumanMessage(_transcript(turn.messages))])
@@ -190,7 +190,7 @@ def _system(summary: str | None) -> SystemMessage:
 def _history_budget(model: LoadedModel, current: list[BaseMessage]) -> int:
     """Tokens left for earlier turns: the model's budget less the reply's room, the system
     prompt with the tools, and the current turn."""
-    return model.context_tokens - settings.CHAT_MAX_OUTPUT_TOKENS - _fixed_tokens(model) - _tokens(current)
+    return model.context_tokens - settings.CHAT_REPLY_ROOM_TOKENS - _fixed_tokens(model) - _tokens(current)
 
 
 @functools.cache

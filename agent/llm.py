@@ -98,7 +98,7 @@ def build_chat_model(name: str) -> BaseChatModel:
             base_url=settings.OPENAI_BASE_URL or None,
             streaming=True,
             stream_usage=True,
-            max_tokens=settings.CHAT_MAX_OUTPUT_TOKENS,
+            max_tokens=settings.CHAT_MAX_OUTPUT_TOKENS,  # None: the server's own limit
             max_retries=0,
             # Unhashable on purpose: langchain-openai then makes this model its own HTTP
             # client instead of sharing a cached one across event loops.
@@ -108,12 +108,12 @@ def build_chat_model(name: str) -> BaseChatModel:
 
 
 def _limits(provider: str) -> dict:
-    """The reply's limit, the read timeout and no retries, as the provider's model names them."""
+    """The reply's limit (if set), the read timeout and no retries, as the provider's
+    model names them."""
+    limit = settings.CHAT_MAX_OUTPUT_TOKENS
     if provider == "ollama":
-        return {"num_predict": settings.CHAT_MAX_OUTPUT_TOKENS,
-                "client_kwargs": {"timeout": settings.CHAT_STALL_TIMEOUT_SECONDS}}
-    return {"max_tokens": settings.CHAT_MAX_OUTPUT_TOKENS, "timeout": settings.CHAT_STALL_TIMEOUT_SECONDS,
-            "max_retries": 0}
+        return {"client_kwargs": {"timeout": settings.CHAT_STALL_TIMEOUT_SECONDS}, **({"num_predict": limit} if limit else {})}
+    return {"timeout": settings.CHAT_STALL_TIMEOUT_SECONDS, "max_retries": 0, **({"max_tokens": limit} if limit else {})}
 
 
 def _init_other_provider(name: str) -> BaseChatModel:

@@ -198,9 +198,11 @@ CHAT_STALL_TIMEOUT_SECONDS = env_number("CHAT_STALL_TIMEOUT_SECONDS", "60", floa
 CHAT_MAX_RETRIES = env_number("CHAT_MAX_RETRIES", "2")
 CHAT_RETRY_MAX_WAIT_SECONDS = env_number("CHAT_RETRY_MAX_WAIT_SECONDS", "60", float)
 # The history's token budget (unset: the model's input limit as LangChain knows it), the
-# reply's limit, and the model steps one run may take.
+# reply's limit (unset: the provider's own), and the model steps one run may take.
 CHAT_CONTEXT_TOKENS = env_number("CHAT_CONTEXT_TOKENS", "0") or None
-CHAT_MAX_OUTPUT_TOKENS = env_number("CHAT_MAX_OUTPUT_TOKENS", "4096", minimum=1)
+CHAT_MAX_OUTPUT_TOKENS = env_number("CHAT_MAX_OUTPUT_TOKENS", "0") or None
+# The history's budget leaves this much room for the reply when CHAT_MAX_OUTPUT_TOKENS is unset.
+CHAT_REPLY_ROOM_TOKENS = CHAT_MAX_OUTPUT_TOKENS or 4096
 CHAT_MAX_STEPS = env_number("CHAT_MAX_STEPS", "10", minimum=1)
 # How long Stop waits for a tool that is running to finish before its outcome is unknown.
 TOOL_STOP_GRACE_SECONDS = env_number("TOOL_STOP_GRACE_SECONDS", "10", float)

@@ -108,7 +108,7 @@ async def test_roles_alternate_for_providers_and_the_system_prompt_comes_once(se
 
 async def test_turns_that_no_longer_fit_are_summarized_and_the_rest_kept_whole(settings):
     settings.CHAT_CONTEXT_TOKENS = 1200
-    settings.CHAT_MAX_OUTPUT_TOKENS = 200
+    settings.CHAT_MAX_OUTPUT_TOKENS = settings.CHAT_REPLY_ROOM_TOKENS = 200
     conversation = await new_conversation()
     for index in range(30):
         message, run = await send(conversation, f"fact number {index}: " + "word " * 20)

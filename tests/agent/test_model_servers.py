@@ -353,7 +353,7 @@ async def test_each_conversation_answers_with_its_chosen_model(people, model_ser
 
 async def test_a_long_conversation_is_summarized_by_the_model_and_keeps_working(people, model_server, settings):
     settings.CHAT_CONTEXT_TOKENS = 1500
-    settings.CHAT_MAX_OUTPUT_TOKENS = 100
+    settings.CHAT_MAX_OUTPUT_TOKENS = settings.CHAT_REPLY_ROOM_TOKENS = 100
     summary_prompt = "Summarize a conversation"
     model_server.on(lambda body: body["messages"][0]["content"].startswith(summary_prompt),
                     *[Text(f"Summary number {i}.") for i in range(1, 20)])
