@@ -2,8 +2,10 @@
 
 Ours: the server started here as README's production command (uvicorn with one worker
 process per CPU, `--workers`; `--workers 0` for one daphne process as `make start`),
-offline model with OFFLINE_MODEL_DELAY_MS=50, PostgreSQL and Redis; C websocket clients, each in its own conversation (all of one user: one login, its session
-cookie on every socket), each sending M messages "slow 5" one after another: the next is
+offline model with OFFLINE_MODEL_DELAY_MS=50, PostgreSQL and Redis; C websocket clients, each in its own conversation,
+of one user (one login, its session cookie on every socket) or, with `--users U`, of U
+users in turn (one login each, the per-user limits at their defaults), each sending M
+messages "slow 5" one after another: the next is
 sent when the previous reply's final assistant `message` frame arrives. Latency is from
 message.send to that frame; turns/s is C×M over the time from the first send to the last
 reply. Sockets are connected and have their snapshot before the clock starts.
@@ -42,6 +44,7 @@ from bench.procstat import Sampler, describe  # noqa: E402
 from tests.live import Server, Session, Templates  # noqa: E402
 
 WORDS = 5
+PRODUCTION_LIMITS = {"RATE_LIMIT_MESSAGES": "60/60", "RATE_LIMIT_DECISIONS": "60/60", "WS_MAX_SOCKETS_PER_USER": "20"}
 PEERS = [
     ["Aegra 0.11", "31.6", "3.9 s"],
     ["`langgraph dev`", "32–55", "–"],
@@ -70,17 +73,31 @@ async def _client(ws, messages: int, start: asyncio.Event, latencies: list[float
             raise RuntimeError(f"unexpected reply {frame['message']['content']!r}")
 
 
+def _users(db, count: int) -> list[str]:
+    """`count` users who can log in (alice, and others with her password), one login each."""
+    names = ["alice"] + [f"user{i}" for i in range(1, count)]
+    for name in names[1:]:
+        db.query(
+            "INSERT INTO auth_user (password, is_superuser, username, first_name, last_name, email, is_staff, is_active, "
+            "date_joined) SELECT password, FALSE, %s, '', '', '', FALSE, TRUE, date_joined FROM auth_user "
+            "WHERE username = 'alice' RETURNING id",
+            (name,),
+        )
+    return names
+
+
 async def ours(templates, backend: str, workdir: Path, clients: int, messages: int, delay_ms: int, timeout: float,
-               extra_env: dict, workers: int = 0) -> dict:
+               extra_env: dict, workers: int = 0, users: int = 1) -> dict:
     db = templates.new_database(backend, redis=backend == "postgres")
     server = Server(db, workdir / f"server-{clients}.log", extra_env={"OFFLINE_MODEL_DELAY_MS": str(delay_ms), **extra_env},
                     workers=workers).start()
     try:
-        alice = Session(server, "alice")
-        ids = [alice.create_conversation(f"many {i}")["id"] for i in range(clients)]
+        people = [Session(server, name) for name in _users(db, users)]
+        owners = [people[i % len(people)] for i in range(clients)]
+        ids = [(owner, owner.create_conversation(f"many {i}")["id"]) for i, owner in enumerate(owners)]
         sockets = []
         for batch in range(0, clients, 50):
-            opened = await asyncio.gather(*(alice.websocket(cid).__aenter__() for cid in ids[batch:batch + 50]))
+            opened = await asyncio.gather(*(owner.websocket(cid).__aenter__() for owner, cid in ids[batch:batch + 50]))
             await asyncio.gather(*(_recv(ws, timeout) for ws in opened))  # snapshots
             sockets += opened
         split = list(server.connections_per_worker().values()) if workers else [len(sockets)]
@@ -210,6 +227,9 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=1,
                         help="measure ours and the baselines this many times, one after the other; "
                              "report the medians, and each round's ratios")
+    parser.add_argument("--users", type=int, default=1,
+                        help="users the conversations belong to, in turn (one login each): 50 users with two "
+                             "conversations each is --clients 100 --users 50")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="extra environment for the server (e.g. CHECKPOINT_POOL_SIZE=50), repeatable")
     add_backend_flag(parser)
@@ -219,10 +239,12 @@ async def main() -> None:
         args.workers = 0  # without Redis, processes share no events: one process
     counts = [int(c) for c in args.clients.split(",") if c.strip()]
     extra_env = dict(item.split("=", 1) for item in args.env)
+    if args.users > 1:  # production's limits per user (bench.common sets them out of one user's reach)
+        extra_env = {**PRODUCTION_LIMITS, **extra_env}
     fds = raise_fd_limit()
     header("many conversations", {"backend": describe_backend(backend), "clients": counts, "messages per client": args.messages,
                                   "reply": f"slow {WORDS} ({WORDS} words)", "OFFLINE_MODEL_DELAY_MS": args.delay_ms,
-                                  "RLIMIT_NOFILE": fds, "rounds": args.rounds,
+                                  "RLIMIT_NOFILE": fds, "rounds": args.rounds, "users": args.users,
                                   "server": f"uvicorn, {args.workers} worker processes" if args.workers else "daphne, one process", **({"server env": extra_env} if extra_env else {})})
     workdir = Path(tempfile.mkdtemp(prefix="bench-many-"))
     templates = Templates(workdir)
@@ -235,7 +257,7 @@ async def main() -> None:
             for number in range(1, args.rounds + 1):
                 label = f"{clients} clients" + (f", round {number}" if args.rounds > 1 else "")
                 app = summary(r := await ours(templates, backend, workdir, clients, args.messages, args.delay_ms, args.timeout,
-                                               extra_env, args.workers), turns)
+                                               extra_env, args.workers, args.users), turns)
                 notes.append(f"ours, {label}: {r['cpu']}")
                 mem = pg = None
                 if not args.no_baseline:
