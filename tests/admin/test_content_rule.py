@@ -12,6 +12,7 @@ import html
 import uuid
 
 import pytest
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.contrib import admin
 from django.contrib.admin.utils import quote
 from django.contrib.auth.models import Group, Permission, User
@@ -213,6 +214,10 @@ def planted(django_user_model):
     owner = django_user_model.objects.create_user("alice", password="x")
     conversation = plant(owner)
     Group.objects.create(name="walkers")
+    seen = {"username": "alice", "ip_address": "10.0.0.1", "user_agent": "walker", "path_info": "/accounts/login/"}
+    AccessAttempt.objects.create(**seen, get_data="", post_data="", failures_since_start=1)
+    AccessLog.objects.create(**seen)
+    AccessFailureLog.objects.create(**seen)
     return conversation
 
 
