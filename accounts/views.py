@@ -7,9 +7,10 @@ from django.utils.timesince import timeuntil
 
 def locked_out(request, *args):
     """The log-in page again, with status 429, saying how long to wait: django-axes's
-    answer to a log-in its lock-out refused (AXES_LOCKOUT_CALLABLE). Each refused try
-    starts the cool-off again, so the wait is all of it. axes's other arguments are not
-    needed (its async middleware passes them one place off)."""
+    answer to a log-in its lock-out refused (AXES_LOCKOUT_CALLABLE). The refused try
+    counts as a failure too, so this client's failures count for the whole cool-off from
+    now. axes's other arguments are not needed (its async middleware passes them one
+    place off)."""
     cool_off = get_cool_off(request)
     now = timezone.now()
     context = {

@@ -254,11 +254,16 @@ RATE_LIMIT_DECISIONS = env_rate("RATE_LIMIT_DECISIONS", "60/60")
 WS_MAX_SOCKETS_PER_USER = int(os.environ.get("WS_MAX_SOCKETS_PER_USER", "20"))
 WS_SOCKET_TTL_SECONDS = float(os.environ.get("WS_SOCKET_TTL_SECONDS", "30"))
 
+# Under daphne, an HTTP connection that sends nothing for this long is closed: a request
+# sent in part and then not finished, or an idle keep-alive connection (connections.py).
+HTTP_IDLE_TIMEOUT_SECONDS = env_int("HTTP_IDLE_TIMEOUT_SECONDS", 15, minimum=1)
+
 # Log-in throttling (django-axes, in the database so every server process counts): after
 # LOGIN_FAILURE_LIMIT failed log-ins for one username, or from one address, log-ins for
-# it are refused for LOGIN_COOLOFF_MINUTES, counted again from each refused try; 0
-# failures: no throttling. The address is the ASGI server's client address (REMOTE_ADDR):
-# behind a proxy, the server takes it from X-Forwarded-For (README, "Behind a proxy").
+# it are refused until fewer than that many are younger than LOGIN_COOLOFF_MINUTES (a
+# refused try is one more); 0 failures: no throttling. The address is the ASGI server's
+# client address (REMOTE_ADDR): behind a proxy, the server takes it from X-Forwarded-For
+# (README, "Behind a proxy").
 LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=0)
 LOGIN_COOLOFF_MINUTES = env_int("LOGIN_COOLOFF_MINUTES", 15, minimum=1)
 AXES_ENABLED = LOGIN_FAILURE_LIMIT > 0
@@ -274,9 +279,11 @@ AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "csrfmiddlewaretoken"]
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"refusals_without_traceback": {"()": "chatproject.logs.RefusalsWithoutTraceback"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["refusals_without_traceback"]}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"httpx": {"level": "WARNING"}, "daphne": {"level": "WARNING"}},
+    # axes: failures and lock-outs (WARNING), not every log-in (INFO).
+    "loggers": {"httpx": {"level": "WARNING"}, "daphne": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }
 
 # WhiteNoise serves from the source folders (above); a missing collectstatic folder is expected.
