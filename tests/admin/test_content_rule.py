@@ -180,7 +180,7 @@ def walk(client, conversation: Conversation) -> dict[str, set[str]]:
     shown, searches = {}, {}
     for path, name in admin_pages(conversation):
         if name == "logout":
-            continue
+            continue  # it would end the walk's session
         response = client.get(path)
         assert response.status_code < 500, (path, response.status_code)
         shown[path] = planted_in(visible_text(response))
@@ -190,7 +190,7 @@ def walk(client, conversation: Conversation) -> dict[str, set[str]]:
                 for planted, value in PLANTED.items():
                     found = client.get(path, {"q": value}).context["cl"].result_count
                     searches[f"{path}?q={planted}"] = {planted} if found else set()
-    return {**shown, **{key: value for key, value in searches.items()}}
+    return {**shown, **searches}
 
 
 def run_actions(client, user: User) -> dict[str, set[str]]:
