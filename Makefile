@@ -12,6 +12,8 @@ WS_MAX_MESSAGE_BYTES ?= 16777216
 
 .PHONY: start test install install-dev chromium
 
+# Slow clients: daphne has no option for its HTTP idle timeout; the app sets it from
+# HTTP_IDLE_TIMEOUT_SECONDS (chatproject/connections.py).
 start: install
 	$(PY) manage.py migrate --no-input
 	$(PY) manage.py ensure_demo_user

@@ -16,7 +16,6 @@ class TaskAdmin(PrivateFieldsMixin, admin.ModelAdmin):
     raw_id_fields = ("conversation",)
     # The title is an argument of the agent's create_task call.
     private_fields = ("title",)
-    private_str = True
 
 
 @admin.register(ToolExecution)

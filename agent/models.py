@@ -20,7 +20,8 @@ class Task(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
-        return self.title
+        # No title: the admin prints this in titles and links, where staff may not see it.
+        return f"task {self.id}"
 
 
 class ToolExecution(models.Model):

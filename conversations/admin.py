@@ -4,14 +4,12 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
-from django.utils.text import capfirst
 
 from agent.history import HISTORY_LIMIT, checkpoint_history
 
 from .exports import export_conversation
 from .models import Approval, Branch, Conversation, Message, Run
-from .privacy import HIDDEN, PrivateFieldsMixin, content_hidden
+from .privacy import HIDDEN, PrivateFieldsMixin, content_visible
 
 CHECKPOINT_PERMISSION = "agent.view_checkpoint"
 EXPORT_KINDS = ("json", "markdown")
@@ -24,8 +22,6 @@ class MessageInline(PrivateFieldsMixin, admin.TabularInline):
     fields = ("role", "content", "tool_calls", "run", "stopped", "created_at")
     readonly_fields = fields
     private_fields = ("content", "tool_calls")
-    # Django's tabular template prints each row's str(), which holds the content.
-    template = "admin/conversations/message/readonly_inline.html"
     extra = 0
     can_delete = False
 
@@ -33,11 +29,10 @@ class MessageInline(PrivateFieldsMixin, admin.TabularInline):
         return False
 
 
-class RunInline(PrivateFieldsMixin, admin.TabularInline):
+class RunInline(admin.TabularInline):
     model = Run
     fields = ("status", "user_message", "client_id", "error", "created_at", "finished_at")
     readonly_fields = fields
-    private_fields = ("user_message",)
     extra = 0
     can_delete = False
     show_change_link = True
@@ -86,18 +81,11 @@ class ConversationAdmin(PrivateFieldsMixin, admin.ModelAdmin):
         links = {}
         if request.user.has_perm(CHECKPOINT_PERMISSION):
             links["checkpoints_url"] = reverse(f"admin:{CHECKPOINTS_URL}", args=[object_id])
-        if not content_hidden():
+        if content_visible(request):
             links["export_urls"] = {
                 kind: reverse(f"admin:{EXPORT_URL}", args=[object_id, kind]) for kind in EXPORT_KINDS
             }
         return super().change_view(request, object_id, form_url, {**links, **(extra_context or {})})
-
-    def get_deleted_objects(self, objs, request):
-        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
-        if content_hidden():
-            # The full list names every message by its str(), which holds its content.
-            deleted = [format_html("{}: {}", capfirst(self.opts.verbose_name), obj) for obj in objs]
-        return deleted, counts, perms_needed, protected
 
     def _viewable(self, request, object_id) -> Conversation:
         conversation = self.get_object(request, unquote(object_id))
@@ -123,7 +111,7 @@ class ConversationAdmin(PrivateFieldsMixin, admin.ModelAdmin):
             "title": f"Checkpoint history of {conversation}",
             "entries": entries,
             "state": state,
-            "hidden": content_hidden(),
+            "hidden": not content_visible(request),
             "marker": HIDDEN,
             "limit": HISTORY_LIMIT,
         }
@@ -131,8 +119,8 @@ class ConversationAdmin(PrivateFieldsMixin, admin.ModelAdmin):
 
     def export_view(self, request, object_id, kind):
         conversation = self._viewable(request, object_id)
-        if content_hidden():
-            raise PermissionDenied("Exports are off: ADMIN_HIDE_MESSAGE_CONTENT hides message contents.")
+        if not content_visible(request):
+            raise PermissionDenied("An export holds message contents: it needs the permission to view messages.")
         if kind not in EXPORT_KINDS:
             raise Http404("No such export.")
         body, content_type, extension = export_conversation(conversation=conversation, kind=kind)
@@ -149,7 +137,6 @@ class MessageAdmin(PrivateFieldsMixin, admin.ModelAdmin):
     readonly_fields = ("id", "created_at", "html")
     raw_id_fields = ("conversation", "run")
     private_fields = ("content", "html", "tool_calls", "short_content")
-    private_str = True
 
     @admin.display(description="content")
     def short_content(self, obj):
@@ -157,14 +144,12 @@ class MessageAdmin(PrivateFieldsMixin, admin.ModelAdmin):
 
 
 @admin.register(Run)
-class RunAdmin(PrivateFieldsMixin, admin.ModelAdmin):
+class RunAdmin(admin.ModelAdmin):
     list_display = ("id", "conversation", "status", "created_at", "finished_at")
     list_filter = ("status", "created_at")
     search_fields = ("id", "conversation__id", "client_id", "error")
     readonly_fields = ("id", "created_at", "started_at", "finished_at", "updated_at")
     raw_id_fields = ("conversation", "user_message")
-    # Its widget shows the message's str(), which holds the content.
-    private_fields = ("user_message",)
 
 
 @admin.register(Approval)

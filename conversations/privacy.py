@@ -1,37 +1,48 @@
-"""What staff may read in the admin: with ADMIN_HIDE_MESSAGE_CONTENT on, no message
-contents, tool arguments or graph state, only a marker in their place."""
+"""What staff may read in the admin: the one rule for content.
+
+Content is what users and the agent wrote: message text and tool calls, tool results,
+approvals' arguments, edited arguments, descriptions and comments, task titles, and the
+graph's state in checkpoints. All of it is message content in one table or another (a
+tool call's arguments are in the assistant's message, its result in a tool message, a
+task's title is create_task's argument), so one permission unlocks it: the one that shows
+messages in the admin (`view_message`, or `change_message`, which Django's admin counts as
+viewing). Staff without it see a marker in its place, find nothing by searching it and
+get no exports. ADMIN_HIDE_MESSAGE_CONTENT keeps it from every staff user, superusers too.
+
+Every admin page, export, search and action asks `content_visible`; model admins and
+inlines get the rule from PrivateFieldsMixin. str() of a model never holds content (the
+admin prints it in titles, breadcrumbs, links and delete confirmations).
+"""
 
 from django.conf import settings
 from django.contrib import admin
 
-HIDDEN = "hidden by ADMIN_HIDE_MESSAGE_CONTENT"
+HIDDEN = "content hidden"
 MARKER_FIELD = "hidden_content"
+CONTENT_PERMISSIONS = ("conversations.view_message", "conversations.change_message")
 
 
-def content_hidden() -> bool:
-    return settings.ADMIN_HIDE_MESSAGE_CONTENT
+def content_visible(request) -> bool:
+    if settings.ADMIN_HIDE_MESSAGE_CONTENT:
+        return False
+    return any(request.user.has_perm(permission) for permission in CONTENT_PERMISSIONS)
 
 
 class PrivateFieldsMixin:
-    """For a ModelAdmin or an inline: with hiding on, the `private_fields` show the marker
-    (in forms, change pages and list columns) and are not searched, nor are the
-    `private_search_fields`. A model whose str() shows private text (`private_str`) then
-    has no object pages, since the admin prints str() in titles and breadcrumbs, and no
-    add page, whose form would lack the private fields."""
+    """For a ModelAdmin or an inline: to staff who may not see content, the
+    `private_fields` show the marker (in forms, change pages and list columns) and are
+    not searched, nor are the `private_search_fields`. Such staff get no add page, whose
+    form would lack the private fields."""
 
     private_fields: tuple[str, ...] = ()
     private_search_fields: tuple[str, ...] = ()
-    private_str = False
 
     @admin.display(description="content")
     def hidden_content(self, obj):
         return HIDDEN
 
-    def content_is_hidden(self) -> bool:
-        return content_hidden()
-
-    def _public(self, names):
-        if not content_hidden():
+    def _public(self, request, names):
+        if content_visible(request):
             return names
         public = []
         for name in names:
@@ -41,49 +52,27 @@ class PrivateFieldsMixin:
         return public
 
     def get_fields(self, request, obj=None):
-        return self._public(super().get_fields(request, obj))
+        return self._public(request, super().get_fields(request, obj))
 
     def get_readonly_fields(self, request, obj=None):
         fields = super().get_readonly_fields(request, obj)
-        return self._public([*fields, *self.private_fields]) if content_hidden() else fields
+        return fields if content_visible(request) else self._public(request, [*fields, *self.private_fields])
 
     def get_exclude(self, request, obj=None):
         exclude = super().get_exclude(request, obj) or ()
-        return [*exclude, *self.private_fields] if content_hidden() else exclude
+        return exclude if content_visible(request) else [*exclude, *self.private_fields]
 
     def get_list_display(self, request):
-        return self._public(super().get_list_display(request))
+        return self._public(request, super().get_list_display(request))
 
     def get_search_fields(self, request):
         fields = super().get_search_fields(request)
-        if not content_hidden():
+        if content_visible(request):
             return fields
         private = {*self.private_fields, *self.private_search_fields}
         return [name for name in fields if name not in private]
 
-    def _object_pages_closed(self, obj) -> bool:
-        return obj is not None and self.private_str and content_hidden()
-
-    def get_list_display_links(self, request, list_display):
-        if self.private_str and content_hidden():
-            return None
-        return super().get_list_display_links(request, list_display)
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        if self.private_str and content_hidden():
-            # Its confirmation page lists the objects by str().
-            actions.pop("delete_selected", None)
-        return actions
-
     def has_add_permission(self, request, *args):
-        return not (self.private_str and content_hidden()) and super().has_add_permission(request, *args)
-
-    def has_view_permission(self, request, obj=None):
-        return not self._object_pages_closed(obj) and super().has_view_permission(request, obj)
-
-    def has_change_permission(self, request, obj=None):
-        return not self._object_pages_closed(obj) and super().has_change_permission(request, obj)
-
-    def has_delete_permission(self, request, obj=None):
-        return not self._object_pages_closed(obj) and super().has_delete_permission(request, obj)
+        if self.private_fields and not content_visible(request):
+            return False
+        return super().has_add_permission(request, *args)

@@ -253,6 +253,8 @@ class Server:
     port: int = field(default_factory=free_port)
     # 0: one daphne process; N: uvicorn's supervisor with N worker processes.
     workers: int = 0
+    # More of daphne's options, e.g. ["--proxy-headers"].
+    daphne_flags: list[str] = field(default_factory=list)
     process: subprocess.Popen | None = None
 
     @property
@@ -268,7 +270,8 @@ class Server:
             # The several-process server of README's "Several server processes".
             return [PYTHON, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(self.port), "--workers",
                     str(self.workers), *UVICORN_FLAGS, "chatproject.asgi:application"]
-        return [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), *DAPHNE_FLAGS, "chatproject.asgi:application"]
+        return [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), *DAPHNE_FLAGS, *self.daphne_flags,
+                "chatproject.asgi:application"]
 
     def start(self, timeout: float = 30) -> "Server":
         log = open(self.log_path, "a")

@@ -160,6 +160,10 @@ async def alices_world(alice: Session, database) -> World:
     approval = next(f["approval"] for f in frames if f["type"] == "approval")
     messages = alice.request("GET", f"/api/conversations/{conversation}/messages/").json()["results"]
     task = alice.request("GET", "/api/tasks/").json()["results"][0]["id"]
+    failed = Session(alice.server, None)  # a failed log-in: a row of axes's lock-out list
+    failed.http.get("/accounts/login/")
+    token = failed.http.cookies["csrftoken"]
+    failed.http.post("/accounts/login/", data={"username": "alice", "password": "wrong", "csrfmiddlewaretoken": token})
     checkpoint_pk, checkpoint_id = database.query(
         "SELECT id, checkpoint_id FROM agent_checkpoint WHERE thread_id = %s ORDER BY checkpoint_id DESC", (conversation,)
     )[0]
@@ -173,6 +177,13 @@ async def alices_world(alice: Session, database) -> World:
         "agent.task": task,
         "agent.toolexecution": one(database, "SELECT id FROM agent_toolexecution"),
         "agent.checkpoint": quote(checkpoint_pk),
+        "axes.accessattempt": one(database, "SELECT id FROM axes_accessattempt"),
+        "axes.accesslog": one(database, "SELECT id FROM axes_accesslog LIMIT 1"),
+        "axes.accessfailurelog": one(
+            database,
+            "INSERT INTO axes_accessfailurelog (user_agent, ip_address, username, http_accept, path_info, attempt_time, locked_out) "
+            "VALUES ('', '127.0.0.1', 'alice', '', '/accounts/login/', CURRENT_TIMESTAMP, FALSE) RETURNING id",
+        ),
     }
     params = {
         "conversation_id": conversation,

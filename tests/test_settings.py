@@ -20,3 +20,22 @@ def test_production_settings_refuse_debug_and_the_default_key(env, refused, tmp_
         assert result.returncode != 0 and refused in result.stderr
     else:
         assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    "env, refused",
+    [
+        ({"LOGIN_FAILURE_LIMIT": "five"}, 'LOGIN_FAILURE_LIMIT is a whole number, not "five"'),
+        ({"LOGIN_COOLOFF_MINUTES": "0"}, "LOGIN_COOLOFF_MINUTES is at least 1"),
+        ({"HTTP_IDLE_TIMEOUT_SECONDS": "-1"}, "HTTP_IDLE_TIMEOUT_SECONDS is at least 1"),
+    ],
+)
+def test_a_bad_number_is_refused_with_its_name(env, refused, tmp_path):
+    result = manage({**base_env(), "SQLITE_PATH": str(tmp_path / "db.sqlite3"), **env}, "check", check=False)
+    assert result.returncode != 0 and refused in result.stderr
+
+
+def test_no_failure_limit_turns_log_in_throttling_off(tmp_path):
+    env = {**base_env(), "SQLITE_PATH": str(tmp_path / "db.sqlite3"), "LOGIN_FAILURE_LIMIT": "0"}
+    shown = manage(env, "shell", "-v", "0", "-c", "from django.conf import settings; print(settings.AXES_ENABLED)")
+    assert shown.stdout.split() == ["False"]
