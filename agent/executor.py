@@ -27,6 +27,7 @@ from langchain_core.messages import AIMessage, HumanMessage, RemoveMessage, Tool
 from langgraph.graph.message import REMOVE_ALL_MESSAGES
 from langgraph.types import Command
 
+from chatproject.logs import log_failure
 from conversations import events, selectors, services
 from conversations.models import Message, Run
 from conversations.presenters import approval_data, message_data, run_data
@@ -175,8 +176,8 @@ class RunExecutor:
         except FAILURES_IN_WORDS as exc:
             logger.warning("run %s failed: %s", run_id, exc)
             await self._finish(run_id, conversation_id, Run.Status.FAILED, error=str(exc))
-        except Exception:
-            logger.exception("run %s failed", run_id)
+        except Exception as exc:
+            log_failure(logger, "run %s failed", run_id, error=exc)
             await self._finish(run_id, conversation_id, Run.Status.FAILED, error=INTERNAL_ERROR)
         finally:
             self._tasks.pop(run_id, None)

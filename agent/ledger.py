@@ -13,6 +13,8 @@ from django.db import connections
 from django.utils import timezone
 from pydantic import ValidationError
 
+from chatproject.logs import log_failure
+
 from .context import ChatContext
 from .models import ToolExecution
 from .tools import Tool, ToolError
@@ -121,5 +123,5 @@ def _run(tool: Tool, args: dict, context: ChatContext) -> tuple[str, str]:
     except (ToolError, ValidationError) as error:
         return ToolExecution.Status.FAILED, str(error)
     except Exception as error:
-        logger.exception("tool %s failed", tool.name)
+        log_failure(logger, "tool %s failed", tool.name, error=error)
         return ToolExecution.Status.FAILED, f"{tool.name} failed: {type(error).__name__}: {error}"

@@ -1,6 +1,9 @@
 """Log filters."""
 
 import logging
+import traceback
+
+from .redaction import redact
 
 
 class RefusalsWithoutTraceback(logging.Filter):
@@ -16,3 +19,38 @@ class RefusalsWithoutTraceback(logging.Filter):
             record.exc_info = None
             record.exc_text = None
         return True
+
+
+class RedactSecrets(logging.Filter):
+    """Masks secrets in a record's message and its traceback, before any handler
+    formats it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        record.msg, record.args = redact(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
+
+
+def log_failure(logger: logging.Logger, message: str, *args, error: BaseException) -> None:
+    """Log an unexpected error: at ERROR its traceback's frames and exception types, not
+    the exceptions' texts, which may quote message contents or tool arguments (an e-mail's
+    subject, say); at DEBUG the whole traceback."""
+    logger.error(message + "\n%s", *args, _frames_only(error))
+    logger.debug(message, *args, exc_info=error)
+
+
+def _frames_only(error: BaseException) -> str:
+    chain, seen = [], set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        chain.insert(0, error)
+        error = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
+    lines = []
+    for link in chain:
+        lines += traceback.format_tb(link.__traceback__)
+        lines.append(f"{type(link).__module__}.{type(link).__qualname__} (its text is logged at DEBUG)\n")
+    return "".join(lines).rstrip("\n")

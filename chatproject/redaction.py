@@ -8,7 +8,6 @@ message); the log keeps the error's text, with the key masked.
 from __future__ import annotations
 
 import functools
-import logging
 import os
 import re
 
@@ -32,17 +31,3 @@ def redact(text: str) -> str:
     for secret in _known_secrets(settings.SECRET_KEY, settings.OPENAI_API_KEY):
         text = text.replace(secret, MASK)
     return SECRET_SHAPES.sub(MASK, text)
-
-
-class RedactSecrets(logging.Filter):
-    """Masks secrets in a record's message and its traceback, before any handler
-    formats it."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        record.msg, record.args = redact(message), None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = redact(record.exc_text)
-        return True

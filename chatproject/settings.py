@@ -312,14 +312,15 @@ LOGGING = {
     "disable_existing_loggers": False,
     "filters": {
         "refusals_without_traceback": {"()": "chatproject.logs.RefusalsWithoutTraceback"},
-        "redact_secrets": {"()": "chatproject.redaction.RedactSecrets"},
+        "redact_secrets": {"()": "chatproject.logs.RedactSecrets"},
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "filters": ["refusals_without_traceback", "redact_secrets"]}
     },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     # axes: failures and lock-outs (WARNING), not every log-in (INFO).
-    "loggers": {"httpx": {"level": "WARNING"}, "daphne": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
+    # httpx2 is the openai SDK's copy of httpx: both log each request at INFO.
+    "loggers": {name: {"level": "WARNING"} for name in ("httpx", "httpx2", "daphne", "axes")},
 }
 
 # WhiteNoise serves from the source folders (above); a missing collectstatic folder is expected.

@@ -276,7 +276,7 @@ async def test_failures_are_told_in_words(people, model_server, settings):
 def server_log():
     """What the app's own log handler (settings.LOGGING, with its filters) writes."""
     import chatproject.asgi  # noqa: F401 (sets Django up, and its logging, before the handler is found)
-    from chatproject.redaction import RedactSecrets
+    from chatproject.logs import RedactSecrets
 
     handler = next(h for h in logging.getLogger().handlers if any(isinstance(f, RedactSecrets) for f in h.filters))
     written = io.StringIO()
@@ -403,3 +403,22 @@ async def test_an_approved_tool_beside_one_that_ran_at_once_is_reported_once(peo
                                        ("send_email", "started"), ("send_email", "succeeded")])
     assert len(await stored(conversation, role=Message.Role.TOOL)) == 2
     await socket.close()
+
+
+async def test_no_message_contents_or_tool_arguments_in_the_log_at_info(people, model_server, settings):
+    """A tool that fails with its arguments in the error's text (Django's mail refuses a
+    subject with a line break and quotes it) leaves the text out of the log at INFO and
+    above; the frames stay, with the exception's type."""
+    settings.TOOLS_REQUIRING_APPROVAL = []
+    subject = f"planted-subject-{uuid.uuid4().hex}\nX"
+    model_server.on(last_user("mail it"), ToolCalls([Call("send_email", {"to": "a@b.co", "subject": subject, "body": "b"})]))
+    with server_log() as log:
+        logging.getLogger().setLevel(logging.INFO)
+        conversation, socket = await open_chat(people)
+        frames = await socket.chat("mail it")
+        await socket.close()
+    [failed] = [f for f in frames if f["type"] == "tool" and f["status"] == "failed"]
+    assert "BadHeaderError" in failed["result"]
+    written = log.getvalue()
+    assert "tool send_email failed" in written and "BadHeaderError" in written
+    assert "planted-subject" not in written and "mail it" not in written
