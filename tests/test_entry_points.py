@@ -402,6 +402,7 @@ def frames_naming(ids: dict) -> dict[str, list[dict]]:
             {"type": "branch.switch", "branch_id": ids["branch"]},
         ],
         "run.cancel": [{"type": "run.cancel", "run_id": ids["run"]}],
+        "run.retry": [{"type": "run.retry", "run_id": ids["run"]}],
         "approval.decide": [
             {"type": "approval.decide", "approval_id": ids["approval"], "decision": decision, "args": {"to": "bob@evil.example"}}
             for decision in ("approve", "reject", "edit")

@@ -123,6 +123,7 @@ TYPE_FIELDS = {
     "message.regenerate": [["message_id"], ["message_id", "client_id"]],
     "branch.switch": [["message_id"], ["branch_id"]],
     "run.cancel": [[], ["run_id"]],
+    "run.retry": [["run_id"], ["run_id", "client_id"]],
     "approval.decide": [["approval_id", "decision"], ["approval_id", "decision", "args", "comment"]],
     "ping": [[]],
 }
