@@ -2,6 +2,12 @@ from axes.admin import AccessAttemptAdmin
 from axes.handlers.proxy import AxesProxyHandler
 from axes.models import AccessAttempt
 from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.models import User
+from django.db.models import Sum
+
+from conversations.models import USAGE_FIELDS
+
 
 admin.site.unregister(AccessAttempt)
 
@@ -16,3 +22,29 @@ class LockOutAdmin(AccessAttemptAdmin):
     def cleanup_expired_attempts(self, request, queryset):
         AxesProxyHandler.update_request(request)
         return super().cleanup_expired_attempts(request, queryset)
+
+
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class UserWithUsageAdmin(UserAdmin):
+    """Django's user admin, with the tokens each user's runs used in all."""
+
+    list_display = (*UserAdmin.list_display, *USAGE_FIELDS)
+
+    def get_queryset(self, request):
+        totals = {name: Sum(f"conversations__runs__{name}") for name in USAGE_FIELDS}
+        return super().get_queryset(request).annotate(**totals)
+
+    @admin.display(description="input tokens", ordering="input_tokens")
+    def input_tokens(self, obj):
+        return obj.input_tokens
+
+    @admin.display(description="output tokens", ordering="output_tokens")
+    def output_tokens(self, obj):
+        return obj.output_tokens
+
+    @admin.display(description="reasoning tokens", ordering="reasoning_tokens")
+    def reasoning_tokens(self, obj):
+        return obj.reasoning_tokens

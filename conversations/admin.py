@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
+from django.db.models import OuterRef, Subquery, Sum
 from django.http import Http404, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -8,7 +9,7 @@ from django.urls import path, reverse
 from agent.history import HISTORY_LIMIT, checkpoint_history
 
 from .exports import export_conversation
-from .models import Approval, Branch, Conversation, Message, Run
+from .models import USAGE_FIELDS, Approval, Branch, Conversation, Message, Run, Summary
 from .privacy import HIDDEN, PrivateFieldsMixin, content_visible
 
 CHECKPOINT_PERMISSION = "agent.view_checkpoint"
@@ -19,9 +20,9 @@ EXPORT_URL = "conversations_conversation_export"
 
 class MessageInline(PrivateFieldsMixin, admin.TabularInline):
     model = Message
-    fields = ("role", "content", "tool_calls", "run", "stopped", "created_at")
+    fields = ("role", "content", "reasoning", "tool_calls", "run", "stopped", "incomplete", "turn_at", "created_at")
     readonly_fields = fields
-    private_fields = ("content", "tool_calls")
+    private_fields = ("content", "reasoning", "tool_calls")
     extra = 0
     can_delete = False
 
@@ -31,7 +32,7 @@ class MessageInline(PrivateFieldsMixin, admin.TabularInline):
 
 class RunInline(admin.TabularInline):
     model = Run
-    fields = ("status", "user_message", "client_id", "error", "created_at", "finished_at")
+    fields = ("status", "user_message", "client_id", "error", "model", *USAGE_FIELDS, "created_at", "finished_at")
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -55,15 +56,48 @@ class BranchInline(admin.TabularInline):
         return False
 
 
+class SummaryInline(PrivateFieldsMixin, admin.TabularInline):
+    """What the model wrote of the turns that no longer fit its context, newest last."""
+
+    model = Summary
+    fields = ("turns", "through_turn_at", "content", "model", "input_tokens", "output_tokens", "run", "created_at")
+    readonly_fields = fields
+    private_fields = ("content",)
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Conversation)
 class ConversationAdmin(PrivateFieldsMixin, admin.ModelAdmin):
-    list_display = ("title", "user", "created_at", "updated_at")
-    list_filter = ("user", "created_at", "updated_at")
+    list_display = ("title", "user", "model", "input_tokens", "output_tokens", "reasoning_tokens", "created_at",
+                    "updated_at")
+    list_filter = ("user", "model", "created_at", "updated_at")
     search_fields = ("id", "title", "user__username", "messages__content")
     private_search_fields = ("messages__content",)
     date_hierarchy = "created_at"
-    readonly_fields = ("id", "created_at", "updated_at")
-    inlines = [MessageInline, RunInline, BranchInline]
+    readonly_fields = ("id", "created_at", "updated_at", "input_tokens", "output_tokens", "reasoning_tokens")
+    inlines = [MessageInline, RunInline, SummaryInline, BranchInline]
+
+    def get_queryset(self, request):
+        # The tokens of every run of the conversation (their summaries included), in all.
+        runs = Run.objects.filter(conversation=OuterRef("pk")).order_by().values("conversation")
+        totals = {name: Subquery(runs.annotate(n=Sum(name)).values("n")) for name in USAGE_FIELDS}
+        return super().get_queryset(request).annotate(**totals)
+
+    @admin.display(description="input tokens", ordering="input_tokens")
+    def input_tokens(self, obj):
+        return obj.input_tokens
+
+    @admin.display(description="output tokens", ordering="output_tokens")
+    def output_tokens(self, obj):
+        return obj.output_tokens
+
+    @admin.display(description="reasoning tokens", ordering="reasoning_tokens")
+    def reasoning_tokens(self, obj):
+        return obj.reasoning_tokens
 
     def get_search_results(self, request, queryset, search_term):
         queryset, _ = super().get_search_results(request, queryset, search_term)
@@ -136,7 +170,7 @@ class MessageAdmin(PrivateFieldsMixin, admin.ModelAdmin):
     search_fields = ("id", "content", "conversation__id", "conversation__title")
     readonly_fields = ("id", "created_at", "html")
     raw_id_fields = ("conversation", "run")
-    private_fields = ("content", "html", "tool_calls", "short_content")
+    private_fields = ("content", "html", "reasoning", "tool_calls", "short_content")
 
     @admin.display(description="content")
     def short_content(self, obj):
@@ -145,8 +179,8 @@ class MessageAdmin(PrivateFieldsMixin, admin.ModelAdmin):
 
 @admin.register(Run)
 class RunAdmin(admin.ModelAdmin):
-    list_display = ("id", "conversation", "status", "created_at", "finished_at")
-    list_filter = ("status", "created_at")
+    list_display = ("id", "conversation", "status", "model", *USAGE_FIELDS, "created_at", "finished_at")
+    list_filter = ("status", "model", "created_at")
     search_fields = ("id", "conversation__id", "client_id", "error")
     readonly_fields = ("id", "created_at", "started_at", "finished_at", "updated_at")
     raw_id_fields = ("conversation", "user_message")

@@ -26,7 +26,7 @@ from langgraph.types import Interrupt
 from agent.history import sync_saver
 from agent.models import Task, ToolExecution
 from conversations.admin import EXPORT_KINDS
-from conversations.models import Approval, Branch, Conversation, Message, Run
+from conversations.models import Approval, Branch, Conversation, Message, Run, Summary
 from conversations.privacy import CONTENT_PERMISSIONS, HIDDEN
 
 # Django's flush after a transactional test leaves the checkpoint tables (not Django's)
@@ -39,6 +39,7 @@ PLANTED = {
         "usermessage", "reply", "toolcallargs", "toolresult",
         "approvalargs", "approvaledited", "approvaldescription", "approvalcomment",
         "ledgerargs", "ledgerresult", "tasktitle", "checkpointmessage", "checkpointcall", "checkpointwrite",
+        "reasoning", "summary",
     )
 }
 TITLE = "Lunch plans"
@@ -56,7 +57,13 @@ def plant(owner: User) -> Conversation:
         conversation=conversation, role="tool", content=PLANTED["toolresult"], tool_call_id="call-1",
         tool_name="send_email", run=run,
     )
-    Message.objects.create(conversation=conversation, role="assistant", content=PLANTED["reply"], run=run)
+    reply = Message.objects.create(
+        conversation=conversation, role="assistant", content=PLANTED["reply"], reasoning=PLANTED["reasoning"], run=run
+    )
+    Summary.objects.create(
+        conversation=conversation, through_message=reply, through_turn_at=reply.turn_at, content=PLANTED["summary"],
+        turns=1, run=run,
+    )
     Branch.objects.create(conversation=conversation, forked_at=asked)
     Approval.objects.create(
         id=uuid.uuid4().hex, conversation=conversation, run=run, tool_call_id="call-1", tool="send_email",
