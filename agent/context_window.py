@@ -69,30 +69,33 @@ class Window:
 async def window_for(context: ChatContext, current: list[BaseMessage], model: LoadedModel) -> Window:
     """The context for the model's next step, or the turns to fold into the summary."""
     budget = _history_budget(model, current)
-    kept, fits_all = await _newest_turns(context, budget)
-    if fits_all:
+    kept, unfit = await _newest_turns(context, budget)
+    if unfit is None:
         return Window(messages=_assembled(model, None, kept, current))
     summary = await selectors.alatest_summary(
         conversation_id=context.conversation_id, branch_id=context.branch_id, before_turn_at=context.turn_at
     )
-    after = summary.through_turn_at if summary else None
-    summary_tokens = _tokens([_system(summary.content)]) - _tokens([_system(None)]) if summary else 0
-    kept, fits_all = await _newest_turns(context, budget - summary_tokens, after_turn_at=after)
-    if fits_all:
-        return Window(messages=_assembled(model, summary, kept, current), summary=summary)
-    return Window(fold=await _turns_to_fold(context, model, summary, budget - summary_tokens), summary=summary)
+    if summary is not None:
+        budget -= _tokens([_system(summary.content)]) - _tokens([_system(None)])
+        # The turns read already serve: those after the summary are among them, unless
+        # the turn that did not fit (in the larger budget) comes after it too.
+        if unfit.turn_at <= summary.through_turn_at:
+            after = [turn for turn in kept if turn.turn_at > summary.through_turn_at]
+            if sum(turn.tokens for turn in after) <= budget:
+                return Window(messages=_assembled(model, summary, after, current), summary=summary)
+    return Window(fold=await _turns_to_fold(context, model, summary, budget), summary=summary)
 
 
-async def _newest_turns(context: ChatContext, budget: int, after_turn_at=None) -> tuple[list[Turn], bool]:
-    """The newest earlier turns that fit in `budget`, oldest first, and whether every
-    earlier turn (after `after_turn_at`) fits."""
+async def _newest_turns(context: ChatContext, budget: int) -> tuple[list[Turn], Turn | None]:
+    """The newest earlier turns that fit in `budget`, oldest first, and the newest turn
+    that does not fit (None: every earlier turn fits)."""
     kept, used = [], 0
-    async for turn in _turns(context, newest_first=True, after_turn_at=after_turn_at):
+    async for turn in _turns(context, newest_first=True):
         used += turn.tokens
         if used > budget:
-            return kept[::-1], False
+            return kept[::-1], turn
         kept.append(turn)
-    return kept[::-1], True
+    return kept[::-1], None
 
 
 async def _turns_to_fold(context: ChatContext, model: LoadedModel, summary, budget: int) -> list[Turn]:
