@@ -29,7 +29,7 @@ from langgraph.types import Command
 
 from conversations import events, selectors, services
 from conversations.models import Message, Run
-from conversations.presenters import approval_data, message_data, run_data
+from conversations.presenters import approval_data, message_data, run_data, run_ended_frames
 
 from .context import RUN_METADATA_KEY, ChatContext
 from .services import TRIM_SLACK, arun_end
@@ -100,7 +100,7 @@ class RunExecutor:
             await events.publish(conversation_id, {"type": "run", "run": run_data(run)})
             return await self.start_next(conversation_id)
         if run.status == Run.Status.QUEUED and (cancelled := await services.arun_cancel_queued(run_id=run.id)):
-            await events.publish(conversation_id, {"type": "run", "run": run_data(cancelled)})
+            await events.publish(conversation_id, *run_ended_frames(cancelled))
             return await self.start_next(conversation_id)
         if not self.cancel(run.id):
             await get_channel_layer().group_send(CONTROL_GROUP, {"type": "run.cancel", "run_id": str(run.id)})
@@ -206,12 +206,12 @@ class RunExecutor:
             # Counted only every few runs: a count per run was a query a turn for nothing.
             trim=self.graph.checkpointer.count_due(conversation_id, every=TRIM_SLACK),
         )
-        ended = {"type": "run", "run": run_data(run)}
+        ended = run_ended_frames(run)
         if reply is None:
-            await events.publish(conversation_id, ended)
+            await events.publish(conversation_id, *ended)
         else:
             frame = await attempt.message_frame(reply)
-            await events.publish_stored(conversation_id, frame, ended, run_id=run_id, message_id=str(reply.id))
+            await events.publish_stored(conversation_id, frame, *ended, run_id=run_id, message_id=str(reply.id))
         # Text streamed but not stored is not a reply any more: this attempt's, or that of
         # an attempt that died with its process. A first attempt that stored all it
         # streamed left none.

@@ -96,3 +96,10 @@ def approval_data(approval: Approval) -> dict:
         "created_at": _time(approval.created_at),
         "args_schema": tool.json_schema() if tool else None,
     }
+
+
+def run_ended_frames(run: Run) -> list[dict]:
+    """The frames of a run's end: each approval it settled (`settled_approvals`, set by
+    the services that end a run any way but succeeding), then the run."""
+    settled = getattr(run, "settled_approvals", ())
+    return [*({"type": "approval", "approval": approval_data(a)} for a in settled), {"type": "run", "run": run_data(run)}]

@@ -408,9 +408,27 @@ CONVERSATION_TOUCHED = Compiled(
 )
 
 
+# Why a run's pending approvals were rejected when it ended.
+STOPPED = "The run was stopped."
+SETTLED_BECAUSE = {Run.Status.CANCELLED: STOPPED, Run.Status.FAILED: "The run failed."}
+
+
 def run_finish(*, run_id, status: str, error: str | None = None, checkpoint_id: str = "", run: Run | None = None) -> Run:
     """End an active run. `run`, if given, is the run as it started: updated in place
-    rather than read again."""
+    rather than read again.
+
+    A run stopped or failed rejects its pending approvals in the same transaction
+    (`run.settled_approvals`), so that none is decided after it ended. A run that
+    succeeded finished its graph, so none is pending: its end stays one UPDATE."""
+    if status == Run.Status.SUCCEEDED:
+        return _run_ended(run_id, status, error, checkpoint_id, run)
+    with transaction.atomic():
+        run = _run_ended(run_id, status, error, checkpoint_id, run)
+        run.settled_approvals = _settle_approvals(run_id=run_id, reason=SETTLED_BECAUSE[status])
+    return run
+
+
+def _run_ended(run_id, status: str, error: str | None, checkpoint_id: str, run: Run | None) -> Run:
     now = timezone.now()
     ended = {"status": status, "error": error, "finished_at": now, "owner": "", "lease_expires_at": None,
              "checkpoint_id": checkpoint_id}
@@ -421,6 +439,19 @@ def run_finish(*, run_id, status: str, error: str | None = None, checkpoint_id: 
         run = Run.objects.get(pk=run_id)
     CONVERSATION_TOUCHED.update(pk=run.conversation_id, now=now)
     return run
+
+
+def _settle_approvals(*, run_id, reason: str, user=None) -> list[Approval]:
+    """Reject the run's pending approvals as it ends, on `user`'s behalf if given; the
+    approvals settled. In the transaction that ends the run: approval_decide locks the
+    run's row first, so a decision comes before it (and is kept) or after (Conflict)."""
+    pending = list(Approval.objects.filter(run_id=run_id, status=Approval.Status.PENDING).values_list("pk", flat=True))
+    if not pending:
+        return []
+    Approval.objects.filter(pk__in=pending).update(
+        status=Approval.Status.REJECTED, comment=reason, decided_by=user, decided_at=timezone.now()
+    )
+    return list(Approval.objects.select_related("conversation", "decided_by").filter(pk__in=pending))
 
 
 
@@ -482,12 +513,21 @@ def run_wait(*, run_id) -> Run | None:
 arun_wait = to_async(run_wait)
 
 
-async def arun_cancel_queued(*, run_id) -> Run | None:
-    """Cancel a run that has not started; None if it has."""
-    cancelled = await Run.objects.filter(pk=run_id, status=Run.Status.QUEUED).aupdate(
-        status=Run.Status.CANCELLED, finished_at=timezone.now(), owner="", lease_expires_at=None
-    )
-    return await Run.objects.aget(pk=run_id) if cancelled else None
+def run_cancel_queued(*, run_id) -> Run | None:
+    """Cancel a run that has not started (settling any approval still pending, as every
+    end but success does: `run.settled_approvals`); None if it has started."""
+    with transaction.atomic():
+        cancelled = Run.objects.filter(pk=run_id, status=Run.Status.QUEUED).update(
+            status=Run.Status.CANCELLED, finished_at=timezone.now(), owner="", lease_expires_at=None
+        )
+        if not cancelled:
+            return None
+        run = Run.objects.get(pk=run_id)
+        run.settled_approvals = _settle_approvals(run_id=run_id, reason=STOPPED)
+    return run
+
+
+arun_cancel_queued = to_async(run_cancel_queued)
 
 
 def run_cancel_waiting(*, run_id, user) -> tuple[Run, list[Approval]] | None:
@@ -497,12 +537,8 @@ def run_cancel_waiting(*, run_id, user) -> tuple[Run, list[Approval]] | None:
         run = Run.objects.select_for_update().get(pk=run_id)
         if run.status != Run.Status.WAITING:
             return None
-        pending = list(run.approvals.filter(status=Approval.Status.PENDING).values_list("pk", flat=True))
-        Approval.objects.filter(pk__in=pending).update(
-            status=Approval.Status.REJECTED, comment="The run was stopped.", decided_by=user, decided_at=timezone.now()
-        )
+        approvals = _settle_approvals(run_id=run_id, reason=STOPPED, user=user)
         Run.objects.filter(pk=run_id).update(status=Run.Status.CANCELLED, finished_at=timezone.now())
-    approvals = [approval_for_user(user=user, approval_id=pk) for pk in pending]
     return Run.objects.get(pk=run_id), approvals
 
 
