@@ -32,7 +32,7 @@ from conversations.models import Message, Run
 from conversations.presenters import approval_data, message_data, run_data, run_ended_frames
 
 from .context import RUN_METADATA_KEY, ChatContext
-from .services import TRIM_SLACK, arun_end
+from .services import TRIM_SLACK, arun_end, arun_forget_deleted
 from .graph import MODEL_NODE
 
 logger = logging.getLogger(__name__)
@@ -163,6 +163,8 @@ class RunExecutor:
             if run_id not in self._cancel_requested:
                 raise  # the process is shutting down; the run stays on record as it is
             await self._finish(run_id, conversation_id, Run.Status.CANCELLED)
+        except services.RunGone:  # deleted with its conversation: its end cleans up after it
+            await self._finish(run_id, conversation_id, Run.Status.CANCELLED)
         except TRANSIENT_DATABASE_ERRORS as exc:
             # The database went away: keep the run (it is still held here and its lease
             # runs out if this process dies); maintenance resumes it from its checkpoint.
@@ -206,6 +208,8 @@ class RunExecutor:
             # Counted only every few runs: a count per run was a query a turn for nothing.
             trim=self.graph.checkpointer.count_due(conversation_id, every=TRIM_SLACK),
         )
+        if run is None:  # deleted (with its conversation): nothing to tell, what it wrote goes
+            return await arun_forget_deleted(run_id=run_id, conversation_id=conversation_id, saver=self.graph.checkpointer)
         ended = run_ended_frames(run)
         if reply is None:
             await events.publish(conversation_id, *ended)

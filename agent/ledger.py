@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 
 from asgiref.sync import sync_to_async
-from django.db import connections
+from django.db import IntegrityError, connections
 from django.utils import timezone
 from pydantic import ValidationError
+
+from conversations.services import RunGone
 
 from .context import ChatContext
 from .models import ToolExecution
@@ -24,11 +26,7 @@ UNKNOWN_OUTCOME = (
 def run_tool_once(*, tool: Tool, args: dict, tool_call_id: str, run_id: str, context: ChatContext) -> tuple[str, str]:
     """(status, result) of the call: run now, or the recorded outcome if it ran before."""
     try:
-        execution, created = ToolExecution.objects.get_or_create(
-            conversation_id=context.conversation_id,
-            tool_call_id=tool_call_id,
-            defaults={"tool": tool.name, "args": args, "run_id": run_id},
-        )
+        execution, created = _ledger_row(tool=tool, args=args, tool_call_id=tool_call_id, run_id=run_id, context=context)
         if not created:
             return _recorded_outcome(execution)
         status, result = _run(tool, args, context)
@@ -40,6 +38,19 @@ def run_tool_once(*, tool: Tool, args: dict, tool_call_id: str, run_id: str, con
 
 
 arun_tool_once = sync_to_async(run_tool_once, thread_sensitive=False)
+
+
+def _ledger_row(*, tool: Tool, args: dict, tool_call_id: str, run_id: str, context: ChatContext):
+    """The call's row, and whether it was written now. RunGone if its conversation was
+    deleted (the row is not there, and its insert is refused)."""
+    try:
+        return ToolExecution.objects.get_or_create(
+            conversation_id=context.conversation_id,
+            tool_call_id=tool_call_id,
+            defaults={"tool": tool.name, "args": args, "run_id": run_id},
+        )
+    except IntegrityError:
+        raise RunGone(run_id) from None
 
 
 def _recorded_outcome(execution: ToolExecution) -> tuple[str, str]:

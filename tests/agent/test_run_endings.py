@@ -3,22 +3,32 @@
 A run stopped, failed, or cancelled before it started rejects its pending approvals in
 the transaction that ends it, and each goes to the conversation's sockets: deciding one
 afterwards is a conflict, so the record never says a tool was approved that never ran.
+
+A run whose conversation is deleted stops, and what it wrote after the delete is
+removed when it does: no checkpoint row is left, and no error is logged.
 """
 
 import asyncio
 import json
+import logging
 
 import pytest
 from django.contrib.auth.models import User
 from langchain_core.messages import AIMessage
 from langgraph.types import Interrupt
 
+from agent import ledger, signals
 from agent.executor import RunExecutor
 from agent.graph import MODEL_NODE
+from agent.tools import TOOLS
 from conversations import exports, orm, services
 from conversations.models import Approval, Conversation, Run
 from tests.agent.test_executor import GraphThatEndsAtOnce, send, watching
-from tests.support.in_process import orm_threads_disconnect_after  # noqa: F401 (a fixture)
+from tests.support.in_process import (  # noqa: F401 (fixtures)
+    agent_runtime,
+    checkpoint_rows,
+    orm_threads_disconnect_after,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("orm_threads_disconnect_after")]
 
@@ -134,3 +144,101 @@ async def test_cancelling_a_queued_run_settles_an_approval_it_holds():
         ("approval", "rejected"), ("run", "cancelled")
     ]
     assert (await stored_approval()).comment == "The run was stopped."
+
+
+# ----------------------------------------------------------------- deleted mid-run
+
+
+@orm.to_async
+def run_writes_to_a_deleted_conversation(write: str):
+    """One of the writes a run makes, after its conversation was deleted."""
+    user = User.objects.create_user("alice")
+    conversation = services.conversation_create(user=user)
+    _, run, _ = services.message_send(conversation=conversation, content="hi", client_id=None, owner="me")
+    services.conversation_delete(conversation=conversation)
+    fields = {"run_id": run.id}
+    if write == "message":
+        services.message_store(message_id=run.id, conversation_id=conversation.id, branch_id=None, role="assistant",
+                               content="hello", **fields)
+    elif write == "approval":
+        services.approval_create(interrupt_id="i", conversation_id=conversation.id, request=REQUEST, **fields)
+    elif write == "wait":
+        services.run_wait(**fields)
+    elif write == "end":
+        services.run_finish(status=Run.Status.SUCCEEDED, **fields)
+    else:
+        from agent.context import ChatContext
+
+        context = ChatContext(conversation_id=str(conversation.id), user_id=user.id, run_id=str(run.id), branch_id=None,
+                              turn_created_at=run.created_at)
+        ledger.run_tool_once(tool=TOOLS["current_time"], args={}, tool_call_id="call-1", run_id=str(run.id),
+                             context=context)
+
+
+@pytest.mark.parametrize("write", ["message", "approval", "wait", "end", "tool"])
+async def test_a_runs_writes_after_its_conversation_was_deleted_say_so(write):
+    with pytest.raises(services.RunGone):
+        await run_writes_to_a_deleted_conversation(write)
+
+
+def tokens_until(receive, word: str):
+    async def wait():
+        while True:
+            for text in (await receive())["texts"]:
+                frame = json.loads(text)
+                if frame["type"] == "token" and word in frame["delta"]:
+                    return
+
+    return asyncio.wait_for(wait(), 30)
+
+
+async def test_a_run_deleted_mid_reply_stops_and_leaves_no_checkpoint_row(agent_runtime, caplog):
+    caplog.set_level(logging.INFO)
+    executor = agent_runtime.executor
+    _, conversation = await alice_and_her_conversation()
+    async with watching(conversation) as receive:
+        _, run, _ = await services.amessage_send(
+            conversation=conversation, content="slow 2000", client_id=None, owner=executor.owner
+        )
+        executor.submit(run)
+        await tokens_until(receive, "tick5")
+        assert await checkpoint_rows(conversation.id) > 0
+        await services.aconversation_delete(conversation=conversation)
+        deleted = asyncio.get_running_loop().time()
+        await asyncio.wait_for(asyncio.gather(*executor._tasks.values()), 30)
+    assert asyncio.get_running_loop().time() - deleted < 3  # stopped, not left to write 2,000 words
+    assert await checkpoint_rows(conversation.id) == 0
+    assert f"run {run.id} stopped: its conversation was deleted" in caplog.messages
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_what_a_run_writes_after_the_delete_goes_when_it_ends(agent_runtime, monkeypatch, caplog):
+    """The stop comes too late: the run finishes its reply after the delete, writing the
+    model step's checkpoint; its end, finding the run gone, removes it."""
+
+    async def too_late(run_id):
+        pass
+
+    monkeypatch.setattr(signals, "_request_stop", too_late)
+    found_at_the_end = []
+    delete_thread = agent_runtime.saver.adelete_thread
+
+    async def counted(thread_id):
+        found_at_the_end.append(await checkpoint_rows(thread_id))
+        return await delete_thread(thread_id)
+
+    monkeypatch.setattr(agent_runtime.saver, "adelete_thread", counted)
+    executor = agent_runtime.executor
+    _, conversation = await alice_and_her_conversation()
+    async with watching(conversation) as receive:
+        _, run, _ = await services.amessage_send(
+            conversation=conversation, content="slow 40", client_id=None, owner=executor.owner
+        )
+        executor.submit(run)
+        await tokens_until(receive, "tick5")
+        await services.aconversation_delete(conversation=conversation)
+        assert await checkpoint_rows(conversation.id) == 0
+        await asyncio.wait_for(asyncio.gather(*executor._tasks.values()), 30)
+    assert found_at_the_end[0] > 0  # written after the delete
+    assert await checkpoint_rows(conversation.id) == 0
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
