@@ -11,7 +11,6 @@ from django.dispatch import receiver
 from conversations import events
 from conversations.models import Conversation, Run
 
-from .executor import CONTROL_GROUP
 from .services import checkpoints_delete
 
 
@@ -30,6 +29,10 @@ def stop_run(sender, instance: Run, using, **kwargs) -> None:
 
 
 async def _request_stop(run_id: str) -> None:
+    # Imported here: the executor brings LangGraph's graph and the model, which every
+    # process would load at startup (management commands too) for this one name.
+    from .executor import CONTROL_GROUP
+
     await get_channel_layer().group_send(CONTROL_GROUP, {"type": "run.cancel", "run_id": run_id})
 
 
