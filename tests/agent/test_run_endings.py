@@ -181,6 +181,24 @@ async def test_a_runs_writes_after_its_conversation_was_deleted_say_so(write):
         await run_writes_to_a_deleted_conversation(write)
 
 
+@orm.to_async
+def decide_and_stop_after_the_delete(monkeypatch):
+    """A decision and a Stop that read their approval and run just before the delete."""
+    user = User.objects.create_user("alice")
+    conversation = services.conversation_create(user=user)
+    _, run, _ = services.message_send(conversation=conversation, content="hi", client_id=None, owner="me")
+    approval = services.approval_create(interrupt_id="i", run_id=run.id, conversation_id=conversation.id, request=REQUEST)
+    services.conversation_delete(conversation=conversation)
+    monkeypatch.setattr(services, "approval_for_user", lambda **fields: approval)
+    with pytest.raises(services.selectors.NotFound):
+        services.approval_decide(user=user, approval_id=approval.id, decision="approve", owner="me")
+    assert services.run_cancel_waiting(run_id=run.id, user=user) is None
+
+
+async def test_a_decision_or_a_stop_read_before_the_delete_finds_nothing_to_change(monkeypatch):
+    await decide_and_stop_after_the_delete(monkeypatch)
+
+
 def tokens_until(receive, word: str):
     async def wait():
         while True:
