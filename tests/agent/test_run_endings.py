@@ -210,21 +210,27 @@ def tokens_until(receive, word: str):
     return asyncio.wait_for(wait(), 30)
 
 
-async def test_a_run_deleted_mid_reply_stops_and_leaves_no_checkpoint_row(agent_runtime, caplog):
-    caplog.set_level(logging.INFO)
-    executor = agent_runtime.executor
+async def delete_mid_reply(executor, words: int) -> tuple[Conversation, Run, float]:
+    """Send `slow <words>` and delete the conversation once the reply streams; wait for the
+    run to stop. The conversation, the run, and the seconds from the delete to the stop."""
     _, conversation = await alice_and_her_conversation()
     async with watching(conversation) as receive:
         _, run, _ = await services.amessage_send(
-            conversation=conversation, content="slow 2000", client_id=None, owner=executor.owner
+            conversation=conversation, content=f"slow {words}", client_id=None, owner=executor.owner
         )
         executor.submit(run)
         await tokens_until(receive, "tick5")
         assert await checkpoint_rows(conversation.id) > 0
-        await services.aconversation_delete(conversation=conversation)
         deleted = asyncio.get_running_loop().time()
+        await services.aconversation_delete(conversation=conversation)
         await asyncio.wait_for(asyncio.gather(*executor._tasks.values()), 30)
-    assert asyncio.get_running_loop().time() - deleted < 3  # stopped, not left to write 2,000 words
+    return conversation, run, asyncio.get_running_loop().time() - deleted
+
+
+async def test_a_run_deleted_mid_reply_stops_and_leaves_no_checkpoint_row(agent_runtime, caplog):
+    caplog.set_level(logging.INFO)
+    conversation, run, stopped_after = await delete_mid_reply(agent_runtime.executor, 2000)
+    assert stopped_after < 3  # stopped, not left to write 2,000 words
     assert await checkpoint_rows(conversation.id) == 0
     assert f"run {run.id} stopped: its conversation was deleted" in caplog.messages
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
@@ -246,17 +252,7 @@ async def test_what_a_run_writes_after_the_delete_goes_when_it_ends(agent_runtim
         return await delete_thread(thread_id)
 
     monkeypatch.setattr(agent_runtime.saver, "adelete_thread", counted)
-    executor = agent_runtime.executor
-    _, conversation = await alice_and_her_conversation()
-    async with watching(conversation) as receive:
-        _, run, _ = await services.amessage_send(
-            conversation=conversation, content="slow 40", client_id=None, owner=executor.owner
-        )
-        executor.submit(run)
-        await tokens_until(receive, "tick5")
-        await services.aconversation_delete(conversation=conversation)
-        assert await checkpoint_rows(conversation.id) == 0
-        await asyncio.wait_for(asyncio.gather(*executor._tasks.values()), 30)
+    conversation, _, _ = await delete_mid_reply(agent_runtime.executor, 40)
     assert found_at_the_end[0] > 0  # written after the delete
     assert await checkpoint_rows(conversation.id) == 0
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
