@@ -133,6 +133,9 @@ class RemembersLastCheckpointSqliteSaver(RemembersLastCheckpoint, AsyncSqliteSav
     async def aput_writes(self, config, writes, task_id, task_path=""):
         return await asyncio.shield(super().aput_writes(config, writes, task_id, task_path))
 
+    async def adelete_thread(self, thread_id):
+        return await asyncio.shield(super().adelete_thread(thread_id))
+
 
 class PooledAsyncPostgresSaver(RemembersLastCheckpoint, AsyncPostgresSaver):
     """AsyncPostgresSaver whose queries run concurrently.

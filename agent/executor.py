@@ -30,13 +30,13 @@ from langgraph.types import Command
 from chatproject.logs import log_failure
 from conversations import events, selectors, services
 from conversations.models import Message, Run
-from conversations.presenters import approval_data, message_data, run_data
+from conversations.presenters import approval_data, message_data, run_data, run_ended_frames
 
 from . import ledger
 from .context import RUN_METADATA_KEY, ChatContext
 from .graph import MODEL_NODE, TooManySteps, recursion_limit
 from .model_calls import REASONING, ModelCallFailed, Usage
-from .services import TRIM_SLACK, arun_end
+from .services import TRIM_SLACK, arun_end, arun_forget_deleted
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ class RunExecutor:
             await events.publish(conversation_id, {"type": "run", "run": run_data(run)})
             return await self.start_next(conversation_id)
         if run.status == Run.Status.QUEUED and (cancelled := await services.arun_cancel_queued(run_id=run.id)):
-            await events.publish(conversation_id, {"type": "run", "run": run_data(cancelled)})
+            await events.publish(conversation_id, *run_ended_frames(cancelled))
             return await self.start_next(conversation_id)
         if not self.cancel(run.id):
             await get_channel_layer().group_send(CONTROL_GROUP, {"type": "run.cancel", "run_id": str(run.id)})
@@ -166,6 +166,8 @@ class RunExecutor:
             if run_id not in self._cancel_requested:
                 raise  # the process is shutting down; the run stays on record as it is
             await self._stopped(run_id, conversation_id)
+        except services.RunGone:  # deleted with its conversation: its end cleans up after it
+            await self._finish(run_id, conversation_id, Run.Status.CANCELLED)
         except TRANSIENT_DATABASE_ERRORS as exc:
             # The database went away: keep the run (it is still held here and its lease
             # runs out if this process dies); maintenance resumes it from its checkpoint.
@@ -201,9 +203,12 @@ class RunExecutor:
         """End a run the user stopped, with the outcome of each tool it was running: a
         tool is let finish (a thread cannot be interrupted), or its outcome is unknown."""
         attempt = self._turns.get(run_id)
-        for outcome in await ledger.settle_stopped(run_id):
-            if attempt is not None:
-                await attempt.store_tool_outcome(outcome)
+        try:
+            for outcome in await ledger.settle_stopped(run_id):
+                if attempt is not None:
+                    await attempt.store_tool_outcome(outcome)
+        except services.RunGone:
+            pass  # deleted meanwhile: its end cleans up after it
         await self._finish(run_id, conversation_id, Run.Status.CANCELLED)
 
     async def _finish(self, run_id: str, conversation_id: str, status: str, error: str | None = None) -> None:
@@ -223,12 +228,14 @@ class RunExecutor:
             # Counted only every few runs: a count per run was a query a turn for nothing.
             trim=self.graph.checkpointer.count_due(conversation_id, every=TRIM_SLACK),
         )
-        ended = {"type": "run", "run": run_data(run)}
+        if run is None:  # deleted (with its conversation): nothing to tell, what it wrote goes
+            return await arun_forget_deleted(run_id=run_id, conversation_id=conversation_id, saver=self.graph.checkpointer)
+        ended = run_ended_frames(run)
         if reply is None:
-            await events.publish(conversation_id, ended)
+            await events.publish(conversation_id, *ended)
         else:
             frame = await attempt.message_frame(reply)
-            await events.publish_stored(conversation_id, frame, ended, run_id=run_id, message_id=str(reply.id))
+            await events.publish_stored(conversation_id, frame, *ended, run_id=run_id, message_id=str(reply.id))
         # Text streamed but not stored is not a reply any more: this attempt's, or that of
         # an attempt that died with its process. A first attempt that stored all it
         # streamed left none.

@@ -9,11 +9,12 @@ from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import connections
+from django.db import IntegrityError, connections
 from django.utils import timezone
 from pydantic import ValidationError
 
 from chatproject.logs import log_failure
+from conversations.services import RunGone
 
 from .context import ChatContext
 from .models import ToolExecution
@@ -30,11 +31,7 @@ UNKNOWN_OUTCOME = (
 def run_tool_once(*, tool: Tool, args: dict, tool_call_id: str, run_id: str, context: ChatContext) -> tuple[str, str]:
     """(status, result) of the call: run now, or the recorded outcome if it ran before."""
     try:
-        execution, created = ToolExecution.objects.get_or_create(
-            conversation_id=context.conversation_id,
-            tool_call_id=tool_call_id,
-            defaults={"tool": tool.name, "args": args, "run_id": run_id},
-        )
+        execution, created = _ledger_row(tool=tool, args=args, tool_call_id=tool_call_id, run_id=run_id, context=context)
         if not created:
             return _recorded_outcome(execution)
         status, result = _run(tool, args, context)
@@ -104,6 +101,19 @@ async def settle_stopped(run_id: str) -> list[ToolOutcome]:
             result = STOPPED_WHILE_RUNNING.format(tool=name, seconds=grace)
         outcomes.append(ToolOutcome(tool_call_id, name, status, result))
     return outcomes
+
+
+def _ledger_row(*, tool: Tool, args: dict, tool_call_id: str, run_id: str, context: ChatContext):
+    """The call's row, and whether it was written now. RunGone if its conversation was
+    deleted (the row is not there, and its insert is refused)."""
+    try:
+        return ToolExecution.objects.get_or_create(
+            conversation_id=context.conversation_id,
+            tool_call_id=tool_call_id,
+            defaults={"tool": tool.name, "args": args, "run_id": run_id},
+        )
+    except IntegrityError:
+        raise RunGone(run_id) from None
 
 
 def _recorded_outcome(execution: ToolExecution) -> tuple[str, str]:

@@ -5,12 +5,13 @@ from django.db import models
 
 
 class Task(models.Model):
-    """A to-do item the agent made with `create_task`."""
+    """A to-do item the agent made with `create_task`; deleted with the conversation it
+    was made in, as everything of a conversation is."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="tasks")
     conversation = models.ForeignKey(
-        "conversations.Conversation", null=True, blank=True, on_delete=models.SET_NULL, related_name="tasks"
+        "conversations.Conversation", null=True, blank=True, on_delete=models.CASCADE, related_name="tasks"
     )
     title = models.CharField(max_length=200)
     due = models.DateField(null=True, blank=True)

@@ -7,6 +7,8 @@ keeps the latest N and every checkpoint the app still needs, on both backends.
 
 from __future__ import annotations
 
+import logging
+import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -15,20 +17,24 @@ from django.db import connection, transaction
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
+from conversations import events
 from conversations.models import Branch, Conversation, Message, Run
-from conversations.services import message_store, run_finish
+from conversations.services import RunGone, message_store, run_finish
 from conversations.orm import to_async
 
 from .checkpointer import is_postgres
 from .context import RUN_METADATA_KEY
+
+logger = logging.getLogger(__name__)
 
 SQLITE_BATCH = 500
 # Trimming after a run waits for this many extra checkpoints, so it deletes in batches;
 # and a process counts a conversation's checkpoints once it wrote this many there since
 # it last counted them (the checkpointer's count_due).
 TRIM_SLACK = 10
-CHECKPOINT_TABLES_POSTGRES = ("checkpoint_writes", "checkpoint_blobs", "checkpoints")
-CHECKPOINT_TABLES_SQLITE = ("writes", "checkpoints")
+# Each saver's tables, and what PruneReport calls their rows.
+CHECKPOINT_TABLES_POSTGRES = {"checkpoint_writes": "writes", "checkpoint_blobs": "blobs", "checkpoints": "checkpoints"}
+CHECKPOINT_TABLES_SQLITE = {"writes": "writes", "checkpoints": "checkpoints"}
 
 
 @dataclass
@@ -39,14 +45,37 @@ class PruneReport:
     blobs: int = 0
     kept: int = 0
     by_conversation: dict[str, int] = field(default_factory=dict)
+    # Threads whose conversation was deleted, and their checkpoints: all deleted.
+    of_deleted_conversations: dict[str, int] = field(default_factory=dict)
 
 
-def checkpoints_delete(*, thread_id: str) -> None:
-    """Every checkpoint row of the thread, on whichever backend."""
-    tables = CHECKPOINT_TABLES_POSTGRES if is_postgres(connection.settings_dict) else CHECKPOINT_TABLES_SQLITE
+def _tables() -> dict[str, str]:
+    return CHECKPOINT_TABLES_POSTGRES if is_postgres(connection.settings_dict) else CHECKPOINT_TABLES_SQLITE
+
+
+def checkpoints_delete(*, thread_id: str, dry_run: bool = False) -> dict[str, int]:
+    """Every checkpoint row of the thread, on whichever backend; the rows (counted only,
+    with `dry_run`) by PruneReport's name for them."""
+    rows = {}
     with connection.cursor() as cursor:
-        for table in tables:
-            cursor.execute(f"DELETE FROM {table} WHERE thread_id = %s", [thread_id])
+        for table, name in _tables().items():
+            if dry_run:
+                cursor.execute(f"SELECT COUNT(*) FROM {table} WHERE thread_id = %s", [thread_id])
+                rows[name] = cursor.fetchone()[0]
+            else:
+                cursor.execute(f"DELETE FROM {table} WHERE thread_id = %s", [thread_id])
+                rows[name] = cursor.rowcount
+    return rows
+
+
+def checkpoints_delete_orphaned(*, thread_id: str, dry_run: bool = False) -> dict[str, int] | None:
+    """The thread's checkpoint rows if its conversation no longer exists (see
+    checkpoints_delete); None, and nothing deleted, while it does. A thread's rows are
+    written only once its conversation exists, so one that is not there was deleted."""
+    with transaction.atomic():
+        if Conversation.objects.filter(pk=thread_id).exists():
+            return None
+        return checkpoints_delete(thread_id=thread_id, dry_run=dry_run)
 
 
 def checkpoints_prune(*, keep: int, idle_for: timedelta | None = None, dry_run: bool = False) -> PruneReport:
@@ -57,6 +86,10 @@ def checkpoints_prune(*, keep: int, idle_for: timedelta | None = None, dry_run: 
     running, or waiting for approvals: it resumes from them). The transcript lives in
     Django's tables, so a conversation loads, continues and switches branches whatever
     was pruned.
+
+    Every checkpoint of a conversation that no longer exists is deleted, idle or not: a
+    delete removes its conversation's checkpoints, and a run stopped by it removes what
+    it wrote after; these are the rows of a process that died in between.
     """
     if keep < 1:
         raise ValueError("keep at least one checkpoint per conversation")
@@ -66,7 +99,33 @@ def checkpoints_prune(*, keep: int, idle_for: timedelta | None = None, dry_run: 
     report = PruneReport()
     for conversation_id in conversations.values_list("id", flat=True).iterator():
         _prune(conversation_id, keep=keep, dry_run=dry_run, report=report)
+    for thread_id in _threads_of_deleted_conversations():
+        rows = checkpoints_delete_orphaned(thread_id=thread_id, dry_run=dry_run)
+        if rows is not None:
+            report.of_deleted_conversations[thread_id] = rows["checkpoints"]
+            report.checkpoints += rows["checkpoints"]
+            report.writes += rows["writes"]
+            report.blobs += rows.get("blobs", 0)  # PostgreSQL's saver only
     return report
+
+
+def _threads_of_deleted_conversations() -> list[str]:
+    """Checkpoint threads named by a conversation id that no conversation has now; other
+    threads (not named by a conversation id) are left alone. The threads are read before
+    the conversations: a thread's first row is written after its conversation was
+    created, so one missing from the second read was deleted."""
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ".join(f"SELECT thread_id FROM {table}" for table in _tables()))
+        threads = {}
+        for (thread_id,) in cursor.fetchall():
+            try:
+                threads[uuid.UUID(thread_id)] = thread_id
+            except ValueError:
+                continue
+    existing = set()
+    for batch in _batches(list(threads)):
+        existing.update(Conversation.objects.filter(pk__in=batch).values_list("pk", flat=True))
+    return [thread_id for conversation_id, thread_id in threads.items() if conversation_id not in existing]
 
 
 def checkpoints_trim(*, conversation_id, keep: int) -> int:
@@ -81,20 +140,38 @@ def checkpoints_trim(*, conversation_id, keep: int) -> int:
 def run_end(
     *, run_id, status: str, error: str | None = None, checkpoint_id: str = "", model: str = "",
     usage: dict | None = None, run: Run | None = None, reply: dict | None = None, trim: bool = True,
-) -> tuple[Run, Message | None]:
+) -> tuple[Run | None, Message | None]:
     """Store the run's last reply (`reply`: message_store's fields), if given; end the run
     (conversations.services.run_finish); then, with `trim`, trim its conversation's
-    checkpoints to CHECKPOINTS_KEPT: one call, on one ORM thread, for all three."""
-    stored = message_store(**reply) if reply is not None else None
-    run = run_finish(
-        run_id=run_id, status=status, error=error, checkpoint_id=checkpoint_id, model=model, usage=usage, run=run
-    )
+    checkpoints to CHECKPOINTS_KEPT: one call, on one ORM thread, for all three.
+    (None, None) if the run was deleted (see arun_forget_deleted)."""
+    try:
+        stored = message_store(**reply) if reply is not None else None
+        run = run_finish(
+            run_id=run_id, status=status, error=error, checkpoint_id=checkpoint_id, model=model, usage=usage, run=run
+        )
+    except RunGone:
+        return None, None
     if trim and settings.CHECKPOINTS_KEPT:
         checkpoints_trim(conversation_id=run.conversation_id, keep=settings.CHECKPOINTS_KEPT)
     return run, stored
 
 
 arun_end = to_async(run_end)
+
+
+async def arun_forget_deleted(*, run_id: str, conversation_id: str, saver) -> None:
+    """The run was found gone at its end. If its conversation was deleted (the delete
+    took the checkpoints written before), delete those it wrote since, and forget its
+    stream's state. Through the saver that wrote them: its writes still on their way
+    (LangGraph records a stopped step's error after the stop) are ahead of the delete,
+    as the SQLite saver makes each wait for the one before."""
+    if await Conversation.objects.filter(pk=conversation_id).aexists():
+        logger.info("run %s stopped: it was deleted", run_id)
+        return
+    await saver.adelete_thread(conversation_id)
+    await events.forget(conversation_id)
+    logger.info("run %s stopped: its conversation was deleted", run_id)
 
 
 def _backend():

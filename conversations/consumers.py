@@ -31,6 +31,8 @@ class FrameError(Exception):
 class ConversationConsumer(AsyncWebsocketConsumer):
     conversation = None
     socket_slot = None
+    # Closed because the conversation was deleted.
+    deleted = False
 
     async def __call__(self, scope, receive, send):
         try:
@@ -92,10 +94,23 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     async def conversation_resync(self, event):
         await self.send_snapshot()
 
+    async def conversation_deleted(self, event):
+        await self.close_deleted()
+
+    async def close_deleted(self):
+        """The conversation is gone: `not_found`, then closed as for one that never was
+        (4404), once."""
+        if not self.deleted:
+            self.deleted = True
+            await self.send_frame({"type": "error", "code": "not_found", "message": "this conversation was deleted"})
+            await self.close(code=CLOSE_NOT_FOUND)
+
     async def send_frame(self, frame: dict):
         await self.send(text_data=json.dumps(frame))
 
     async def receive(self, text_data=None, bytes_data=None):
+        if self.deleted:
+            return  # sent before the close reached the client, which tells it all
         try:
             frame = self.parse(text_data, bytes_data)
             handler = self.HANDLERS.get(frame["type"])
@@ -109,9 +124,23 @@ class ConversationConsumer(AsyncWebsocketConsumer):
                 {"type": "error", "code": "rate_limited", "message": str(limited), "retry_after": limited.retry_after}
             )
         except selectors.NotFound:
-            await self.send_frame({"type": "error", "code": "not_found", "message": "no such object in this conversation"})
+            await self.refuse("not_found", "no such object in this conversation")
         except services.Conflict as conflict:
-            await self.send_frame({"type": "error", "code": "conflict", "message": str(conflict)})
+            await self.refuse("conflict", str(conflict))
+
+    async def refuse(self, code: str, message: str):
+        """Answer a refused frame with an error; one refused because the conversation was
+        deleted (before this socket was told) closes it as deleted."""
+        if await self.conversation_gone():
+            return await self.close_deleted()
+        await self.send_frame({"type": "error", "code": code, "message": message})
+
+    async def conversation_gone(self) -> bool:
+        try:
+            await selectors.aconversation_for_user(user=self.scope["user"], conversation_id=self.conversation.id)
+        except selectors.NotFound:
+            return True
+        return False
 
     @staticmethod
     def parse(text_data, bytes_data) -> dict:

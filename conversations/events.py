@@ -60,6 +60,13 @@ for _, member in ipairs(redis.call('SMEMBERS', KEYS[2])) do
 end
 return out
 """
+# The conversation's seq, its replies being written and their texts, in one step.
+FORGET = """
+for _, member in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  redis.call('DEL', ARGV[1] .. string.sub(member, 1, string.find(member, '|', 1, true) - 1))
+end
+redis.call('DEL', KEYS[1], KEYS[2])
+"""
 
 _local_seq: defaultdict[str, int] = defaultdict(int)
 _local_partials: defaultdict[str, dict[str, tuple[str, str]]] = defaultdict(dict)
@@ -198,8 +205,19 @@ async def stream_state(conversation_id) -> tuple[int, list[dict]]:
     ]
 
 
+async def publish_deleted(conversation_id) -> None:
+    """The conversation was deleted: its sockets, on every process, are closed (not
+    numbered: nothing follows); its seq and replies being written are forgotten. Call
+    only after the delete is committed."""
+    await get_channel_layer().group_send(group_name(conversation_id), {"type": "conversation.deleted"})
+    await forget(conversation_id)
+
+
 async def forget(conversation_id) -> None:
     if settings.REDIS_URL:
-        await redis_client().delete(SEQ_KEY.format(conversation_id), PARTIALS_KEY.format(conversation_id))
+        await script(FORGET)(
+            keys=[SEQ_KEY.format(conversation_id), PARTIALS_KEY.format(conversation_id)],
+            args=[PARTIAL_KEY.format(conversation_id)],
+        )
     _local_seq.pop(str(conversation_id), None)
     _local_partials.pop(str(conversation_id), None)

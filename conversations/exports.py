@@ -98,7 +98,9 @@ def _message_markdown(message: dict, decisions: dict, level: str = "##") -> list
 def _decision_markdown(approval: dict) -> str:
     if approval["status"] == "pending":
         return f"Approval: {approval['description']} — pending"
-    text = f"Approval: {approval['description']} — {approval['status']} by {approval['decided_by']} at {approval['decided_at']}"
+    # A run that ended unfinished settled it with no one's decision (or its user is gone).
+    decided = f"{approval['status']} by {approval['decided_by']}" if approval["decided_by"] else approval["status"]
+    text = f"Approval: {approval['description']} — {decided} at {approval['decided_at']}"
     if approval["edited_args"]:
         text += f", with `{json.dumps(approval['edited_args'])}`"
     if approval["comment"]:

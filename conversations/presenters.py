@@ -119,3 +119,10 @@ def summary_data(summary: Summary) -> dict:
         "output_tokens": summary.output_tokens,
         "created_at": _time(summary.created_at),
     }
+
+
+def run_ended_frames(run: Run) -> list[dict]:
+    """The frames of a run's end: each approval it settled (`settled_approvals`, set by
+    the services that end a run any way but succeeding), then the run."""
+    settled = getattr(run, "settled_approvals", ())
+    return [*({"type": "approval", "approval": approval_data(a)} for a in settled), {"type": "run", "run": run_data(run)}]

@@ -51,6 +51,10 @@ class Invalid(Exception):
     """The request is malformed or breaks a rule; nothing was changed."""
 
 
+class RunGone(Exception):
+    """The run is no longer there: it was deleted, with its conversation, while it executed."""
+
+
 def conversation_create(*, user, title: str = "", model: str = "") -> Conversation:
     return Conversation.objects.create(user=user, title=title.strip()[:TITLE_MAX_CHARS], model=_offered(model))
 
@@ -75,9 +79,20 @@ def _offered(model: str) -> str:
     return model
 
 
-async def aconversation_delete(*, conversation: Conversation) -> None:
-    """Delete the conversation with its messages, runs, branches and (agent.signals) checkpoints."""
-    await Conversation.objects.filter(pk=conversation.pk).adelete()
+def conversation_delete(*, conversation: Conversation) -> None:
+    """Delete the conversation with everything of it: messages, runs, approvals, branches,
+    tasks, the tool ledger and its checkpoints. Once that is committed its runs stop and
+    its sockets are closed, wherever they are (agent.signals).
+
+    Locked first, as a send locks it: a turn stored meanwhile is deleted with the rest
+    instead of failing the delete, and a run's write that names the conversation waits
+    for the delete, then finds it gone (RunGone)."""
+    with transaction.atomic():
+        list(Conversation.objects.select_for_update().filter(pk=conversation.pk).values_list("pk"))
+        Conversation.objects.filter(pk=conversation.pk).delete()
+
+
+aconversation_delete = to_async(conversation_delete)
 
 
 def lease_until():
@@ -135,6 +150,14 @@ TURN_STORED = Compiled(
 )
 
 
+def _locked_read(conversation: Conversation) -> Conversation:
+    """The conversation read with LOCKED_READ; NotFound if it was deleted meanwhile."""
+    try:
+        return LOCKED_READ.get(pk=conversation.pk)
+    except Conversation.DoesNotExist:
+        raise selectors.NotFound from None
+
+
 def _once_per_client_id(conversation: Conversation, client_id: str | None, store) -> tuple[Message, Run, bool]:
     """Run `store` on the locked conversation; if this client_id was stored before, return
     the first message and run instead, and create nothing. Not looked up first: the socket
@@ -142,7 +165,7 @@ def _once_per_client_id(conversation: Conversation, client_id: str | None, store
     limit), so a repeat is rare, and the unique (conversation, client_id) refuses its run."""
     try:
         with transaction.atomic():
-            locked = LOCKED_READ.get(pk=conversation.pk)
+            locked = _locked_read(conversation)
             locked.queued_runs = locked.queued_runs or 0
             message, run = store(locked)
     except IntegrityError:
@@ -319,7 +342,7 @@ def branch_switch(*, conversation: Conversation, message_id=None, branch_id=None
     """Show another version: the line through the message (or from the branch down)
     that was used last."""
     with transaction.atomic():
-        locked = LOCKED_READ.get(pk=conversation.pk)
+        locked = _locked_read(conversation)
         _idle(locked)
         lines = selectors.conversation_lines(conversation_id=locked.id)
         if message_id is not None:
@@ -462,23 +485,57 @@ CONVERSATION_TOUCHED = Compiled(
 )
 
 
+# Why a run's pending approvals were rejected when it ended.
+STOPPED = "The run was stopped."
+SETTLED_BECAUSE = {Run.Status.CANCELLED: STOPPED, Run.Status.FAILED: "The run failed."}
+
+
 def run_finish(
     *, run_id, status: str, error: str | None = None, checkpoint_id: str = "", model: str = "",
     usage: dict | None = None, run: Run | None = None,
 ) -> Run:
     """End an active run, with the model that answered and the tokens its steps and
     summaries used (`usage`). `run`, if given, is the run as it started: updated in
-    place rather than read again."""
+    place rather than read again. RunGone if it was deleted.
+
+    A run stopped or failed rejects its pending approvals in the same transaction
+    (`run.settled_approvals`), so that none is decided after it ended. A run that
+    succeeded finished its graph, so none is pending: its end stays one UPDATE."""
+    ended = {"status": status, "error": error, "checkpoint_id": checkpoint_id, "model": model,
+             **{name: (usage or {}).get(name) for name in USAGE_FIELDS}}
+    if status == Run.Status.SUCCEEDED:
+        return _run_ended(run_id, ended, run)
+    with transaction.atomic():
+        run = _run_ended(run_id, ended, run)
+        run.settled_approvals = _settle_approvals(run_id=run_id, reason=SETTLED_BECAUSE[status])
+    return run
+
+
+def _run_ended(run_id, ended: dict, run: Run | None) -> Run:
     now = timezone.now()
-    ended = {"status": status, "error": error, "finished_at": now, "owner": "", "lease_expires_at": None,
-             "checkpoint_id": checkpoint_id, "model": model, **{name: (usage or {}).get(name) for name in USAGE_FIELDS}}
+    ended = {**ended, "finished_at": now, "owner": "", "lease_expires_at": None}
     if RUN_ENDED.update(pk=run_id, **ended) and run is not None:
         for name, value in ended.items():
             setattr(run, name, value)
     else:  # ended meanwhile (or not at hand): as stored
-        run = Run.objects.get(pk=run_id)
+        run = Run.objects.filter(pk=run_id).first()
+        if run is None:
+            raise RunGone(run_id)
     CONVERSATION_TOUCHED.update(pk=run.conversation_id, now=now)
     return run
+
+
+def _settle_approvals(*, run_id, reason: str, user=None) -> list[Approval]:
+    """Reject the run's pending approvals as it ends, on `user`'s behalf if given; the
+    approvals settled. In the transaction that ends the run: approval_decide locks the
+    run's row first, so a decision comes before it (and is kept) or after (Conflict)."""
+    pending = list(Approval.objects.filter(run_id=run_id, status=Approval.Status.PENDING).values_list("pk", flat=True))
+    if not pending:
+        return []
+    Approval.objects.filter(pk__in=pending).update(
+        status=Approval.Status.REJECTED, comment=reason, decided_by=user, decided_at=timezone.now()
+    )
+    return list(Approval.objects.select_related("conversation", "decided_by").filter(pk__in=pending))
 
 
 
@@ -525,7 +582,9 @@ def message_store(
         return Message.objects.create(pk=message_id, **fields)
     except IntegrityError:
         # Stored before: a resumed run writes it again, or Stop kept its partial text.
-        Message.objects.filter(pk=message_id).update(**fields)
+        # Not stored, and refused: its run (or conversation) was deleted.
+        if not Message.objects.filter(pk=message_id).update(**fields):
+            raise RunGone(run_id) from None
         return Message.objects.get(pk=message_id)
 
 
@@ -537,9 +596,12 @@ def run_wait(*, run_id) -> Run | None:
 
     None if no approval is pending any more (decided while the graph was stopping):
     the caller resumes at once. The run's row lock orders this against approval_decide.
+    RunGone if it was deleted.
     """
     with transaction.atomic():
-        run = Run.objects.select_for_update().get(pk=run_id)
+        run = Run.objects.select_for_update().filter(pk=run_id).first()
+        if run is None:
+            raise RunGone(run_id)
         if not run.approvals.filter(status=Approval.Status.PENDING).exists():
             return None
         Run.objects.filter(pk=run_id).update(status=Run.Status.WAITING, owner="", lease_expires_at=None)
@@ -549,27 +611,33 @@ def run_wait(*, run_id) -> Run | None:
 arun_wait = to_async(run_wait)
 
 
-async def arun_cancel_queued(*, run_id) -> Run | None:
-    """Cancel a run that has not started; None if it has."""
-    cancelled = await Run.objects.filter(pk=run_id, status=Run.Status.QUEUED).aupdate(
-        status=Run.Status.CANCELLED, finished_at=timezone.now(), owner="", lease_expires_at=None
-    )
-    return await Run.objects.aget(pk=run_id) if cancelled else None
+def run_cancel_queued(*, run_id) -> Run | None:
+    """Cancel a run that has not started (settling any approval still pending, as every
+    end but success does: `run.settled_approvals`); None if it has started."""
+    with transaction.atomic():
+        cancelled = Run.objects.filter(pk=run_id, status=Run.Status.QUEUED).update(
+            status=Run.Status.CANCELLED, finished_at=timezone.now(), owner="", lease_expires_at=None
+        )
+        if not cancelled:
+            return None
+        run = Run.objects.get(pk=run_id)
+        run.settled_approvals = _settle_approvals(run_id=run_id, reason=STOPPED)
+    return run
+
+
+arun_cancel_queued = to_async(run_cancel_queued)
 
 
 def run_cancel_waiting(*, run_id, user) -> tuple[Run, list[Approval]] | None:
     """Stop a run that waits for approvals: its pending approvals are rejected on the
-    user's behalf, so their tools never run. None if the run is no longer waiting."""
+    user's behalf, so their tools never run. None if the run is no longer waiting (or
+    was deleted)."""
     with transaction.atomic():
-        run = Run.objects.select_for_update().get(pk=run_id)
-        if run.status != Run.Status.WAITING:
+        run = Run.objects.select_for_update().filter(pk=run_id).first()
+        if run is None or run.status != Run.Status.WAITING:
             return None
-        pending = list(run.approvals.filter(status=Approval.Status.PENDING).values_list("pk", flat=True))
-        Approval.objects.filter(pk__in=pending).update(
-            status=Approval.Status.REJECTED, comment="The run was stopped.", decided_by=user, decided_at=timezone.now()
-        )
+        approvals = _settle_approvals(run_id=run_id, reason=STOPPED, user=user)
         Run.objects.filter(pk=run_id).update(status=Run.Status.CANCELLED, finished_at=timezone.now())
-    approvals = [approval_for_user(user=user, approval_id=pk) for pk in pending]
     return Run.objects.get(pk=run_id), approvals
 
 
@@ -577,19 +645,23 @@ arun_cancel_waiting = to_async(run_cancel_waiting)
 
 
 def approval_create(*, interrupt_id: str, run_id, conversation_id, request: dict) -> Approval | None:
-    """Record an interrupt of the graph as a pending approval; None if it is already recorded."""
-    approval, created = Approval.objects.get_or_create(
-        pk=interrupt_id,
-        defaults={
-            "conversation_id": conversation_id,
-            "run_id": run_id,
-            "tool_call_id": request["tool_call_id"],
-            "tool": request["tool"],
-            "args": request["args"],
-            "description": request["description"],
-            "allowed": request["allowed"],
-        },
-    )
+    """Record an interrupt of the graph as a pending approval; None if it is already
+    recorded. RunGone if its run was deleted."""
+    try:
+        approval, created = Approval.objects.get_or_create(
+            pk=interrupt_id,
+            defaults={
+                "conversation_id": conversation_id,
+                "run_id": run_id,
+                "tool_call_id": request["tool_call_id"],
+                "tool": request["tool"],
+                "args": request["args"],
+                "description": request["description"],
+                "allowed": request["allowed"],
+            },
+        )
+    except IntegrityError:  # not there, and refused: what it names was deleted
+        raise RunGone(run_id) from None
     return Approval.objects.select_related("conversation", "decided_by").get(pk=approval.pk) if created else None
 
 
@@ -628,7 +700,9 @@ def approval_decide(
         except ValidationError as error:
             raise Invalid(f"invalid arguments for {approval.tool}: {_errors(error)}") from None
     with transaction.atomic():
-        run = Run.objects.select_for_update().get(pk=approval.run_id)
+        run = Run.objects.select_for_update().filter(pk=approval.run_id).first()
+        if run is None:  # deleted, with its conversation, since it was read
+            raise selectors.NotFound
         won = Approval.objects.filter(pk=approval.pk, status=Approval.Status.PENDING).update(
             status=DECIDED_STATUS[decision],
             edited_args=edited_args,

@@ -16,7 +16,7 @@ from django.utils.text import slugify
 
 from agent.runtime import get_runtime
 
-from . import events, exports, selectors, services
+from . import exports, selectors, services
 from .presenters import conversation_data
 
 JSON_BODY_MAX_BYTES = 64 * 1024
@@ -141,7 +141,6 @@ async def conversation_api(request, conversation_id):
         )
     elif request.method == "DELETE":
         await services.aconversation_delete(conversation=conversation)
-        await events.forget(conversation.id)
         return HttpResponse(status=204)
     return JsonResponse(conversation_data(conversation))
 

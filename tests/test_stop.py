@@ -4,7 +4,8 @@ import time
 
 import pytest
 
-from tests.live import chat, receive, receive_until, run_ended, send
+from tests.live import Session, chat, receive, receive_until, run_ended, send
+from tests.test_approvals import EMAIL, mail_dir, mail_server, mails  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.asyncio
 
@@ -34,3 +35,24 @@ async def test_cancel_keeps_the_partial_reply_and_the_next_message_works(alice, 
         after = await chat(ws, "hello again")
         assert after[-1]["run"]["status"] == "succeeded"
     assert database.count("conversations_run", "status = %s", ("cancelled",)) == 1
+
+
+async def test_stop_right_after_an_approval_card_appears_leaves_no_approval_pending(mail_server, mail_dir):
+    """Stop as soon as the card is out: the run may still be `running` (tests/agent/
+    test_run_endings.py stops it there for sure) or already `waiting`; either way its
+    approval is rejected as it ends, and approving it afterwards is a conflict."""
+    alice = Session(mail_server().start(), "alice")
+    conversation = alice.create_conversation()
+    async with alice.websocket(conversation["id"]) as ws:
+        await receive(ws)
+        await send(ws, {"type": "message.send", "content": EMAIL})
+        card = (await receive_until(ws, lambda f: f["type"] == "approval"))[-1]["approval"]
+        await send(ws, {"type": "run.cancel"})
+        frames = await receive_until(ws, run_ended)
+        assert frames[-1]["run"]["status"] == "cancelled"
+        settled = [(f["approval"]["id"], f["approval"]["status"]) for f in frames if f["type"] == "approval"]
+        assert settled == [(card["id"], "rejected")]
+        await send(ws, {"type": "approval.decide", "approval_id": card["id"], "decision": "approve"})
+        assert (await receive(ws))["code"] == "conflict"
+    assert alice.request("GET", "/api/approvals/?status=pending").json()["results"] == []
+    assert mails(mail_dir) == []

@@ -6,13 +6,11 @@ database failure at its end leaves it to resume."""
 import asyncio
 import contextlib
 import json
-import threading
 
 import psycopg
 import pytest
 from channels.layers import get_channel_layer
 from django.contrib.auth.models import User
-from django.db import connections
 from langchain_core.messages import AIMessage
 
 from agent import executor as executor_module
@@ -20,25 +18,9 @@ from agent.executor import RunExecutor
 from agent.graph import MODEL_NODE
 from conversations import events, orm, services
 from conversations.models import Message, Run
+from tests.support.in_process import orm_threads_disconnect_after  # noqa: F401 (a fixture)
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def orm_threads_disconnect_after(settings):
-    """On PostgreSQL the ORM calls run on a pool of threads, each with its connection:
-    closed after the test, or the test database could not be dropped."""
-    yield
-    if orm._executor is None:
-        return
-    every_thread = threading.Barrier(settings.ORM_THREADS)
-
-    def disconnect():
-        connections.close_all()
-        every_thread.wait(timeout=10)  # holds this thread, so each thread runs one
-
-    for done in [orm._executor.submit(disconnect) for _ in range(settings.ORM_THREADS)]:
-        done.result()
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("orm_threads_disconnect_after")]
 
 
 class StubSaver:

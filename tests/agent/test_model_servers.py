@@ -16,7 +16,7 @@ from asgiref.sync import sync_to_async
 from agent.models import Task
 from agent.prompts import NOT_RUN, SUMMARY_HEADING
 from conversations.models import Approval, Message, Run, Summary
-from tests.support.inproc import people, run_ended, run_waiting  # noqa: F401 (fixture)
+from tests.support.in_process import agent_runtime, orm_threads_disconnect_after, people, run_ended, run_waiting  # noqa: F401 (fixtures)
 from tests.support.openai_server import (
     Call, ContextTooLong, Drop, Error, Hang, OpenAIServer, Stall, Text, ToolCalls, after_tool, any_request,
     last_user, last_user_contains, roles,

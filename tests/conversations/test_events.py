@@ -94,3 +94,14 @@ async def test_a_stored_message_ends_its_partial_text_in_the_step_that_publishes
         await events.forget(conversation_id)
     assert stored == 3 and received[-1] == {"seq": 3, "type": "message"}
     assert state == (3, [{"message_id": "other", "run_id": "r", "content": "still streaming"}])
+
+
+async def test_forgetting_a_conversation_leaves_no_key_of_it(watched):
+    conversation_id, _, _ = await watched()
+    for message_id in ("m1", "m2"):
+        await events.publish_token(conversation_id, run_id="r", message_id=message_id, delta="hello")
+    assert await events.redis_client().keys(f"chat:*{conversation_id}*")
+
+    await events.forget(conversation_id)
+
+    assert await events.redis_client().keys(f"chat:*{conversation_id}*") == []

@@ -20,7 +20,8 @@ def duration(text: str) -> timedelta:
 class Command(BaseCommand):
     help = (
         "Delete old graph checkpoints: keep the latest N per conversation, plus every one a "
-        "branch, an active run or a pending approval needs. Conversations keep working."
+        "branch, an active run or a pending approval needs. Conversations keep working. "
+        "Every checkpoint of a conversation that was deleted goes too."
     )
 
     def add_arguments(self, parser):
@@ -37,7 +38,10 @@ class Command(BaseCommand):
         verb = "would delete" if dry_run else "deleted"
         for conversation_id, count in report.by_conversation.items():
             self.stdout.write(f"{conversation_id}: {verb} {count} checkpoints")
+        for thread_id, count in report.of_deleted_conversations.items():
+            self.stdout.write(f"{thread_id}: {verb} {count} checkpoints (its conversation was deleted)")
         self.stdout.write(
-            f"{report.conversations} conversations examined; {verb} {report.checkpoints} checkpoints, "
-            f"{report.writes} pending writes and {report.blobs} blobs; kept {report.kept} checkpoints"
+            f"{report.conversations} conversations examined, {len(report.of_deleted_conversations)} deleted ones "
+            f"found; {verb} {report.checkpoints} checkpoints, {report.writes} pending writes and {report.blobs} "
+            f"blobs; kept {report.kept} checkpoints"
         )
