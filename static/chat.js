@@ -1788,10 +1788,16 @@
     details.querySelector('.thinking-summary').textContent = 'Thought';
   }
 
-  // A reply rebuilt (stored, or its run changed) keeps its thinking open if the user opened it.
+  // A reply rebuilt (once stored) keeps its thinking open if the user opened it, and the
+  // focus on its summary; called just before `old` is replaced by `fresh`.
   function keepThinkingOpen(old, fresh) {
     const details = fresh.querySelector(':scope > .thinking');
-    if (details && old.querySelector(':scope > .thinking')?.open) details.open = true;
+    const before = old.querySelector(':scope > .thinking');
+    if (!details || !before) return;
+    details.open = before.open;
+    if (before.contains(document.activeElement)) {
+      queueMicrotask(() => details.querySelector('summary').focus({ preventScroll: true }));
+    }
   }
 
   // A token's text: of the reply's thinking (part "reasoning"), or of its answer.

@@ -16,6 +16,7 @@ pytestmark = pytest.mark.browser
 
 MODEL = "openai:test-model"
 THOUGHT = "Let me think about this, one step at a time."
+TAGGED = "Inside the tags, thinking slowly."
 USAGE = {"prompt_tokens": 1234, "completion_tokens": 56, "completion_tokens_details": {"reasoning_tokens": 12}}
 
 
@@ -35,7 +36,7 @@ def app_server(make_server, model_server):
 
 def test_thinking_cut_off_replies_and_usage(app_server, model_server, page, screenshot, backend):
     model_server.on(last_user("think"), Text("Answer.", reasoning=THOUGHT, delay=0.2, usage=USAGE))
-    model_server.on(last_user("tags"), Text("Tagged answer.", reasoning="Inside the tags.", think_tags=True, delay=0.1))
+    model_server.on(last_user("tags"), Text("Tagged answer.", reasoning=TAGGED, think_tags=True, delay=0.2))
     model_server.on(last_user("long"), Text("This reply goes on and on", finish_reason="length"))
     model_server.on(last_user("task"), ToolCalls([Call("create_task", '{"title": "buy')], finish_reason="length"))
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
@@ -58,13 +59,19 @@ def test_thinking_cut_off_replies_and_usage(app_server, model_server, page, scre
     assert page.evaluate("navigator.clipboard.readText()") == "Answer."
     expect(reply.locator(".reply-usage")).to_have_text(f"{MODEL} · 1,234 input · 56 output · 12 reasoning tokens")
 
-    # <think>…</think> in the content is thinking too.
+    # <think>…</think> in the content is thinking too. Opened while written, it stays open
+    # (with the focus) when the reply is stored.
     send(page, "tags")
     tagged = page.locator(".message.assistant").last
+    expect(tagged.locator(".thinking > summary")).to_have_text("Thinking…", timeout=TIMEOUT)
+    tagged.locator(".thinking > summary").focus()
+    page.keyboard.press("Enter")
+    expect(tagged.locator(".thinking-text")).to_be_visible()
     expect(tagged.locator(".message-body")).to_have_text("Tagged answer.", timeout=TIMEOUT)
     wait_idle(page)
     expect(tagged.locator(".thinking > summary")).to_have_text("Thought")
-    expect(tagged.locator(".thinking-text")).to_have_text("Inside the tags.", use_inner_text=False)
+    expect(tagged.locator(".thinking-text")).to_have_text(TAGGED)
+    expect(tagged.locator(".thinking > summary")).to_be_focused()
 
     # Cut off at the output limit: a note under the reply, also under one with no text.
     send(page, "long")
@@ -82,7 +89,7 @@ def test_thinking_cut_off_replies_and_usage(app_server, model_server, page, scre
     page.reload()
     expect(page.locator(".message.assistant")).to_have_count(4, timeout=TIMEOUT)
     expect(page.locator(".thinking > summary")).to_have_text(["Thought", "Thought"])
-    expect(page.locator(".thinking-text")).to_have_text([THOUGHT, "Inside the tags."], use_inner_text=False)
+    expect(page.locator(".thinking-text")).to_have_text([THOUGHT, TAGGED], use_inner_text=False)
     expect(page.locator(".thinking-text").first).to_be_hidden()
     expect(page.locator(".message-body").nth(1)).to_have_text("Answer.")
     expect(page.locator(".incomplete-note")).to_have_count(2)
