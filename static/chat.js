@@ -93,6 +93,16 @@
     lastSent: null, // {type, approvalId?}: the last frame sent that the server may refuse
     activeRun: null,
     cancelling: null,
+    // runs of the shown turns (run frames, snapshot.runs): their turns, models, usage, failures
+    runs: new Map(), // run id -> Run
+    runTurns: new Map(), // run id -> its turn (microseconds of its user message's turn_at)
+    latestRuns: new Map(), // user message id -> the latest Run that answers it
+    lastReplies: new Map(), // run id -> id of its last assistant message shown
+    retrying: '', // id of the failed run whose run.retry is unanswered
+    // model picker (GET /api/models/)
+    models: null, // {default, ids}
+    newChatModel: '', // the model chosen before the conversation exists
+    modelRequest: 0,
     outbox: [], // {convId, content, clientId, sentCount, knownCount, sentOn}
     stick: true,
     // branches (edit / regenerate / switch versions)
@@ -422,6 +432,7 @@
     error.setAttribute('role', 'alert');
     error.hidden = true;
     node.append(error);
+    decorateMessage(node, message, body);
     applyBranchControlState(node);
     return node;
   }
@@ -701,12 +712,14 @@
     if (!message || message.id === undefined || message.id === null) return;
     const id = String(message.id);
     state.messages.set(id, message);
+    learnMessage(message);
     const fresh = buildMessage(message);
     const old = state.messageEls.get(id) || findMessageEl(id);
     if (old && old.isConnected) {
+      keepThinkingOpen(old, fresh);
       old.replaceWith(fresh);
     } else {
-      el.messages.append(fresh);
+      placeItem(fresh);
     }
     state.messageEls.set(id, fresh);
     updateStreamingFlag();
@@ -727,14 +740,12 @@
       if (frame.run_id) node.dataset.runId = String(frame.run_id);
       node.setAttribute('aria-label', 'Assistant');
       node.append(make('div', 'message-body streaming-body'));
-      el.messages.append(node);
+      setTurn(node, turnOfRun(frame.run_id));
+      placeItem(node);
       state.messageEls.set(id, node);
     }
     if (node.dataset.streaming !== 'true') return; // already final
-    const body = node.querySelector('.message-body');
-    if (typeof frame.delta === 'string' && frame.delta) {
-      body.append(document.createTextNode(frame.delta));
-    }
+    if (typeof frame.delta === 'string' && frame.delta) appendDelta(node, frame);
     if (frame.run_id && (!state.activeRun || state.activeRun.id !== String(frame.run_id))) {
       if (!state.activeRun || !OPEN_RUN.has(state.activeRun.status)) {
         state.activeRun = { id: String(frame.run_id), status: 'running' };
@@ -750,6 +761,7 @@
       if (!runId || node.dataset.runId === runId) {
         delete node.dataset.streaming;
         node.querySelector('.message-body')?.classList.remove('streaming-body');
+        settleThinking(node);
       }
     }
     updateStreamingFlag();
@@ -957,37 +969,10 @@
     return el.messages.querySelector(`.approval-card[data-approval-id="${CSS.escape(id)}"]`);
   }
 
-  function itemTime(node) {
-    if (node.classList.contains('message')) {
-      const m = state.messages.get(node.dataset.messageId || '');
-      return m ? timeOf(m.created_at) : 0;
-    }
-    if (node.classList.contains('approval-card')) {
-      const a = state.approvals.get(node.dataset.approvalId || '');
-      return a ? timeOf(a.created_at) : 0;
-    }
-    return 0;
-  }
-
-  // Put a card among the messages by its created_at (snapshot, history).
-  function placeByTime(card, approval) {
-    const t = timeOf(approval.created_at);
-    if (t) {
-      for (const child of el.messages.children) {
-        if (child === card) continue;
-        const ct = itemTime(child);
-        if (ct && ct > t) {
-          el.messages.insertBefore(card, child);
-          return;
-        }
-      }
-    }
-    el.messages.append(card);
-  }
-
   /**
-   * Show an approval: a new card, or the existing one updated in place.
-   * place: 'append' (a live frame: it happens now) or 'time' (snapshot, history).
+   * Show an approval: a new card, or the existing one updated in place, in its run's turn.
+   * place: 'append' (a live frame: it happens now, last of its turn) or 'time' (snapshot,
+   * history: among its turn's items by created_at).
    */
   function upsertApproval(approval, { place = 'append' } = {}) {
     if (!approval || approval.id === undefined || approval.id === null) return;
@@ -1007,8 +992,10 @@
       card.setAttribute('role', 'group');
     }
     if (!card.isConnected) {
-      if (place === 'time') placeByTime(card, approval);
-      else el.messages.append(card);
+      const created = microsOf(approval.created_at);
+      // An approval of a run not shown (another version's) is placed by its own time.
+      setTurn(card, turnOfRun(approval.run_id) || created);
+      placeItem(card, place === 'time' ? created : 0);
     }
     renderApprovalCard(card, approval, id);
     if (isNew || !isDecided(previous) !== !isDecided(approval)) syncSidebarStatus();
@@ -1584,6 +1571,9 @@
     document.dispatchEvent(new CustomEvent('approvals:changed'));
   }
 
+  // A tool stopped with its run and not finished in time: nobody knows whether it acted.
+  const TOOL_STATUS_TEXT = { unknown: 'Outcome unknown' };
+
   function upsertTool(frame) {
     const id = String(frame.tool_call_id || `${frame.run_id}-${frame.name}`);
     const card = make('div', 'card tool-card');
@@ -1595,8 +1585,9 @@
     const head = make('div', 'card-head');
     head.append(make('span', 'card-kind', 'Tool'));
     head.append(make('strong', 'card-name', frame.name || 'tool'));
-    head.append(make('span', 'card-status', frame.status || 'started'));
+    head.append(make('span', 'card-status', TOOL_STATUS_TEXT[frame.status] || frame.status || 'started'));
     card.append(head);
+    setTurn(card, turnOfRun(frame.run_id));
 
     const old = el.messages.querySelector(`.tool-card[data-tool-call-id="${CSS.escape(id)}"]`);
     const args = frame.args !== undefined ? frame.args : old && old._args;
@@ -1606,8 +1597,326 @@
       card.append(cardField('Result', formatJSON(frame.result), 'card-result'));
     }
     if (old) old.replaceWith(card);
-    else el.messages.append(card);
+    else placeItem(card);
     scheduleScroll();
+  }
+
+  /* ------------------------------------------------------------------- turns */
+
+  // Every item shown (a message, a reply being written, a tool card, an approval card)
+  // belongs to a turn: the time its user message was accepted (`turn_at`). Items stand in
+  // turn order, and within a turn in the order they came (or were created), so a message
+  // queued behind a running turn stays after everything that turn still writes. The
+  // server orders stored messages by (turn_at, created_at), so a reload shows the same.
+
+  // An ISO time in microseconds: Date.parse keeps milliseconds, the server's times have six digits.
+  function microsOf(iso) {
+    const ms = timeOf(iso);
+    if (!ms) return 0;
+    const fraction = /\.(\d+)/.exec(iso);
+    return ms * 1000 + (fraction ? Number(fraction[1].slice(3, 6).padEnd(3, '0')) : 0);
+  }
+
+  function turnOfMessage(message) {
+    return microsOf(message && (message.turn_at || message.created_at));
+  }
+
+  // A run's turn: its user message's (run frames and snapshot.runs name it), or that of a
+  // message it wrote (every message of a turn carries the turn's turn_at).
+  function turnOfRun(runId) {
+    const id = String(runId || '');
+    if (!state.runTurns.has(id)) {
+      const run = state.runs.get(id);
+      const asked = run && run.user_message_id ? state.messages.get(String(run.user_message_id)) : null;
+      const turn = turnOfMessage(asked);
+      if (turn) state.runTurns.set(id, turn);
+    }
+    return state.runTurns.get(id) || 0;
+  }
+
+  function setTurn(node, turn) {
+    if (turn) node.dataset.turn = String(turn);
+  }
+
+  // Insert an item after the last item of its turn or an earlier one, before the items of
+  // later turns. With `createdAt` (a snapshot's approval), also before the items of its own
+  // turn created after it or still being written. An item of an unknown turn goes last.
+  function placeItem(node, createdAt = 0) {
+    const turn = Number(node.dataset.turn || 0);
+    if (!turn) {
+      el.messages.append(node);
+      return;
+    }
+    for (let item = el.messages.lastElementChild; item; item = item.previousElementSibling) {
+      const itemTurn = Number(item.dataset.turn || 0);
+      if (item === node || !itemTurn || itemTurn > turn) continue;
+      if (itemTurn < turn || !createdAt || !writtenAfter(item, createdAt)) {
+        item.after(node);
+        return;
+      }
+    }
+    el.messages.prepend(node);
+  }
+
+  function writtenAfter(item, createdAt) {
+    let created = 0;
+    if (item.classList.contains('message')) created = microsOf(state.messages.get(item.dataset.messageId || '')?.created_at);
+    else if (item.classList.contains('approval-card')) created = microsOf(state.approvals.get(item.dataset.approvalId || '')?.created_at);
+    return !created || created > createdAt;
+  }
+
+  /* -------------------------------------------------------------------- runs */
+
+  function forgetRuns() {
+    state.runs.clear();
+    state.runTurns.clear();
+    state.latestRuns.clear();
+    state.lastReplies.clear();
+    state.retrying = '';
+  }
+
+  function learnRun(run) {
+    const id = String(run.id);
+    const known = { ...run, id };
+    state.runs.set(id, known);
+    const asked = run.user_message_id ? String(run.user_message_id) : '';
+    const latest = asked ? state.latestRuns.get(asked) : null;
+    if (asked && (!latest || latest.id === id || microsOf(latest.created_at) <= microsOf(run.created_at))) {
+      state.latestRuns.set(asked, known);
+    }
+  }
+
+  // A run queued behind the active one does not take its place: the page goes on showing
+  // (and Stop goes on stopping) the run that is being written or waits for approval.
+  function queuedBehindActive(run) {
+    return run.status === 'queued' && !!state.activeRun && state.activeRun.id !== String(run.id);
+  }
+
+  // The snapshot's runs (and its active run) are known before its messages are built.
+  // A run.retry is answered by a snapshot, and a new socket's frame may be lost: either way
+  // it is not waited for any more.
+  function learnSnapshotRuns(frame) {
+    forgetRuns();
+    for (const run of Array.isArray(frame.runs) ? frame.runs : []) if (run && run.id !== undefined) learnRun(run);
+    if (frame.run && frame.run.id !== undefined) learnRun(frame.run);
+    clearNotice('retry-failed');
+  }
+
+  // What a message says of its turn and run: called by upsertMessage before building it.
+  function learnMessage(message) {
+    if (!message.run_id) return;
+    const runId = String(message.run_id);
+    if (message.turn_at) state.runTurns.set(runId, microsOf(message.turn_at));
+    if (message.role !== 'assistant') return;
+    const id = String(message.id);
+    const before = state.lastReplies.get(runId);
+    const shown = before ? state.messages.get(before) : null;
+    if (before !== id && shown && microsOf(shown.created_at) > microsOf(message.created_at)) return;
+    state.lastReplies.set(runId, id);
+    // The run's model and usage go on its last reply only.
+    if (before && before !== id) state.messageEls.get(before)?.querySelector('.reply-usage')?.remove();
+  }
+
+  // A run changed: its user message's Queued mark, its last reply's model and usage, Retry.
+  function showRunChange(runId) {
+    const run = state.runs.get(runId);
+    if (!run) return;
+    const asked = run.user_message_id ? state.messageEls.get(String(run.user_message_id)) : null;
+    if (asked && asked.isConnected) showQueued(asked, String(run.user_message_id));
+    const reply = state.messageEls.get(state.lastReplies.get(runId) || '');
+    if (reply && reply.isConnected && reply.dataset.streaming !== 'true') showRunDetails(reply, run);
+    refreshFailureNotices();
+  }
+
+  /* ------------------------------------------- what a message shows besides its text */
+
+  const INCOMPLETE_NOTES = {
+    length: 'Cut off: the reply reached the output limit.',
+    filtered: "Stopped by the model server's content filter.",
+    error: 'Incomplete: the model server failed while writing this reply.',
+  };
+
+  // A hook of buildMessage: the message's turn, its thinking, why it is incomplete, a user
+  // message's place in the queue, and on its run's last reply the run's model and usage.
+  function decorateMessage(node, message, body) {
+    setTurn(node, turnOfMessage(message));
+    const id = String(message.id);
+    if (typeof message.reasoning === 'string' && message.reasoning) {
+      body.before(buildThinking(message.reasoning, { streaming: false }));
+      delete node.dataset.empty;
+    }
+    const note = INCOMPLETE_NOTES[message.incomplete];
+    if (note) {
+      node.dataset.incomplete = message.incomplete;
+      insertBeforeActions(node, make('div', 'message-note incomplete-note', note));
+      delete node.dataset.empty; // a reply cut off before any text still says so
+    }
+    if (message.role === 'user') showQueued(node, id);
+    const runId = message.run_id ? String(message.run_id) : '';
+    if (message.role === 'assistant' && runId && state.lastReplies.get(runId) === id) {
+      showRunDetails(node, state.runs.get(runId));
+    }
+  }
+
+  // Notes go under the text, above the message's buttons and its error line.
+  function insertBeforeActions(node, child) {
+    node.insertBefore(child, node.querySelector(':scope > .message-actions, :scope > .message-error'));
+  }
+
+  // A reply's thinking: collapsed, plain text, "Thinking…" while it is written.
+  function buildThinking(text, { streaming }) {
+    const details = make('details', 'thinking');
+    details.append(make('summary', 'thinking-summary', streaming ? 'Thinking…' : 'Thought'));
+    details.append(make('div', 'thinking-text', text));
+    if (streaming) details.dataset.streaming = 'true';
+    return details;
+  }
+
+  function thinkingTextOf(node) {
+    let details = node.querySelector(':scope > .thinking');
+    if (!details) {
+      details = buildThinking('', { streaming: true });
+      node.querySelector(':scope > .message-body').before(details);
+    }
+    return details.querySelector('.thinking-text');
+  }
+
+  function settleThinking(node) {
+    const details = node.querySelector(':scope > .thinking[data-streaming="true"]');
+    if (!details) return;
+    delete details.dataset.streaming;
+    details.querySelector('.thinking-summary').textContent = 'Thought';
+  }
+
+  // A reply rebuilt (once stored) keeps its thinking open if the user opened it, and the
+  // focus on its summary; called just before `old` is replaced by `fresh`.
+  function keepThinkingOpen(old, fresh) {
+    const details = fresh.querySelector(':scope > .thinking');
+    const before = old.querySelector(':scope > .thinking');
+    if (!details || !before) return;
+    details.open = before.open;
+    if (before.contains(document.activeElement)) {
+      queueMicrotask(() => details.querySelector('summary').focus({ preventScroll: true }));
+    }
+  }
+
+  // A token's text: of the reply's thinking (part "reasoning"), or of its answer.
+  function appendDelta(node, frame) {
+    const text = document.createTextNode(frame.delta);
+    if (frame.part === 'reasoning') {
+      thinkingTextOf(node).append(text);
+      return;
+    }
+    settleThinking(node); // the answer has begun
+    node.querySelector(':scope > .message-body').append(text);
+  }
+
+  // "Queued" on a user message whose reply waits for the turn ahead of it.
+  function showQueued(node, messageId) {
+    const queued = state.latestRuns.get(messageId)?.status === 'queued';
+    const mark = node.querySelector(':scope > .queued-note');
+    if (queued && !mark) insertBeforeActions(node, make('div', 'message-note queued-note', 'Queued'));
+    if (!queued && mark) mark.remove();
+    if (queued) node.dataset.queued = 'true';
+    else delete node.dataset.queued;
+  }
+
+  // "openai:gpt-4.1-mini · 1,234 input · 56 output · 12 reasoning tokens": an ended run's
+  // model and token totals; '' while it runs or when neither is known.
+  function describeRun(run) {
+    if (!run || OPEN_RUN.has(run.status)) return '';
+    const parts = run.model ? [String(run.model)] : [];
+    const usage = run.usage;
+    if (usage) {
+      const count = (n) => Number(n || 0).toLocaleString('en-US');
+      const tokens = [`${count(usage.input_tokens)} input`, `${count(usage.output_tokens)} output`];
+      if (usage.reasoning_tokens) tokens.push(`${count(usage.reasoning_tokens)} reasoning`);
+      parts.push(...tokens.slice(0, -1), `${tokens[tokens.length - 1]} tokens`);
+    }
+    return parts.join(' · ');
+  }
+
+  // Quiet until the reply is hovered or holds the focus (chat.css).
+  function showRunDetails(node, run) {
+    node.querySelector('.reply-usage')?.remove();
+    const text = describeRun(run);
+    if (!text) return;
+    let actions = node.querySelector(':scope > .message-actions');
+    if (!actions) {
+      actions = make('div', 'message-actions');
+      node.insertBefore(actions, node.querySelector(':scope > .message-error'));
+    }
+    actions.append(make('span', 'reply-usage', text));
+  }
+
+  /* ------------------------------------------------------- a failed run: Retry */
+
+  function lastUserMessageId() {
+    let last = null;
+    for (const m of state.messages.values()) {
+      if (m.role === 'user' && (!last || turnOfMessage(m) >= turnOfMessage(last))) last = m;
+    }
+    return last ? String(last.id) : '';
+  }
+
+  // "The reply failed: <the run's error, a sentence for the user>", with Retry (below).
+  function showRunFailure(runId) {
+    const run = state.runs.get(runId);
+    if (!run) return;
+    const notice = showNotice(run.error ? `The reply failed: ${run.error}` : 'The reply failed.', { key: `run-${runId}` });
+    notice.dataset.runId = runId;
+    if (!notice.querySelector('.retry-btn')) {
+      const retry = button('btn btn-small retry-btn', 'Retry');
+      retry.addEventListener('click', () => retryRun(runId));
+      notice.querySelector('.notice-dismiss').before(retry);
+    }
+    refreshFailureNotices();
+  }
+
+  // After a reload: the last turn's latest run failed.
+  function showLastTurnFailure() {
+    const run = state.latestRuns.get(lastUserMessageId());
+    if (run && run.status === 'failed') showRunFailure(run.id);
+    refreshFailureNotices();
+  }
+
+  // Retry is offered while the failed run is the latest of the last turn and nothing runs;
+  // a failure answered again (a retry, from any tab) is no news any more.
+  function refreshFailureNotices() {
+    const idle = !(state.activeRun && OPEN_RUN.has(state.activeRun.status));
+    const lastAsked = lastUserMessageId();
+    for (const notice of el.notices.querySelectorAll('.notice[data-run-id]')) {
+      const run = state.runs.get(notice.dataset.runId);
+      const latest = run ? state.latestRuns.get(String(run.user_message_id)) : null;
+      if (latest && latest.id !== run.id) {
+        if (notice.contains(document.activeElement)) el.composer.focus();
+        notice.remove();
+        continue;
+      }
+      const retry = notice.querySelector('.retry-btn');
+      if (!retry) continue;
+      retry.hidden = !(run && idle && run.status === 'failed' && String(run.user_message_id) === lastAsked);
+      retry.disabled = !!state.retrying;
+      retry.textContent = state.retrying === notice.dataset.runId ? 'Retrying…' : 'Retry';
+    }
+  }
+
+  function retryRun(runId) {
+    if (state.retrying) return;
+    clearNotice('retry-failed');
+    if (!state.synced || !sendFrame({ type: 'run.retry', run_id: runId, client_id: uuid() })) {
+      showNotice('Could not retry: not connected. Try again when the connection is back.', { key: 'retry-failed' });
+      return;
+    }
+    state.retrying = runId;
+    refreshFailureNotices();
+  }
+
+  // An `error` answered the run.retry (conflict: a run is active; bad_request: not the last turn).
+  function retryRefused(text) {
+    state.retrying = '';
+    showNotice(`Could not retry: ${text}`, { key: 'retry-failed' });
+    refreshFailureNotices();
   }
 
   /* --------------------------------------------------------------- run state */
@@ -1619,13 +1928,14 @@
   function applyRun(run) {
     if (!run || run.id === undefined) return;
     const id = String(run.id);
+    learnRun(run);
     if (OPEN_RUN.has(run.status)) {
-      state.activeRun = { ...run, id };
+      if (!queuedBehindActive(run)) state.activeRun = { ...run, id };
     } else {
       if (!state.activeRun || state.activeRun.id === id) state.activeRun = null;
       if (state.cancelling === id) state.cancelling = null;
       if (run.status === 'failed') {
-        showNotice(run.error ? `The reply failed: ${run.error}` : 'The reply failed.', { key: `run-${id}` });
+        showRunFailure(id);
         finishStreaming(id);
       } else if (run.status === 'cancelled') {
         finishStreaming(id);
@@ -1633,6 +1943,7 @@
     }
     updateControls();
     syncSidebarStatus();
+    showRunChange(id);
   }
 
   function cancelRun() {
@@ -1730,7 +2041,8 @@
     updateComposerState();
     let conv;
     try {
-      conv = await api('POST', '/api/conversations/', { title: titleFromMessage(content) });
+      const model = state.newChatModel ? { model: state.newChatModel } : {};
+      conv = await api('POST', '/api/conversations/', { title: titleFromMessage(content), ...model });
     } catch (err) {
       state.creating = false;
       if (!el.composer.value) {
@@ -2097,6 +2409,7 @@
     state.branchId = frame.branch_id === undefined || frame.branch_id === null ? null : String(frame.branch_id);
     // The run is known before the messages are built, so their controls start right.
     state.activeRun = frame.run && OPEN_RUN.has(frame.run.status) ? { ...frame.run, id: String(frame.run.id) } : null;
+    learnSnapshotRuns(frame);
     const branchDone = branchSnapshotStart(messages);
 
     state.messages.clear();
@@ -2105,8 +2418,12 @@
     el.messages.replaceChildren();
     for (const m of messages) {
       // A reply still being written: its text so far, then the live tokens append to it.
-      if (m && m.streaming) appendToken({ message_id: m.id, run_id: m.run_id, delta: m.content });
-      else upsertMessage(m);
+      if (m && m.streaming) {
+        appendToken({ message_id: m.id, run_id: m.run_id, part: 'reasoning', delta: m.reasoning });
+        appendToken({ message_id: m.id, run_id: m.run_id, delta: m.content });
+      } else {
+        upsertMessage(m);
+      }
     }
     // approval_history holds every approval of the conversation, decided ones too.
     const listedApprovals = Array.isArray(frame.approval_history) ? frame.approval_history
@@ -2145,6 +2462,7 @@
     scheduleScroll(true);
     const active = document.activeElement;
     branchSnapshotEnd(branchDone, () => !active || active === document.body || !active.isConnected);
+    showLastTurnFailure();
     revealHashedApproval();
     notifyApprovalsChanged();
   }
@@ -2170,6 +2488,11 @@
     if (last && last.type === 'approval.decide' && state.deciding.has(last.approvalId)) {
       state.lastSent = null;
       failDecision(last.approvalId, text);
+      return;
+    }
+    if (last && last.type === 'run.retry' && state.retrying) {
+      state.lastSent = null;
+      retryRefused(text);
       return;
     }
     // A refused edit, regenerate or switch: say so at the message, keep an open editor's text.
@@ -2212,6 +2535,7 @@
     el.title.textContent = displayTitle(conv);
     document.title = `${displayTitle(conv)} · ${APP_NAME}`;
     upsertConversation(conv, { onlyIfListed: !!state.query });
+    syncModel();
   }
 
   /* ------------------------------------------------------------------ sidebar */
@@ -2536,6 +2860,67 @@
     }
   }
 
+  /* ------------------------------------------------------------ model picker */
+
+  // Shown when GET /api/models/ offers more than one model: the open conversation's
+  // model, changed with PATCH; for a new chat, the model its POST asks for.
+  const picker = { wrap: byId('model-choice'), select: byId('model-picker'), offlineNotice: byId('offline-model-notice') };
+
+  async function loadModels() {
+    let data;
+    try {
+      data = await api('GET', '/api/models/');
+    } catch (_) {
+      return; // no picker: each conversation keeps its model
+    }
+    const ids = data && Array.isArray(data.models) ? data.models.map((m) => String(m && m.id)) : [];
+    state.models = { default: String((data && data.default) || ids[0] || ''), ids };
+    picker.select.replaceChildren(...ids.map((id) => {
+      const option = make('option', '', id);
+      option.value = id;
+      return option;
+    }));
+    picker.wrap.hidden = ids.length < 2;
+    syncModel();
+  }
+
+  // The model that answers here: the open conversation's (once known), or the new chat's.
+  function currentModel() {
+    if (state.conversationId) return state.conversation && state.conversation.model ? String(state.conversation.model) : '';
+    return state.newChatModel || (state.models ? state.models.default : '');
+  }
+
+  function syncModel() {
+    const model = currentModel();
+    if (!model) return;
+    if (state.models && state.models.ids.includes(model)) picker.select.value = model;
+    if (picker.offlineNotice) picker.offlineNotice.hidden = model !== 'offline';
+  }
+
+  async function chooseModel() {
+    const model = picker.select.value;
+    const id = state.conversationId;
+    if (!id) {
+      state.newChatModel = model;
+      syncModel();
+      return;
+    }
+    const request = ++state.modelRequest;
+    try {
+      const updated = await api('PATCH', `/api/conversations/${encodeURIComponent(id)}/`, { model });
+      // Only the model: the answer lacks the run status and approvals the sidebar shows.
+      for (const conv of [state.conversation, findConversation(id)]) {
+        if (conv && String(conv.id) === id && updated) conv.model = updated.model;
+      }
+      clearNotice('model-failed');
+    } catch (err) {
+      if (err.status !== 401) showNotice(`Could not change the model: ${err.message}`, { key: 'model-failed' });
+    }
+    if (request === state.modelRequest && id === state.conversationId) syncModel();
+  }
+
+  picker.select.addEventListener('change', () => chooseModel());
+
   /* --------------------------------------------------------------- navigation */
 
   function updateEmptyState() {
@@ -2571,6 +2956,7 @@
     state.branchId = null;
     state.editing = null;
     clearBranchPending();
+    forgetRuns();
     state.messages.clear();
     state.messageEls.clear();
     resetDecisions();
@@ -2590,6 +2976,7 @@
     updateControls();
     renderOutbox();
     renderSidebar();
+    syncModel();
     if (id) {
       connect();
     } else {
@@ -2786,6 +3173,7 @@
   history.replaceState({ conversationId: initial }, '', location.href);
   openConversation(initial);
   loadConversations({ reset: true });
+  loadModels();
   autosize();
   updateComposerState();
   // The handlers are in place: a key pressed before this (the composer is painted

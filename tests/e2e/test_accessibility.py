@@ -1,6 +1,7 @@
 """Accessibility in Chromium: axe-core finds no serious or critical violation on the main
-pages (login, chat with a conversation and approval cards, approvals inbox, tasks), in the
-light and the dark theme; and every control can be reached with Tab, with its focus shown.
+pages (login, chat with a conversation and approval cards, a reply's thinking, the model
+picker, approvals inbox, tasks), in the light and the dark theme; and every control can be
+reached with Tab, with its focus shown.
 
 axe-core's JavaScript comes from the PyPI package axe-playwright-python (pinned in
 requirements-dev.txt; axe-core itself is MPL-2.0), read from the file the package ships.
@@ -14,6 +15,7 @@ from playwright.sync_api import expect
 
 from tests.e2e.conftest import ARTIFACTS, open_page
 from tests.e2e.pages import TIMEOUT, fill_login, send, wait_idle
+from tests.support.openai_server import OpenAIServer, Text, last_user
 
 pytestmark = pytest.mark.browser
 
@@ -99,8 +101,14 @@ def task_then_pending_email(page):
 
 @pytest.fixture
 def a11y_server(make_server):
-    # Slow enough to check the page while a reply is being written.
-    return make_server(OFFLINE_MODEL_DELAY_MS="40").start()
+    # Slow enough to check the page while a reply is being written. A second model offered
+    # (a stand-in OpenAI server) puts the model picker on the page; it thinks aloud.
+    with OpenAIServer() as model_server:
+        model_server.on(last_user("think first"), Text("An answer.", reasoning="A line of thought."))
+        yield make_server(
+            OFFLINE_MODEL_DELAY_MS="40", CHAT_MODELS="offline,openai:test-model",
+            OPENAI_BASE_URL=model_server.base_url, OPENAI_API_KEY="sk-test",
+        ).start()
 
 
 def test_axe_finds_no_serious_violations(a11y_server, a11y_page, backend):
@@ -114,6 +122,7 @@ def test_axe_finds_no_serious_violations(a11y_server, a11y_page, backend):
     axe.check("login-error")
     fill_login(page)
     expect(page.locator("#composer")).to_be_visible()
+    expect(page.locator("#model-picker")).to_be_visible()
     axe.check("chat-empty")
 
     send(page, "slow 200")
@@ -148,6 +157,16 @@ def test_axe_finds_no_serious_violations(a11y_server, a11y_page, backend):
     axe.check("chat-approval-reject")
     card.locator(".edit-btn").click()
     axe.check("chat-approval-edit")
+
+    page.click("#new-chat")
+    page.locator("#model-picker").select_option("openai:test-model")
+    send(page, "think first")
+    expect(page.locator(".message.assistant .message-body")).to_have_text("An answer.", timeout=TIMEOUT)
+    wait_idle(page)
+    axe.check("chat-thinking")
+    page.locator(".thinking > summary").click()
+    expect(page.locator(".thinking-text")).to_be_visible()
+    axe.check("chat-thinking-open")
 
     page.set_viewport_size({"width": 390, "height": 844})
     page.click("#menu-toggle")

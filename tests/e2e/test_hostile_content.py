@@ -46,7 +46,7 @@ GUARD = r"""
   // Where the page shows text that a user or the model wrote.
   const CONTENT = ['.message-body', '.card-description', '.card-args', '.card-result', '.arg-value',
     '.arg-name', '.approval-decision', '.approval-item-description', '.approval-item-meta',
-    '.conversation-title', '.conversation-heading', '.task-title', '.outbox-text', '.notice-text'].join(',');
+    '.conversation-title', '.conversation-heading', '.task-title', '.outbox-text', '.notice-text', '.thinking-text'].join(',');
   // The sanitizer's tags (conversations/rendering.py), and the few the page adds around them.
   const CONTENT_TAGS = new Set(['p', 'br', 'hr', 'strong', 'em', 'del', 'code', 'pre', 'blockquote', 'ul', 'ol',
     'li', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'a', 'table', 'thead', 'tbody', 'tr', 'th', 'td', 'img',
@@ -69,7 +69,7 @@ GUARD = r"""
       }
     }
     if (tag === 'script' && !(el.getAttribute('src') || '').startsWith('/static/')) flag(el, 'script element');
-    if (inBody && ACTIVE.has(tag) && !el.closest('.approval-card, .composer, .logout-form, .sidebar, .inbox-tools, .message-editor, .login-form, .clipboard-helper')) {
+    if (inBody && ACTIVE.has(tag) && !el.closest('.approval-card, .composer, .logout-form, .sidebar, .inbox-tools, .model-choice, .message-editor, .login-form, .clipboard-helper')) {
       flag(el, 'active element in the body');
     }
     const content = el.parentElement && el.parentElement.closest(CONTENT);
