@@ -46,7 +46,7 @@ def message_data(message: Message) -> dict:
     return data
 
 
-def streaming_message_data(partial: dict) -> dict:
+def streaming_message_data(partial: dict, *, turn_at) -> dict:
     """An assistant reply still being written: its text so far, `streaming` true."""
     return {
         "id": partial["message_id"],
@@ -54,6 +54,7 @@ def streaming_message_data(partial: dict) -> dict:
         "content": partial["content"],
         "html": None,
         "created_at": None,
+        "turn_at": _time(turn_at),
         "run_id": partial["run_id"],
         "stopped": False,
         "incomplete": None,

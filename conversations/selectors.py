@@ -259,8 +259,9 @@ def conversation_snapshot(*, conversation: Conversation, partials: list[dict] = 
         Conversation.objects.filter(pk=conversation.pk).values_list("current_branch_id", flat=True).first()
     )
     messages = message_list(conversation=conversation)
-    if run and run.status == Run.Status.RUNNING:
-        messages += streaming_messages(partials, run_id=str(run.id), stored={m["id"] for m in messages})
+    if run and run.status == Run.Status.RUNNING and partials:
+        turn_at = Message.objects.filter(pk=run.user_message_id).values_list("turn_at", flat=True).first()
+        messages += streaming_messages(partials, run_id=str(run.id), turn_at=turn_at, stored={m["id"] for m in messages})
     return {
         "conversation": conversation_data(conversation),
         "branch_id": str(conversation.current_branch_id) if conversation.current_branch_id else None,
@@ -284,7 +285,7 @@ def runs_of(messages: list[dict]) -> list[Run]:
     return list(Run.objects.filter(Q(pk__in=written) | Q(user_message_id__in=asked)).order_by("created_at"))
 
 
-def streaming_messages(partials: list[dict], *, run_id: str, stored: set[str]) -> list[dict]:
+def streaming_messages(partials: list[dict], *, run_id: str, turn_at, stored: set[str]) -> list[dict]:
     """The replies the run is writing and has not stored, each with its text and
     reasoning so far (events keeps the reasoning as a partial of its own)."""
     replies: dict[str, dict] = {}
@@ -296,7 +297,9 @@ def streaming_messages(partials: list[dict], *, run_id: str, stored: set[str]) -
             message_id = message_id[: -len(REASONING_SUFFIX)]
         if message_id in stored:
             continue
-        reply = replies.setdefault(message_id, streaming_message_data({**partial, "message_id": message_id, "content": ""}))
+        reply = replies.setdefault(
+            message_id, streaming_message_data({**partial, "message_id": message_id, "content": ""}, turn_at=turn_at)
+        )
         reply["reasoning" if reasoning else "content"] = partial["content"]
     return list(replies.values())
 

@@ -16,7 +16,7 @@ from django.utils.text import slugify
 
 from agent.runtime import get_runtime
 
-from . import exports, selectors, services
+from . import events, exports, selectors, services
 from .presenters import conversation_data
 
 JSON_BODY_MAX_BYTES = 64 * 1024
@@ -139,6 +139,8 @@ async def conversation_api(request, conversation_id):
         conversation = await sync_to_async(services.conversation_update)(
             conversation=conversation, title=title, model=model_from(body)
         )
+        # Its other tabs show the new title or model at once.
+        await events.publish(conversation.id, {"type": "conversation", "conversation": conversation_data(conversation)})
     elif request.method == "DELETE":
         await services.aconversation_delete(conversation=conversation)
         return HttpResponse(status=204)

@@ -99,11 +99,6 @@ def test_thinking_cut_off_replies_and_usage(app_server, model_server, page, scre
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="backend: the run that run.retry starts reads user_message.conversation lazily in the executor "
-    "(SynchronousOnlyOperation), so it fails with the internal error; passes with that relation loaded",
-)
 def test_a_failed_reply_says_why_and_retry_answers_again(app_server, model_server, page, screenshot, backend):
     model_server.on(last_user("hello"), Error(401), Text("Hello again."))
     model_server.on(last_user("go on"), Drop(Text("Words that will be cut short", chunk_size=3), 3), Text("Whole."))
