@@ -235,7 +235,7 @@ def free_port() -> int:
 
 
 # daphne's cap on the websocket messages it sends (and receives) as `make start` sets it:
-# a snapshot over its default 1 MiB would close the socket.
+# a single message frame over its default 1 MiB (a long tool result) would close the socket.
 DAPHNE_FLAGS = ["--websocket-max-message-size", str(16 * 2**20)]
 
 # uvicorn's fast loop, HTTP parser and websocket implementation, as README's production command.
@@ -253,6 +253,7 @@ class Server:
     port: int = field(default_factory=free_port)
     # 0: one daphne process; N: uvicorn's supervisor with N worker processes.
     workers: int = 0
+    daphne_flags: list[str] = field(default_factory=lambda: list(DAPHNE_FLAGS))
     process: subprocess.Popen | None = None
 
     @property
@@ -268,7 +269,7 @@ class Server:
             # The several-process server of README's "Several server processes".
             return [PYTHON, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(self.port), "--workers",
                     str(self.workers), *UVICORN_FLAGS, "chatproject.asgi:application"]
-        return [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), *DAPHNE_FLAGS, "chatproject.asgi:application"]
+        return [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), *self.daphne_flags, "chatproject.asgi:application"]
 
     def start(self, timeout: float = 30) -> "Server":
         log = open(self.log_path, "a")
