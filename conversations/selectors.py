@@ -311,7 +311,7 @@ _LINE_START = None
 
 def message_page(
     *, conversation: Conversation, cursor: str = "", limit: int = MESSAGE_PAGE_SIZE,
-    max_bytes: int = MESSAGE_PAGE_BYTES, lines: Lines | None = None, at_least_one: bool = True,
+    max_bytes: int = MESSAGE_PAGE_BYTES, at_least_one: bool = True,
 ) -> dict:
     """The latest messages of the line shown (from `cursor`, an earlier page's
     `older_cursor`), oldest first: `messages`, the `approvals` created among them,
@@ -320,7 +320,7 @@ def message_page(
     Each message and approval of the line is on exactly one page: the next one starts
     where this one stopped. ValueError for a cursor that names no position."""
     position = MessageCursor.decode(cursor) if cursor else MessageCursor(key=(), approvals_before=None)
-    lines = lines or conversation_lines(conversation_id=conversation.id)
+    lines = conversation_lines(conversation_id=conversation.id)
     messages = _newest_messages(lines, conversation.current_branch_id, position.key, limit + 1)
     reaches_start = len(messages) <= limit
     items = messages[:limit] + ([_LINE_START] if reaches_start else [])

@@ -7,32 +7,11 @@ import json
 import pytest
 
 from conversations.selectors import MESSAGE_PAGE_MAX, SNAPSHOT_MAX_BYTES
-from tests.live import Server, Session, manage, receive, send
+from tests.live import Server, Session, add_messages, receive, send
 
 pytestmark = pytest.mark.asyncio
 
 MESSAGES = 3_000
-
-# Rows made directly, as the app stores them: three at each time (ties ordered by id),
-# every 50th a Markdown table at the message limit (about 60 KB of JSON with its HTML).
-CREATE_MESSAGES = """
-from datetime import timedelta
-from django.utils import timezone
-from conversations.models import Message
-from conversations.rendering import html_to_store
-
-def content(i):
-    return f"**{i}** " + "| a | b |\\n|---|---|\\n| 1 | 2 |\\n" * 1_300 if i % 50 == 0 else f"message {i}"
-
-start = timezone.now() - timedelta(days=1)
-messages = Message.objects.bulk_create(
-    Message(conversation_id=CONVERSATION, role=("user", "assistant")[i % 2], content=content(i)[:32_000],
-            html=html_to_store(content(i)[:32_000]))
-    for i in range(COUNT)
-)
-for i in range(0, COUNT, 3):
-    Message.objects.filter(pk__in=[m.pk for m in messages[i:i + 3]]).update(created_at=start + timedelta(seconds=i))
-"""
 
 
 @pytest.fixture
@@ -49,7 +28,8 @@ def messages_path(conversation: dict) -> str:
 async def test_thousands_of_messages_open_under_the_cap_and_page_back_whole(default_cap_server, database):
     alice = Session(default_cap_server, "alice")
     conversation = alice.create_conversation("long")
-    manage(database.env, "shell", "-c", CREATE_MESSAGES.replace("CONVERSATION", repr(conversation["id"])).replace("COUNT", str(MESSAGES)))
+    # Every 50th a Markdown table at the message limit: about 60 KB of JSON with its HTML.
+    add_messages(database, conversation["id"], MESSAGES, table_every=50)
     everything = alice.request("GET", messages_path(conversation)).json()
     assert len(everything["results"]) == MESSAGES and everything["has_older"] is False
     assert len(json.dumps(everything)) > 4 * 2**20  # all of it would not go through the socket
