@@ -2225,7 +2225,10 @@
     const listedApprovals = Array.isArray(frame.approval_history) ? frame.approval_history
       : Array.isArray(frame.approvals) ? frame.approvals : [];
     const listed = new Set(listedApprovals.map((a) => String(a && a.id)));
-    const approvals = known.filter((a) => !listed.has(String(a.id))).concat(listedApprovals);
+    // Those known from older pages come again with them, not above the snapshot's first message.
+    const since = state.olderCursor && messages.length ? timeOf(messages[0].created_at) : 0;
+    const approvals = known.filter((a) => !listed.has(String(a.id)) && timeOf(a.created_at) >= since)
+      .concat(listedApprovals);
     approvals.sort((a, b) => timeOf(a && a.created_at) - timeOf(b && b.created_at));
     state.reuseCards = keep;
     try {
