@@ -24,6 +24,7 @@ def top_in_view(locator) -> float:
 def test_earlier_messages_load_on_scroll_and_by_keyboard_with_approvals_and_versions(mail_server, page, database, screenshot, backend):
     log_in(page, mail_server)
     send(page, "first")
+    expect(page.locator(".message.assistant")).to_contain_text("first", timeout=TIMEOUT)
     wait_idle(page)
     send(page, "email bob@example.com Lunch: see you at noon")
     page.locator('.approval-card[data-status="pending"] .approve-btn').click(timeout=TIMEOUT)
