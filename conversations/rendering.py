@@ -114,7 +114,7 @@ class _CountingMarkdown(MarkdownIt):
         return super().normalizeLink(url)
 
 
-def markdown_parser(cls=MarkdownIt) -> MarkdownIt:
+def markdown_parser(cls: type[MarkdownIt] = MarkdownIt) -> MarkdownIt:
     # Raw HTML in messages is shown as text, never passed through.
     return cls("commonmark", {"html": False, "linkify": False, "breaks": True}).enable(["table", "strikethrough"])
 
