@@ -6,8 +6,9 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 CHROMIUM ?= /usr/bin/chromium
 # daphne caps the websocket messages it sends, not only those it receives, at this size
-# (1 MiB by default), and a snapshot carries a conversation's whole shown line: 16 MiB,
-# uvicorn's cap on incoming messages (it caps nothing it sends).
+# (1 MiB by default). A snapshot stays under 512 KiB, but one `message` frame carries a
+# whole reply or tool result: 16 MiB, uvicorn's cap on incoming messages (it caps nothing
+# it sends).
 WS_MAX_MESSAGE_BYTES ?= 16777216
 
 .PHONY: start test install install-dev chromium

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db.models.functions import Coalesce
-from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, Subquery
+from django.db.models import Count, DateTimeField, Exists, F, IntegerField, OuterRef, Q, Subquery
 
 from .events import REASONING_SUFFIX
 from .orm import STAND_IN_TIME, Compiled, to_async
@@ -20,6 +21,20 @@ from .models import MESSAGE_ORDER, USAGE_FIELDS, Approval, Branch, Conversation,
 from .presenters import approval_data, conversation_data, message_data, run_data, streaming_message_data
 
 PAGE_SIZE = 50
+
+# A page of messages (a snapshot's, or GET .../messages/?before=&limit=) holds at most
+# `limit` messages (MESSAGE_PAGE_SIZE unless asked, MESSAGE_PAGE_MAX at most) and
+# MESSAGE_PAGE_BYTES of their JSON, with the approvals created among them.
+MESSAGE_PAGE_SIZE = 50
+MESSAGE_PAGE_MAX = 200
+MESSAGE_PAGE_BYTES = 512 * 1024
+# A snapshot frame, as the socket sends it, is at most this: half of daphne's default cap
+# on a websocket message (1 MiB), past which it closes the socket instead of sending.
+SNAPSHOT_MAX_BYTES = 512 * 1024
+# Kept for what the consumer adds (`type`, `seq`), the page's `has_older` and
+# `older_cursor` (a cursor is under 300 bytes), and the runs of the page's turns (a
+# run's JSON is under 500 bytes, and a page holds at most MESSAGE_PAGE_SIZE turns).
+_SNAPSHOT_RESERVE = 1024 + 500 * MESSAGE_PAGE_SIZE
 
 
 class NotFound(Exception):
@@ -223,17 +238,155 @@ def message_frame_data(message: Message) -> dict:
 amessage_frame_data = to_async(message_frame_data)
 
 
+def _message_data(message: Message, lines: Lines) -> dict:
+    """A message of a line, with its versions when it was edited or regenerated."""
+    data = message_data(message)
+    if lines.branches and (versions := lines.versions(message)):
+        data["versions"] = versions
+    return data
+
+
 def message_list(*, conversation: Conversation, lines: Lines | None = None) -> list[dict]:
-    """The messages of the line shown, oldest first, each with its versions when it was
-    edited or regenerated."""
+    """Every message of the line shown, oldest first."""
     lines = lines or conversation_lines(conversation_id=conversation.id)
-    messages = []
-    for message in lines.messages(conversation.current_branch_id).order_by(*MESSAGE_ORDER):
-        data = message_data(message)
-        if lines.branches and (versions := lines.versions(message)):
-            data["versions"] = versions
-        messages.append(data)
-    return messages
+    messages = lines.messages(conversation.current_branch_id).order_by(*MESSAGE_ORDER)
+    return [_message_data(message, lines) for message in messages]
+
+
+@dataclass
+class MessageCursor:
+    """Where an older page of a line starts: at the message whose MESSAGE_ORDER values are
+    `key` (None: the line's messages were all sent), and approvals created before
+    `approvals_before` (None: any)."""
+
+    key: tuple | None
+    approvals_before: datetime | None
+
+    def encode(self) -> str:
+        key = None if self.key is None else [_cursor_text(value) for value in self.key]
+        before = None if self.approvals_before is None else _cursor_text(self.approvals_before)
+        return base64.urlsafe_b64encode(json.dumps([key, before]).encode()).decode()
+
+    @classmethod
+    def decode(cls, cursor: str) -> "MessageCursor":
+        """ValueError if the text names no position."""
+        try:
+            key, before = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+            if key is not None:
+                if not isinstance(key, list) or len(key) != len(MESSAGE_ORDER):
+                    raise ValueError
+                key = tuple(_cursor_value(Message._meta.get_field(name), value) for name, value in zip(MESSAGE_ORDER, key))
+            return cls(key, None if before is None else _aware_time(before))
+        except (ValueError, TypeError, AttributeError, OverflowError, ValidationError, binascii.Error):
+            raise ValueError("invalid cursor") from None
+
+
+def _cursor_text(value) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+def _cursor_value(field, text):
+    if not isinstance(text, str):
+        raise ValueError
+    return _aware_time(text) if isinstance(field, DateTimeField) else field.to_python(text)
+
+
+def _aware_time(text) -> datetime:
+    # In UTC, as the database compares it: OverflowError here, not in the query, for a
+    # time that UTC cannot hold.
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise ValueError
+    return value.astimezone(timezone.utc)
+
+
+def _at_or_before(key: tuple) -> Q:
+    """Messages at or before the position `key` (values of MESSAGE_ORDER) in the order."""
+    condition, equal = Q(pk__in=[]), {}
+    for i, (name, value) in enumerate(zip(MESSAGE_ORDER, key)):
+        lookup = "lte" if i == len(MESSAGE_ORDER) - 1 else "lt"
+        condition |= Q(**equal, **{f"{name}__{lookup}": value})
+        equal[name] = value
+    return condition
+
+
+def _json_size(data) -> int:
+    """Bytes of `data` in a JSON list, as json.dumps writes it (ASCII: bytes are characters)."""
+    return len(json.dumps(data)) + len(", ")
+
+
+# The start of a line: the approvals created before its first message come with it.
+_LINE_START = None
+
+
+def message_page(
+    *, conversation: Conversation, cursor: str = "", limit: int = MESSAGE_PAGE_SIZE,
+    max_bytes: int = MESSAGE_PAGE_BYTES, at_least_one: bool = True,
+) -> dict:
+    """The latest messages of the line shown (from `cursor`, an earlier page's
+    `older_cursor`), oldest first: `messages`, the `approvals` created among them,
+    `has_older` and `older_cursor`. At most `limit` messages and `max_bytes` of JSON for
+    both, but with `at_least_one` a first message (or approval) larger than that alone.
+    Each message and approval of the line is on exactly one page: the next one starts
+    where this one stopped. ValueError for a cursor that names no position."""
+    position = MessageCursor.decode(cursor) if cursor else MessageCursor(key=(), approvals_before=None)
+    lines = conversation_lines(conversation_id=conversation.id)
+    messages = _newest_messages(lines, conversation.current_branch_id, position.key, limit + 1)
+    reaches_start = len(messages) <= limit
+    items = messages[:limit] + ([_LINE_START] if reaches_start else [])
+    approvals = _approvals().filter(conversation=conversation)
+    if position.approvals_before:
+        approvals = approvals.filter(created_at__lt=position.approvals_before)
+    if not reaches_start:
+        approvals = approvals.filter(created_at__gte=min(m.created_at for m in items))
+    approvals = list(approvals.order_by("-created_at"))
+
+    page_messages, page_approvals = [], []
+    # Bytes used; approvals taken, newest first; the approvals older than `floor` are left.
+    used, taken, floor = 0, 0, position.approvals_before
+    for item in items:
+        # A message brings the approvals created since it.
+        covered = taken
+        while covered < len(approvals) and (item is _LINE_START or approvals[covered].created_at >= item.created_at):
+            covered += 1
+        new_approvals = [approval_data(a) for a in approvals[taken:covered]]
+        new_messages = [] if item is _LINE_START else [_message_data(item, lines)]
+        size = sum(map(_json_size, new_approvals + new_messages))
+        if used + size > max_bytes and (used or not at_least_one):
+            return _page(page_messages, page_approvals, older=MessageCursor(_key(item), floor))
+        used, taken = used + size, covered
+        page_approvals += new_approvals
+        page_messages += new_messages
+        if item is not _LINE_START:
+            floor = item.created_at if floor is None else min(floor, item.created_at)
+    older = None if reaches_start else MessageCursor(_key(messages[limit]), floor)
+    return _page(page_messages, page_approvals, older=older)
+
+
+def _newest_messages(lines: Lines, branch_id, key: tuple | None, count: int) -> list[Message]:
+    """The latest `count` messages of the line at or before `key` (all if empty; none if
+    None), newest first."""
+    if key is None:
+        return []
+    queryset = lines.messages(branch_id)
+    if key:
+        queryset = queryset.filter(_at_or_before(key))
+    return list(queryset.order_by(*(f"-{name}" for name in MESSAGE_ORDER))[:count])
+
+
+def _key(item) -> tuple | None:
+    return None if item is _LINE_START else tuple(getattr(item, name) for name in MESSAGE_ORDER)
+
+
+def _page(messages: list[dict], approvals: list[dict], *, older: MessageCursor | None) -> dict:
+    """The page, with the runs of its turns (`runs_of`)."""
+    return {
+        "messages": messages[::-1],
+        "approvals": approvals[::-1],
+        "runs": [run_data(run) for run in runs_of(messages)],
+        "has_older": older is not None,
+        "older_cursor": older.encode() if older else None,
+    }
 
 
 def active_run(*, conversation_id) -> Run | None:
@@ -251,26 +404,41 @@ aactive_runs = to_async(active_runs)
 
 
 def conversation_snapshot(*, conversation: Conversation, partials: list[dict] = ()) -> dict:
-    """What a socket starts from. `partials` are replies being streamed (events.stream_state):
-    the one of the running run, not yet stored, is shown as written so far."""
+    """What a socket starts from: the latest page of the line shown, within
+    SNAPSHOT_MAX_BYTES (`has_older` and `older_cursor` say how to fetch the older pages).
+    `partials` are replies being streamed (events.stream_state): the one of the running
+    run, not yet stored, is shown as written so far, after the page."""
     run = active_run(conversation_id=conversation.id)
-    approvals = list(_approvals().filter(conversation=conversation))
+    pending = _approvals().filter(conversation=conversation, status=Approval.Status.PENDING)
     conversation.current_branch_id = (
         Conversation.objects.filter(pk=conversation.pk).values_list("current_branch_id", flat=True).first()
     )
-    messages = message_list(conversation=conversation)
+    streaming = []
     if run and run.status == Run.Status.RUNNING and partials:
         turn_at = Message.objects.filter(pk=run.user_message_id).values_list("turn_at", flat=True).first()
-        messages += streaming_messages(partials, run_id=str(run.id), turn_at=turn_at, stored={m["id"] for m in messages})
-    return {
+        streaming = streaming_messages(partials, run_id=str(run.id), turn_at=turn_at)
+        stored = {str(pk) for pk in Message.objects.filter(pk__in=[m["id"] for m in streaming]).values_list("pk", flat=True)}
+        streaming = [message for message in streaming if message["id"] not in stored]
+    snapshot = {
         "conversation": conversation_data(conversation),
         "branch_id": str(conversation.current_branch_id) if conversation.current_branch_id else None,
-        "messages": messages,
-        "runs": [run_data(r) for r in runs_of(messages)],
         "run": run_data(run) if run else None,
-        "approvals": [approval_data(a) for a in approvals if a.status == Approval.Status.PENDING],
-        # Every approval of the conversation, decided ones too, so cards show who decided what.
-        "approval_history": [approval_data(a) for a in approvals],
+        "approvals": [approval_data(a) for a in pending],
+        "messages": streaming,
+    }
+    page = message_page(
+        conversation=conversation, max_bytes=SNAPSHOT_MAX_BYTES - _SNAPSHOT_RESERVE - len(json.dumps(snapshot)),
+        at_least_one=False,
+    )
+    return {
+        **snapshot,
+        "messages": page["messages"] + streaming,  # a streaming reply's run is `run`
+        "runs": page["runs"],
+        # The approvals of the conversation created since the page's first message, decided
+        # ones too, so cards show who decided what; older ones come with older pages.
+        "approval_history": page["approvals"],
+        "has_older": page["has_older"],
+        "older_cursor": page["older_cursor"],
     }
 
 
@@ -285,9 +453,9 @@ def runs_of(messages: list[dict]) -> list[Run]:
     return list(Run.objects.filter(Q(pk__in=written) | Q(user_message_id__in=asked)).order_by("created_at"))
 
 
-def streaming_messages(partials: list[dict], *, run_id: str, turn_at, stored: set[str]) -> list[dict]:
-    """The replies the run is writing and has not stored, each with its text and
-    reasoning so far (events keeps the reasoning as a partial of its own)."""
+def streaming_messages(partials: list[dict], *, run_id: str, turn_at) -> list[dict]:
+    """The replies the run is writing, each with its text and reasoning so far (events
+    keeps the reasoning as a partial of its own)."""
     replies: dict[str, dict] = {}
     for partial in partials:
         if partial["run_id"] != run_id:
@@ -295,8 +463,6 @@ def streaming_messages(partials: list[dict], *, run_id: str, turn_at, stored: se
         message_id, reasoning = partial["message_id"], partial["message_id"].endswith(REASONING_SUFFIX)
         if reasoning:
             message_id = message_id[: -len(REASONING_SUFFIX)]
-        if message_id in stored:
-            continue
         reply = replies.setdefault(
             message_id, streaming_message_data({**partial, "message_id": message_id, "content": ""}, turn_at=turn_at)
         )

@@ -149,8 +149,31 @@ async def conversation_api(request, conversation_id):
 
 @api("GET")
 async def messages_api(request, conversation_id):
+    """Every message of the line shown; with `before` (a cursor) or `limit`, one page."""
     conversation = await selectors.aconversation_for_user(user=request.user, conversation_id=conversation_id)
-    return JsonResponse({"results": await sync_to_async(selectors.message_list)(conversation=conversation)})
+    if "before" not in request.GET and "limit" not in request.GET:
+        results = await sync_to_async(selectors.message_list)(conversation=conversation)
+        return JsonResponse({"results": results, "has_older": False, "older_cursor": None})
+    limit = page_limit(request.GET.get("limit"))
+    try:
+        page = await sync_to_async(selectors.message_page)(
+            conversation=conversation, cursor=request.GET.get("before", ""), limit=limit
+        )
+    except ValueError as error:
+        raise BadRequest(str(error)) from None
+    return JsonResponse({"results": page.pop("messages"), **page})
+
+
+def page_limit(value: str | None) -> int:
+    if value is None:
+        return selectors.MESSAGE_PAGE_SIZE
+    try:
+        limit = int(value)
+    except ValueError:  # not a number, or thousands of digits
+        limit = 0
+    if not 1 <= limit <= selectors.MESSAGE_PAGE_MAX:
+        raise BadRequest(f"'limit' is a number from 1 to {selectors.MESSAGE_PAGE_MAX}")
+    return limit
 
 
 @api("GET")

@@ -44,6 +44,7 @@
     exportJson: byId('export-json'),
     status: byId('connection-status'),
     scroller: byId('message-scroller'),
+    loadOlder: byId('load-older'),
     empty: byId('empty-state'),
     messages: byId('messages'),
     outbox: byId('outbox'),
@@ -103,11 +104,13 @@
     models: null, // {default, ids}
     newChatModel: '', // the model chosen before the conversation exists
     modelRequest: 0,
-    outbox: [], // {convId, content, clientId, sentCount, knownCount, sentOn}
+    outbox: [], // {convId, content, clientId, sentCount, knownIds, sentOn}
     stick: true,
     // branches (edit / regenerate / switch versions)
     branchId: null, // the shown branch (snapshot.branch_id), null if never forked
     snapshotGen: 0, // grows with each snapshot: drops stale HTTP answers
+    olderCursor: null, // where the page before the oldest message shown starts (null: none)
+    olderLoading: null, // the promise of that page while it is fetched
     editing: null, // {messageId, draft, clientId}: a user message being edited inline
     branchPending: null, // {type, messageId, ws, timer, focus}: a fork or switch sent, not yet answered
   };
@@ -641,10 +644,12 @@
     } else {
       return;
     }
-    // After the new snapshot: the message at the same place, the same button.
+    // After the new snapshot: the message at the same place (the version chosen), the same button.
     const nodes = Array.from(el.messages.querySelectorAll('.message'));
     const node = state.messageEls.get(id);
-    sendBranchFrame(frame, id, { kind: 'switch', index: nodes.indexOf(node), which: delta < 0 ? 'prev' : 'next' });
+    sendBranchFrame(frame, id, {
+      kind: 'switch', messageId: frame.message_id || null, index: nodes.indexOf(node), which: delta < 0 ? 'prev' : 'next',
+    });
   }
 
   function sendBranchFrame(frame, messageId, focus) {
@@ -693,19 +698,32 @@
     updateBranchControls();
     if (!done || !done.focus) return;
     if (done.focus.kind === 'switch') {
-      const nodes = el.messages.querySelectorAll('.message');
-      const node = nodes[done.focus.index];
-      if (!node) return;
-      const want = node.querySelector(`.version-${done.focus.which}:not(:disabled)`);
-      const other = node.querySelector('.version-btn:not(:disabled)');
-      const target = want || other;
-      if (target && focusLost()) target.focus({ preventScroll: true });
-      // Stay at the switched message instead of jumping to the end of the line.
-      state.stick = false;
-      node.scrollIntoView({ block: 'nearest' });
+      const target = done.focus.messageId;
+      if (target && !state.messageEls.has(target) && state.olderCursor) {
+        // The version chosen is older than the snapshot's page: fetch back to it.
+        loadOlderUntil(() => state.messageEls.has(target)).then((found) => {
+          const now = document.activeElement;
+          if (found) focusSwitched(done.focus, () => focusLost() && (!now || now === document.body));
+        });
+        return;
+      }
+      focusSwitched(done.focus, focusLost);
     } else if (focusLost()) {
       el.composer.focus({ preventScroll: true });
     }
+  }
+
+  function focusSwitched(focus, focusLost) {
+    const node = (focus.messageId && state.messageEls.get(focus.messageId))
+      || el.messages.querySelectorAll('.message')[focus.index];
+    if (!node) return;
+    const want = node.querySelector(`.version-${focus.which}:not(:disabled)`);
+    const other = node.querySelector('.version-btn:not(:disabled)');
+    const target = want || other;
+    if (target && focusLost()) target.focus({ preventScroll: true });
+    // Stay at the switched message instead of jumping to the end of the line.
+    state.stick = false;
+    node.scrollIntoView({ block: 'nearest' });
   }
 
   function upsertMessage(message) {
@@ -772,6 +790,100 @@
     el.messages.setAttribute('aria-busy', streaming ? 'true' : 'false');
     updateTyping();
     scheduleScroll();
+  }
+
+  /* ----------------------------------------------------------- older messages */
+  // A snapshot holds the latest messages of the line shown; the older ones come a page
+  // at a time from GET .../messages/?before=<cursor>, when the user scrolls to the top
+  // or presses "Load earlier messages".
+
+  const OLDER_PAGE_SIZE = 50;
+  const OLDER_SCROLL_MARGIN_PX = 200;
+
+  // From a snapshot (or {} for none): an answer fetched for an earlier one is dropped.
+  function setOlderCursor(frame) {
+    state.olderCursor = frame.has_older && typeof frame.older_cursor === 'string' ? frame.older_cursor : null;
+    state.olderLoading = null;
+    updateLoadOlder();
+  }
+
+  // Not disabled while loading: a focused button that is disabled loses the focus.
+  function updateLoadOlder() {
+    el.loadOlder.hidden = !state.olderCursor;
+    el.loadOlder.setAttribute('aria-busy', state.olderLoading ? 'true' : 'false');
+    el.loadOlder.textContent = state.olderLoading ? 'Loading earlier messages…' : 'Load earlier messages';
+  }
+
+  // The page before the oldest message shown, put above it; resolves true if it came.
+  function loadOlder() {
+    if (state.olderLoading) return state.olderLoading;
+    if (!state.olderCursor || !state.conversationId) return Promise.resolve(false);
+    const gen = state.snapshotGen;
+    const id = state.conversationId;
+    const query = `before=${encodeURIComponent(state.olderCursor)}&limit=${OLDER_PAGE_SIZE}`;
+    const loading = api('GET', `/api/conversations/${encodeURIComponent(id)}/messages/?${query}`).then(
+      (page) => {
+        if (gen !== state.snapshotGen || id !== state.conversationId) return false;
+        clearNotice('older');
+        state.olderCursor = page && page.has_older && typeof page.older_cursor === 'string' ? page.older_cursor : null;
+        prependOlder(page || {});
+        return true;
+      },
+      (err) => {
+        if (gen === state.snapshotGen && err.status !== 401) {
+          showNotice(`Could not load earlier messages: ${err.message}`, { key: 'older' });
+        }
+        return false;
+      },
+    ).finally(() => {
+      if (state.olderLoading !== loading) return;
+      state.olderLoading = null;
+      updateLoadOlder();
+    });
+    state.olderLoading = loading;
+    updateLoadOlder();
+    return loading;
+  }
+
+  // Older messages and their approvals above those shown, the view kept where it was.
+  function prependOlder(page) {
+    const s = el.scroller;
+    const fromBottom = s.scrollHeight - s.scrollTop;
+    const buttonHadFocus = document.activeElement === el.loadOlder;
+    const before = el.messages.firstChild;
+    let oldest = null;
+    for (const run of Array.isArray(page.runs) ? page.runs : []) if (run && run.id !== undefined) learnRun(run);
+    for (const m of Array.isArray(page.results) ? page.results : []) {
+      if (!m || m.id === undefined || m.id === null || state.messages.has(String(m.id))) continue;
+      const id = String(m.id);
+      state.messages.set(id, m);
+      learnMessage(m);
+      const node = buildMessage(m);
+      el.messages.insertBefore(node, before);
+      state.messageEls.set(id, node);
+      oldest = oldest || node;
+    }
+    for (const a of Array.isArray(page.approvals) ? page.approvals : []) upsertApproval(a, { place: 'time' });
+    s.scrollTop = s.scrollHeight - fromBottom;
+    updateLoadOlder();
+    if (buttonHadFocus && !state.olderCursor && oldest) {
+      // The button is gone: the focus goes to the first message of the conversation.
+      oldest.tabIndex = -1;
+      oldest.focus({ preventScroll: true });
+    }
+  }
+
+  // Older pages until `found()`, or none is left; resolves found() (false after a new snapshot).
+  async function loadOlderUntil(found) {
+    const gen = state.snapshotGen;
+    while (!found() && state.olderCursor && gen === state.snapshotGen) {
+      if (!(await loadOlder())) break;
+    }
+    return gen === state.snapshotGen && found();
+  }
+
+  function loadOlderAtTop() {
+    if (state.olderCursor && !state.olderLoading && el.scroller.scrollTop < OLDER_SCROLL_MARGIN_PX) loadOlder();
   }
 
   /* ---------------------------------------------------------- cards (inline) */
@@ -1545,7 +1657,16 @@
     const id = state.revealApproval;
     if (!id) return;
     const card = findApprovalCard(id);
-    if (!card) return;
+    if (!card) {
+      // Decided long ago: its card comes with an older page.
+      if (state.olderCursor) {
+        loadOlderUntil(() => findApprovalCard(id)).then((found) => {
+          if (found) revealHashedApproval();
+          else if (!state.olderCursor && state.revealApproval === id) state.revealApproval = ''; // not here
+        });
+      }
+      return;
+    }
     state.revealApproval = '';
     state.stick = false;
     requestAnimationFrame(() => {
@@ -2063,10 +2184,11 @@
 
   /* ------------------------------------------------------------------ outbox */
 
-  function countUserMessages(content) {
-    let n = 0;
-    for (const m of state.messages.values()) if (m.role === 'user' && sameContent(m.content, content)) n += 1;
-    return n;
+  // The user messages with this text shown now: a snapshot's other one is the one sent.
+  function userMessageIds(content) {
+    const ids = new Set();
+    for (const [id, m] of state.messages) if (m.role === 'user' && sameContent(m.content, content)) ids.add(id);
+    return ids;
   }
 
   function sameContent(a, b) {
@@ -2079,7 +2201,7 @@
       content,
       clientId: uuid(),
       sentCount: 0,
-      knownCount: convId === state.conversationId ? countUserMessages(content) : 0,
+      knownIds: convId === state.conversationId ? userMessageIds(content) : new Set(),
       sentOn: null,
     });
     flushOutbox();
@@ -2109,22 +2231,14 @@
   }
 
   function ackOutboxFromSnapshot(messages) {
-    const counts = new Map();
-    for (const m of messages) {
-      if (m.role !== 'user' || typeof m.content !== 'string') continue;
-      const key = m.content.trim();
-      counts.set(key, (counts.get(key) || 0) + 1);
-    }
-    const consumed = new Map();
+    const consumed = new Set();
     state.outbox = state.outbox.filter((entry) => {
       if (entry.convId !== state.conversationId || entry.sentCount === 0) return true;
-      const key = entry.content.trim();
-      const used = consumed.get(key) || 0;
-      if ((counts.get(key) || 0) - entry.knownCount - used > 0) {
-        consumed.set(key, used + 1);
-        return false;
-      }
-      return true;
+      const stored = messages.find((m) => m && m.role === 'user' && sameContent(m.content, entry.content)
+        && !entry.knownIds.has(String(m.id)) && !consumed.has(String(m.id)));
+      if (!stored) return true;
+      consumed.add(String(stored.id));
+      return false;
     });
   }
 
@@ -2302,7 +2416,7 @@
 
   async function probeConversation(id) {
     try {
-      const res = await fetch(`/api/conversations/${encodeURIComponent(id)}/messages/`, {
+      const res = await fetch(`/api/conversations/${encodeURIComponent(id)}/messages/?limit=1`, {
         credentials: 'same-origin',
         headers: { Accept: 'application/json' },
       });
@@ -2416,6 +2530,7 @@
     state.messageEls.clear();
     state.approvals.clear();
     el.messages.replaceChildren();
+    setOlderCursor(frame);
     for (const m of messages) {
       // A reply still being written: its text so far, then the live tokens append to it.
       if (m && m.streaming) {
@@ -2425,11 +2540,14 @@
         upsertMessage(m);
       }
     }
-    // approval_history holds every approval of the conversation, decided ones too.
+    // approval_history holds the approvals created since the first message shown, decided ones too.
     const listedApprovals = Array.isArray(frame.approval_history) ? frame.approval_history
       : Array.isArray(frame.approvals) ? frame.approvals : [];
     const listed = new Set(listedApprovals.map((a) => String(a && a.id)));
-    const approvals = known.filter((a) => !listed.has(String(a.id))).concat(listedApprovals);
+    // Those known from older pages come again with them, not above the snapshot's first message.
+    const since = state.olderCursor && messages.length ? timeOf(messages[0].created_at) : 0;
+    const approvals = known.filter((a) => !listed.has(String(a.id)) && timeOf(a.created_at) >= since)
+      .concat(listedApprovals);
     approvals.sort((a, b) => timeOf(a && a.created_at) - timeOf(b && b.created_at));
     state.reuseCards = keep;
     try {
@@ -2965,6 +3083,7 @@
     state.stick = true;
     el.app.dataset.conversationId = id;
     el.messages.replaceChildren();
+    setOlderCursor({});
     el.messages.setAttribute('aria-busy', 'false');
     clearConversationNotices();
 
@@ -3137,6 +3256,8 @@
     },
     { passive: true },
   );
+  el.scroller.addEventListener('scroll', loadOlderAtTop, { passive: true });
+  el.loadOlder.addEventListener('click', () => loadOlder());
   el.scrollBottom.addEventListener('click', () => {
     scheduleScroll(true);
     el.composer.focus();

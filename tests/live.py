@@ -109,6 +109,36 @@ def create_superuser(database: "Database", username: str) -> None:
     )
 
 
+# Run by add_messages after CONVERSATION, COUNT and TABLE_EVERY are set.
+ADD_MESSAGES = """
+from datetime import timedelta
+from django.utils import timezone
+from conversations.models import Message
+from conversations.rendering import html_to_store
+
+def content(i):
+    if TABLE_EVERY and i % TABLE_EVERY == 0:
+        return (f"**{i}** " + "| a | b |\\n|---|---|\\n| 1 | 2 |\\n" * 1_300)[:32_000]
+    return f"message {i}"
+
+start = timezone.now() + timedelta(seconds=1)
+messages = Message.objects.bulk_create(
+    Message(conversation_id=CONVERSATION, role=("user", "assistant")[i % 2], content=content(i), html=html_to_store(content(i)))
+    for i in range(COUNT)
+)
+for i in range(0, COUNT, 3):
+    Message.objects.filter(pk__in=[m.pk for m in messages[i:i + 3]]).update(created_at=start + timedelta(seconds=i))
+"""
+
+
+def add_messages(database: "Database", conversation_id: str, count: int, *, table_every: int = 0) -> None:
+    """`count` messages at the end of a conversation that never forked, made directly as
+    the app stores them: "message <i>" (with `table_every`, every so many a Markdown table
+    at the message limit instead), three at each time after now (ties ordered by id)."""
+    values = f"CONVERSATION, COUNT, TABLE_EVERY = {conversation_id!r}, {count}, {table_every}\n"
+    manage(database.env, "shell", "-c", values + ADD_MESSAGES)
+
+
 @dataclass
 class Database:
     """One test's database, and how to point a server at it and read it directly."""
@@ -235,7 +265,7 @@ def free_port() -> int:
 
 
 # daphne's cap on the websocket messages it sends (and receives) as `make start` sets it:
-# a snapshot over its default 1 MiB would close the socket.
+# a single message frame over its default 1 MiB (a long tool result) would close the socket.
 DAPHNE_FLAGS = ["--websocket-max-message-size", str(16 * 2**20)]
 
 # uvicorn's fast loop, HTTP parser and websocket implementation, as README's production command.
@@ -253,8 +283,8 @@ class Server:
     port: int = field(default_factory=free_port)
     # 0: one daphne process; N: uvicorn's supervisor with N worker processes.
     workers: int = 0
-    # More of daphne's options, e.g. ["--proxy-headers"].
-    daphne_flags: list[str] = field(default_factory=list)
+    # daphne's options (default DAPHNE_FLAGS), e.g. [*DAPHNE_FLAGS, "--proxy-headers"].
+    daphne_flags: list[str] = field(default_factory=lambda: list(DAPHNE_FLAGS))
     process: subprocess.Popen | None = None
 
     @property
@@ -270,8 +300,7 @@ class Server:
             # The several-process server of README's "Several server processes".
             return [PYTHON, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(self.port), "--workers",
                     str(self.workers), *UVICORN_FLAGS, "chatproject.asgi:application"]
-        return [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), *DAPHNE_FLAGS, *self.daphne_flags,
-                "chatproject.asgi:application"]
+        return [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), *self.daphne_flags, "chatproject.asgi:application"]
 
     def start(self, timeout: float = 30) -> "Server":
         log = open(self.log_path, "a")

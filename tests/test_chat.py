@@ -1,9 +1,11 @@
 """A conversation over a real websocket, on both backends."""
 
 import asyncio
+import json
 
 import pytest
 
+from conversations.selectors import SNAPSHOT_MAX_BYTES
 from tests.live import Session, chat, receive, receive_until, run_ended, send
 
 pytestmark = pytest.mark.asyncio
@@ -83,18 +85,24 @@ async def test_a_reconnecting_socket_gets_the_history_in_its_snapshot(alice):
     assert listed[0]["title"] == "**bold** and <script>alert(1)</script>"
 
 
-async def test_a_conversation_over_a_mebibyte_opens_whole(alice):
-    """daphne caps what it sends at 1 MiB by default; the servers run with the cap of
-    `make start`. Each turn here is ~330 kB of snapshot: two messages of 32,000 "<", whose
-    html escapes each to four characters."""
+async def test_a_conversation_over_a_mebibyte_opens_with_its_latest_page(alice):
+    """Each turn here is ~330 kB of JSON: two messages of 32,000 "<", whose html escapes
+    each to four characters. The snapshot holds the latest that fit in
+    SNAPSHOT_MAX_BYTES; the endpoint gives the others, a page at a time."""
     conversation = alice.create_conversation()
     async with alice.websocket(conversation["id"]) as ws:
         await receive(ws)
         for _ in range(4):
             await chat(ws, "<" * 32_000)
     async with alice.websocket(conversation["id"]) as ws:
-        snapshot = await receive(ws)
-    assert [message["content"].count("<") for message in snapshot["messages"]] == [32_000] * 8
+        raw = await ws.recv()
+    snapshot = json.loads(raw)
+    assert len(raw) <= SNAPSHOT_MAX_BYTES and len(snapshot["messages"]) < 8 and snapshot["has_older"]
+    messages, cursor = snapshot["messages"], snapshot["older_cursor"]
+    while cursor:
+        page = alice.request("GET", f"/api/conversations/{conversation['id']}/messages/", params={"before": cursor}).json()
+        messages, cursor = page["results"] + messages, page["older_cursor"]
+    assert [message["content"].count("<") for message in messages] == [32_000] * 8
 
 
 async def test_checkpoint_storage_grows_by_the_same_amount_each_turn(make_server, database):

@@ -4,7 +4,7 @@ not per proxy."""
 
 import pytest
 
-from tests.live import PASSWORD, Server, Session
+from tests.live import DAPHNE_FLAGS, PASSWORD, Server, Session
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"])  # the server's options, not the database's
 
@@ -13,7 +13,7 @@ LIMIT = 5  # LOGIN_FAILURE_LIMIT's default
 
 @pytest.fixture
 def proxied(database, tmp_path):
-    server = Server(database, tmp_path / "server.log", daphne_flags=["--proxy-headers"]).start()
+    server = Server(database, tmp_path / "server.log", daphne_flags=[*DAPHNE_FLAGS, "--proxy-headers"]).start()
     yield server
     server.stop()
 

@@ -63,3 +63,8 @@ def test_statements_per_turn():
 def test_event_publish():
     out = run_bench("event_publish", "--events", "50")
     assert "Redis round trips" in out
+
+
+def test_rendering():
+    out = run_bench("rendering", "--repeats", "1", "--only", "reference link bomb,README")
+    assert "plain text" in out and "unchanged" in out

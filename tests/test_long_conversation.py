@@ -1,0 +1,77 @@
+"""A conversation of thousands of messages against a real daphne at its default cap on
+websocket messages (1 MiB): it opens with the latest page, and the endpoint gives every
+older page, in order, with no gap and no repeat."""
+
+import json
+
+import pytest
+
+from conversations.selectors import MESSAGE_PAGE_MAX, SNAPSHOT_MAX_BYTES
+from tests.live import Server, Session, add_messages, receive, send
+
+pytestmark = pytest.mark.asyncio
+
+MESSAGES = 3_000
+
+
+@pytest.fixture
+def default_cap_server(database, tmp_path):
+    server = Server(database, tmp_path / "server.log", daphne_flags=[]).start()
+    yield server
+    server.stop()
+
+
+def messages_path(conversation: dict) -> str:
+    return f"/api/conversations/{conversation['id']}/messages/"
+
+
+async def test_thousands_of_messages_open_under_the_cap_and_page_back_whole(default_cap_server, database):
+    alice = Session(default_cap_server, "alice")
+    conversation = alice.create_conversation("long")
+    # Every 50th a Markdown table at the message limit: about 60 KB of JSON with its HTML.
+    add_messages(database, conversation["id"], MESSAGES, table_every=50)
+    everything = alice.request("GET", messages_path(conversation)).json()
+    assert len(everything["results"]) == MESSAGES and everything["has_older"] is False
+    assert len(json.dumps(everything)) > 4 * 2**20  # all of it would not go through the socket
+
+    async with alice.websocket(conversation["id"]) as ws:
+        raw = await ws.recv()
+        await send(ws, {"type": "ping"})
+        assert (await receive(ws))["type"] == "pong"  # still open
+    assert len(raw.encode()) <= SNAPSHOT_MAX_BYTES
+    snapshot = json.loads(raw)
+    assert snapshot["type"] == "snapshot" and snapshot["has_older"] is True
+    assert [m["id"] for m in snapshot["messages"]] == [m["id"] for m in everything["results"][-len(snapshot["messages"]):]]
+
+    shown, cursor = snapshot["messages"], snapshot["older_cursor"]
+    while cursor:
+        page = alice.request("GET", messages_path(conversation), params={"before": cursor, "limit": MESSAGE_PAGE_MAX}).json()
+        assert 0 < len(page["results"]) <= MESSAGE_PAGE_MAX
+        shown = page["results"] + shown
+        cursor = page["older_cursor"]
+        assert page["has_older"] == (cursor is not None)
+    assert [m["id"] for m in shown] == [m["id"] for m in everything["results"]]
+
+    newest = alice.request("GET", messages_path(conversation), params={"limit": 7}).json()
+    assert newest["results"] == everything["results"][-7:] and newest["has_older"] is True
+
+
+BAD_QUERIES = [
+    {"before": "garbage"},
+    {"before": "W1tdLCBudWxsXQ=="},  # [[], null]: a key of no values
+    {"before": "", "limit": "0"},
+    {"limit": str(MESSAGE_PAGE_MAX + 1)},
+    {"limit": "ten"},
+    {"limit": "9" * 5_000},
+]
+
+
+async def test_a_bad_cursor_or_limit_is_a_bad_request(alice):
+    conversation = alice.create_conversation()
+    for params in BAD_QUERIES:
+        response = alice.request("GET", messages_path(conversation), params=params)
+        assert response.status_code == 400, params
+        assert response.json()["error"] == "bad_request"
+    # Another user's conversation is not found, whatever the cursor.
+    stranger = Session(alice.server, "bob")
+    assert stranger.request("GET", messages_path(conversation), params={"limit": "5"}).status_code == 404
