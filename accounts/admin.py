@@ -6,6 +6,7 @@ from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import User
 from django.db.models import Sum
 
+from conversations.admin import TokenColumns
 from conversations.models import USAGE_FIELDS
 
 
@@ -28,7 +29,7 @@ admin.site.unregister(User)
 
 
 @admin.register(User)
-class UserWithUsageAdmin(UserAdmin):
+class UserWithUsageAdmin(TokenColumns, UserAdmin):
     """Django's user admin, with the tokens each user's runs used in all."""
 
     list_display = (*UserAdmin.list_display, *USAGE_FIELDS)
@@ -36,15 +37,3 @@ class UserWithUsageAdmin(UserAdmin):
     def get_queryset(self, request):
         totals = {name: Sum(f"conversations__runs__{name}") for name in USAGE_FIELDS}
         return super().get_queryset(request).annotate(**totals)
-
-    @admin.display(description="input tokens", ordering="input_tokens")
-    def input_tokens(self, obj):
-        return obj.input_tokens
-
-    @admin.display(description="output tokens", ordering="output_tokens")
-    def output_tokens(self, obj):
-        return obj.output_tokens
-
-    @admin.display(description="reasoning tokens", ordering="reasoning_tokens")
-    def reasoning_tokens(self, obj):
-        return obj.reasoning_tokens

@@ -22,12 +22,15 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
-def env_int(name: str, default: int, minimum: int) -> int:
+def env_number(name: str, default, *, kind=int, minimum: float = 0):
+    """A number (`kind`: int or float) from the environment; a value that is not one, or
+    is below `minimum`, stops the start with a message that names the variable."""
     value = os.environ.get(name, str(default)).strip()
     try:
-        number = int(value)
+        number = kind(value)
     except ValueError:
-        raise ImproperlyConfigured(f'{name} is a whole number, not "{value}"') from None
+        noun = "whole number" if kind is int else "number"
+        raise ImproperlyConfigured(f'{name} is a {noun}, not "{value}"') from None
     if number < minimum:
         raise ImproperlyConfigured(f"{name} is at least {minimum}")
     return number
@@ -187,19 +190,6 @@ if os.environ.get("EMAIL_FILE_PATH"):
     EMAIL_FILE_PATH = os.environ["EMAIL_FILE_PATH"]
 
 # The agent.
-def env_number(name: str, default: str, kind=int, minimum: float = 0):
-    """A number from the environment; a value that is not one, or below `minimum`,
-    stops the start with a message that names the variable."""
-    raw = os.environ.get(name, default).strip()
-    try:
-        value = kind(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name}={raw!r}: give a number") from None
-    if value < minimum:
-        raise ImproperlyConfigured(f"{name}={raw!r}: give at least {minimum}")
-    return value
-
-
 # The model every conversation starts with: `offline` or `<provider>:<model>` as
 # LangChain's init_chat_model reads it; CHAT_MODELS, the others users may pick.
 CHAT_MODEL = os.environ.get("CHAT_MODEL", "offline").strip()
@@ -208,13 +198,13 @@ OFFLINE_MODEL_DELAY_MS = env_number("OFFLINE_MODEL_DELAY_MS", "20")
 OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")
 OPENAI_BASE_URL = os.environ.get("OPENAI_BASE_URL", "")
 # A model call: seconds to connect, to the first chunk of the reply, and between chunks.
-CHAT_TIMEOUT_SECONDS = env_number("CHAT_TIMEOUT_SECONDS", "120", float, minimum=0.1)
-CHAT_CONNECT_TIMEOUT_SECONDS = env_number("CHAT_CONNECT_TIMEOUT_SECONDS", "10", float, minimum=0.1)
-CHAT_STALL_TIMEOUT_SECONDS = env_number("CHAT_STALL_TIMEOUT_SECONDS", "60", float, minimum=0.1)
+CHAT_TIMEOUT_SECONDS = env_number("CHAT_TIMEOUT_SECONDS", "120", kind=float, minimum=0.1)
+CHAT_CONNECT_TIMEOUT_SECONDS = env_number("CHAT_CONNECT_TIMEOUT_SECONDS", "10", kind=float, minimum=0.1)
+CHAT_STALL_TIMEOUT_SECONDS = env_number("CHAT_STALL_TIMEOUT_SECONDS", "60", kind=float, minimum=0.1)
 # Retries of a failed model call while nothing of its reply was shown; a Retry-After
 # longer than CHAT_RETRY_MAX_WAIT_SECONDS is not waited for.
 CHAT_MAX_RETRIES = env_number("CHAT_MAX_RETRIES", "2")
-CHAT_RETRY_MAX_WAIT_SECONDS = env_number("CHAT_RETRY_MAX_WAIT_SECONDS", "60", float)
+CHAT_RETRY_MAX_WAIT_SECONDS = env_number("CHAT_RETRY_MAX_WAIT_SECONDS", "60", kind=float)
 # The history's token budget (unset: the model's input limit as LangChain knows it), the
 # reply's limit (unset: the provider's own), and the model steps one run may take.
 CHAT_CONTEXT_TOKENS = env_number("CHAT_CONTEXT_TOKENS", "0") or None
@@ -223,7 +213,7 @@ CHAT_MAX_OUTPUT_TOKENS = env_number("CHAT_MAX_OUTPUT_TOKENS", "0") or None
 CHAT_REPLY_ROOM_TOKENS = CHAT_MAX_OUTPUT_TOKENS or 4096
 CHAT_MAX_STEPS = env_number("CHAT_MAX_STEPS", "10", minimum=1)
 # How long Stop waits for a tool that is running to finish before its outcome is unknown.
-TOOL_STOP_GRACE_SECONDS = env_number("TOOL_STOP_GRACE_SECONDS", "10", float)
+TOOL_STOP_GRACE_SECONDS = env_number("TOOL_STOP_GRACE_SECONDS", "10", kind=float)
 # Connections the checkpointer's pool may open per server process (PostgreSQL).
 CHECKPOINT_POOL_SIZE = int(os.environ.get("CHECKPOINT_POOL_SIZE", "10"))
 # Threads that run the ORM calls of the chat and its runs (PostgreSQL), each with its
@@ -287,7 +277,7 @@ WS_SOCKET_TTL_SECONDS = float(os.environ.get("WS_SOCKET_TTL_SECONDS", "30"))
 
 # Under daphne, an HTTP connection that sends nothing for this long is closed: a request
 # sent in part and then not finished, or an idle keep-alive connection (connections.py).
-HTTP_IDLE_TIMEOUT_SECONDS = env_int("HTTP_IDLE_TIMEOUT_SECONDS", 15, minimum=1)
+HTTP_IDLE_TIMEOUT_SECONDS = env_number("HTTP_IDLE_TIMEOUT_SECONDS", 15, minimum=1)
 
 # Log-in throttling (django-axes, in the database so every server process counts): after
 # LOGIN_FAILURE_LIMIT failed log-ins for one username, or from one address, log-ins for
@@ -295,8 +285,8 @@ HTTP_IDLE_TIMEOUT_SECONDS = env_int("HTTP_IDLE_TIMEOUT_SECONDS", 15, minimum=1)
 # refused try is one more); 0 failures: no throttling. The address is the ASGI server's
 # client address (REMOTE_ADDR): behind a proxy, the server takes it from X-Forwarded-For
 # (README, "Behind a proxy").
-LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=0)
-LOGIN_COOLOFF_MINUTES = env_int("LOGIN_COOLOFF_MINUTES", 15, minimum=1)
+LOGIN_FAILURE_LIMIT = env_number("LOGIN_FAILURE_LIMIT", 5, minimum=0)
+LOGIN_COOLOFF_MINUTES = env_number("LOGIN_COOLOFF_MINUTES", 15, minimum=1)
 AXES_ENABLED = LOGIN_FAILURE_LIMIT > 0
 AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
 AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_COOLOFF_MINUTES)

@@ -70,8 +70,24 @@ class SummaryInline(PrivateFieldsMixin, admin.TabularInline):
         return False
 
 
+class TokenColumns:
+    """Columns for the tokens annotated on a changelist's queryset (USAGE_FIELDS), sortable."""
+
+    @admin.display(description="input tokens", ordering="input_tokens")
+    def input_tokens(self, obj):
+        return obj.input_tokens
+
+    @admin.display(description="output tokens", ordering="output_tokens")
+    def output_tokens(self, obj):
+        return obj.output_tokens
+
+    @admin.display(description="reasoning tokens", ordering="reasoning_tokens")
+    def reasoning_tokens(self, obj):
+        return obj.reasoning_tokens
+
+
 @admin.register(Conversation)
-class ConversationAdmin(PrivateFieldsMixin, admin.ModelAdmin):
+class ConversationAdmin(TokenColumns, PrivateFieldsMixin, admin.ModelAdmin):
     list_display = ("title", "user", "model", "input_tokens", "output_tokens", "reasoning_tokens", "created_at",
                     "updated_at")
     list_filter = ("user", "model", "created_at", "updated_at")
@@ -86,18 +102,6 @@ class ConversationAdmin(PrivateFieldsMixin, admin.ModelAdmin):
         runs = Run.objects.filter(conversation=OuterRef("pk")).order_by().values("conversation")
         totals = {name: Subquery(runs.annotate(n=Sum(name)).values("n")) for name in USAGE_FIELDS}
         return super().get_queryset(request).annotate(**totals)
-
-    @admin.display(description="input tokens", ordering="input_tokens")
-    def input_tokens(self, obj):
-        return obj.input_tokens
-
-    @admin.display(description="output tokens", ordering="output_tokens")
-    def output_tokens(self, obj):
-        return obj.output_tokens
-
-    @admin.display(description="reasoning tokens", ordering="reasoning_tokens")
-    def reasoning_tokens(self, obj):
-        return obj.reasoning_tokens
 
     def get_search_results(self, request, queryset, search_term):
         queryset, _ = super().get_search_results(request, queryset, search_term)

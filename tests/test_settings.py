@@ -28,6 +28,9 @@ def test_production_settings_refuse_debug_and_the_default_key(env, refused, tmp_
         ({"LOGIN_FAILURE_LIMIT": "five"}, 'LOGIN_FAILURE_LIMIT is a whole number, not "five"'),
         ({"LOGIN_COOLOFF_MINUTES": "0"}, "LOGIN_COOLOFF_MINUTES is at least 1"),
         ({"HTTP_IDLE_TIMEOUT_SECONDS": "-1"}, "HTTP_IDLE_TIMEOUT_SECONDS is at least 1"),
+        ({"CHAT_TIMEOUT_SECONDS": "soon"}, 'CHAT_TIMEOUT_SECONDS is a number, not "soon"'),
+        ({"CHAT_MAX_STEPS": "0"}, "CHAT_MAX_STEPS is at least 1"),
+        ({"CHAT_MODELS": "openai:x,nonsense"}, "CHAT_MODEL / CHAT_MODELS: 'nonsense'"),
     ],
 )
 def test_a_bad_number_is_refused_with_its_name(env, refused, tmp_path):
