@@ -158,7 +158,9 @@ def test_a_forked_line_is_paged_as_it_is_shown(alice):
 
 def test_the_order_is_defined_once():
     """The snapshot, the endpoint and the cursors read MESSAGE_ORDER; a cursor holds its values."""
-    cursor = selectors.MessageCursor(key=(START, "4a4f3a0e-6d2c-4bb4-9a1e-2f4f0f7f8a11"), approvals_before=START)
+    later = START + timedelta(seconds=1)
+    cursor = selectors.MessageCursor(key=(START, later, "4a4f3a0e-6d2c-4bb4-9a1e-2f4f0f7f8a11"), approvals_before=START)
     decoded = selectors.MessageCursor.decode(cursor.encode())
-    assert len(decoded.key) == len(selectors.MESSAGE_ORDER)
-    assert decoded.key[0] == START and str(decoded.key[1]) == cursor.key[1] and decoded.approvals_before == START
+    assert len(decoded.key) == len(selectors.MESSAGE_ORDER) == 3  # turn_at, created_at, id
+    assert decoded.key[:2] == (START, later) and str(decoded.key[2]) == cursor.key[2]
+    assert decoded.approvals_before == START
