@@ -197,10 +197,13 @@ CHAT_MODELS = list(dict.fromkeys([CHAT_MODEL, *env_list("CHAT_MODELS", "")]))
 OFFLINE_MODEL_DELAY_MS = env_number("OFFLINE_MODEL_DELAY_MS", "20")
 OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")
 OPENAI_BASE_URL = os.environ.get("OPENAI_BASE_URL", "")
-# A model call: seconds to connect, to the first chunk of the reply, and between chunks.
+# A model call: seconds to the first chunk of the reply, to connect, and between chunks.
+# CHAT_TIMEOUT_SECONDS bounds all three; the other two narrow it.
 CHAT_TIMEOUT_SECONDS = env_number("CHAT_TIMEOUT_SECONDS", "120", kind=float, minimum=0.1)
-CHAT_CONNECT_TIMEOUT_SECONDS = env_number("CHAT_CONNECT_TIMEOUT_SECONDS", "10", kind=float, minimum=0.1)
-CHAT_STALL_TIMEOUT_SECONDS = env_number("CHAT_STALL_TIMEOUT_SECONDS", "60", kind=float, minimum=0.1)
+CHAT_CONNECT_TIMEOUT_SECONDS = env_number(
+    "CHAT_CONNECT_TIMEOUT_SECONDS", min(10.0, CHAT_TIMEOUT_SECONDS), kind=float, minimum=0.1
+)
+CHAT_STALL_TIMEOUT_SECONDS = env_number("CHAT_STALL_TIMEOUT_SECONDS", CHAT_TIMEOUT_SECONDS, kind=float, minimum=0.1)
 # Retries of a failed model call while nothing of its reply was shown; a Retry-After
 # longer than CHAT_RETRY_MAX_WAIT_SECONDS is not waited for.
 CHAT_MAX_RETRIES = env_number("CHAT_MAX_RETRIES", "2")
