@@ -3,8 +3,10 @@
 Ours: a daphne server started here (offline model, OFFLINE_MODEL_DELAY_MS=0), one
 websocket, N messages of ~200 characters one after another (each sent when the previous
 run has ended). Turn time is server-side (Run.started_at → Run.finished_at) and
-client-side (message.send → the run's `succeeded` frame); "turn 10" and "turn N" are the
-medians of turns 6–15 and of the last 10 turns. Storage: the conversation's checkpoint
+client-side (message.send → the run's `succeeded` frame); "turn 10", "turn 200" and "turn
+N" are the medians of turns 6–15, 196–205 and of the last 10 turns. From about turn 110
+the history fills its token budget and older turns are summarized (the offline model's
+summary), so turn N against turn 200 is the cost of a turn once the budget is full. Storage: the conversation's checkpoint
 rows and its Django rows (pg_column_size of each row on PostgreSQL) against the UTF-8
 bytes of its user and assistant messages.
 
@@ -42,8 +44,13 @@ def user_text(turn: int, size: int = 200) -> str:
     return (prefix + FILLER * (size // len(FILLER) + 2))[:size]
 
 
+# By this turn the history fills the default budget (16,000 tokens less 4,096 for the
+# reply: ~110 turns of these messages), and older turns are being summarized.
+FULL_BUDGET_TURN = 200
+
+
 def sample_points(turns: int) -> list[int]:
-    points = {p for p in (10, 100, 250, 500, 1000, 2000, 5000) if p < turns}
+    points = {p for p in (10, 100, 200, 250, 500, 1000, 2000, 5000) if p < turns}
     points |= {max(1, turns // 2), turns}
     return sorted(points)
 
@@ -77,13 +84,18 @@ async def ours(db, workdir: Path, turns: int, points: list[int]) -> dict:
                     raise RuntimeError(f"turn {turn} ended {frames[-1]['run']}")
                 if turn in points:
                     storage[turn] = (sum(checkpoint_bytes(db, cid).values()), sum(django_bytes(db, cid).values()), text_bytes(db, cid))
+        key = cid.replace("-", "") if db.backend == "sqlite" else cid
         rows = db.query(
-            "SELECT started_at, finished_at FROM conversations_run WHERE conversation_id = %s ORDER BY created_at",
-            (cid.replace("-", "") if db.backend == "sqlite" else cid,),
+            "SELECT started_at, finished_at, id FROM conversations_run WHERE conversation_id = %s ORDER BY created_at",
+            (key,),
         )
-        server_times = [_seconds(f) - _seconds(s) for s, f in rows]
+        server_times = [_seconds(f) - _seconds(s) for s, f, _ in rows]
+        turn_of_run = {str(run_id): turn for turn, (_, _, run_id) in enumerate(rows, 1)}
+        summarized_at = [turn_of_run.get(str(run_id)) for (run_id,) in db.query(
+            "SELECT run_id FROM conversations_summary WHERE conversation_id = %s ORDER BY created_at", (key,)
+        )]
         return {
-            "client": client_times, "server": server_times, "storage": storage,
+            "client": client_times, "server": server_times, "storage": storage, "summarized_at": summarized_at,
             "checkpoint_detail": checkpoint_bytes(db, cid), "checkpoint_rows": checkpoint_rows(db, cid),
             "django_detail": django_bytes(db, cid),
         }
@@ -198,13 +210,19 @@ def report(turns: int, app: dict, base: dict | None, baseline_turns: int) -> Non
     bN = last_window(base["client"]) if base else None
     a_ck, a_dj, a_text = app["storage"][n]
     a_total = a_ck + a_dj
+    full = n >= FULL_BUDGET_TURN + 5  # a tiny run has no turn 200
+    a200s = window(app["server"], FULL_BUDGET_TURN) if full else None
+    a200c = window(app["client"], FULL_BUDGET_TURN) if full else None
     rows = [
         ["turn 10, ms (server: started→finished)", a10s * 1000, None, "–"],
+        [f"turn {FULL_BUDGET_TURN}, ms (server)", a200s and a200s * 1000, None, "–"],
         [f"turn {n}, ms (server: started→finished)", aNs * 1000, None, "–"],
         ["turn 10, ms (client: send→run succeeded; baseline: ainvoke)", a10c * 1000, b10 and b10 * 1000, ratio(a10c, b10)],
         [f"turn {n}, ms (client; baseline at turn {baseline_turns})", aNc * 1000, bN and bN * 1000, ratio(aNc, bN)],
         [f"turn {n} / turn 10 (server)", aNs / a10s, None, "goal ≤ 1.2"],
-        [f"turn {n} / turn 10 (client)", aNc / a10c, bN / b10 if base else None, "goal ≤ 1.2"],
+        [f"turn {n} / turn 10 (client)", aNc / a10c, bN / b10 if base else None, "–"],
+        [f"turn {n} / turn {FULL_BUDGET_TURN} (server), the history's budget full", a200s and aNs / a200s, None, "goal ≤ 1.2"],
+        [f"turn {n} / turn {FULL_BUDGET_TURN} (client)", a200c and aNc / a200c, None, "goal ≤ 1.2"],
     ]
     if base:
         b_ck, _, b_text = base["storage"][baseline_turns]
@@ -231,6 +249,9 @@ def report(turns: int, app: dict, base: dict | None, baseline_turns: int) -> Non
            "baseline: checkpoints", "baseline B/turn", "baseline ×text"], srows)
     print(f"ours, checkpoint rows after {n} turns: {app['checkpoint_rows']}; bytes: {app['checkpoint_detail']}")
     print(f"ours, Django bytes: {app['django_detail']}")
+    summarized = app["summarized_at"]
+    print(f"ours, summaries of older turns: {len(summarized)}, written at turns {summarized[:3]}…{summarized[-3:]}"
+          if summarized else "ours: no summary written (the history never outgrew its budget)")
     if base:
         print(f"baseline, checkpoint rows after {baseline_turns} turns: {base['checkpoint_rows']}; bytes: {base['checkpoint_detail']}")
     print("issue 6's figure for the baseline: after 400 turns, 128 MB of checkpoint blobs (~640× the text), a turn ~4× slower than at the start")

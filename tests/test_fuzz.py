@@ -116,6 +116,8 @@ FIELDS = {
     "args": mostly(st.fixed_dictionaries({}, optional={"to": TEXT, "subject": TEXT, "body": TEXT})),
     "comment": mostly(TEXT | st.text(min_size=1990, max_size=2010)),
 }
+# The frames that, accepted, make a run.
+MAKES_A_RUN = ("message.send", "message.edit", "message.regenerate", "run.retry")
 # Each type's fields (PROTOCOL.md), in the sets a valid frame may have.
 TYPE_FIELDS = {
     "message.send": [["content"], ["content", "client_id"]],
@@ -248,14 +250,14 @@ class Model:
         return any(value in ids for ids in self.known.values())
 
     def accept(self, frame: dict) -> None:
-        """A send, edit or regenerate the server accepted: what it stored."""
+        """A send, edit, regenerate or retry the server accepted: what it stored."""
         client_id = frame.get("client_id")
         if client_id in self.client_ids:
             return
         if client_id:
             self.client_ids.add(client_id)
         self.runs += 1
-        self.user_messages += frame["type"] != "message.regenerate"
+        self.user_messages += frame["type"] in ("message.send", "message.edit")
 
     def outcomes(self, frame: dict) -> set[str]:
         """The answers allowed: error codes, "pong", or "accepted" (no direct answer)."""
@@ -286,6 +288,11 @@ class Model:
             if run_id is None or real(run_id):
                 return {"accepted", "conflict", "not_found"}
             return {"not_found"}
+        if kind == "run.retry":
+            run_id = frame.get("run_id")
+            invalid = id_codes(run_id) | client_id_codes(frame.get("client_id"))
+            retried = {"accepted", "bad_request"} if real(run_id) else set()
+            return invalid or {"not_found", "conflict", "rate_limited"} | retried | seen
         if kind == "approval.decide":
             approval_id = frame.get("approval_id")
             decided = {"accepted", "bad_request", "conflict"} if real(approval_id) else set()
@@ -426,7 +433,7 @@ def test_fuzzed_frames_get_answers_and_leave_the_conversation_consistent(server,
             return
         outcome = socket.answer(raw, ping="pong" in expected)
         assert outcome in expected, (raw, outcome, expected)
-        if outcome == "accepted" and (frame := json.loads(raw.payload))["type"].startswith("message."):
+        if outcome == "accepted" and (frame := json.loads(raw.payload))["type"] in MAKES_A_RUN:
             model.accept(frame)
 
     frame_is_answered()

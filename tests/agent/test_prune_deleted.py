@@ -12,7 +12,7 @@ from langgraph.checkpoint.base import empty_checkpoint
 from agent.checkpointer import open_checkpointer
 from agent.services import checkpoints_prune
 from conversations import orm, services
-from tests.support.in_process import checkpoint_rows, orm_threads_disconnect_after  # noqa: F401 (a fixture)
+from tests.support.in_process import checkpoint_rows, clear_checkpoint_tables, orm_threads_disconnect_after  # noqa: F401 (a fixture)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("orm_threads_disconnect_after")]
 
@@ -48,6 +48,7 @@ def prune_command(*args: str) -> str:
 
 
 async def test_the_checkpoints_of_deleted_conversations_are_deleted_and_no_others(saver):
+    await clear_checkpoint_tables()  # other tests' threads would count as deleted conversations'
     live, gone = await two_conversations()
     threads = {"live": str(live.id), "gone": str(gone.id), "other": "healthz"}
     for thread_id in threads.values():
