@@ -41,8 +41,8 @@ def test_long_conversation():
 
 def test_many_conversations():
     out = run_bench("many_conversations", "--clients", "2", "--messages", "2", "--delay-ms", "5", "--workers", "2",
-                    "--rounds", "2")
-    assert "turns/s" in out and "medians of 2 rounds" in out
+                    "--rounds", "2", "--users", "2")
+    assert "turns/s" in out and "medians of 2 rounds" in out and "users=2" in out
 
 
 def test_startup():
