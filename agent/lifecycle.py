@@ -78,9 +78,8 @@ def settle_garbage_collector() -> None:
     the collector's generations, and the youngest generation is collected less often.
 
     A turn allocates many short-lived objects, most freed by reference counting; with
-    the defaults the collector ran about 30 times a second per worker under load and
-    walked every startup object at each full collection (some 150 ms each): 10-15% of
-    the server's CPU (BENCHMARKS.md, "Sixth round"). Cycles are still collected.
+    the default thresholds the collector runs many times a second under load and walks
+    every startup object at each full collection. Cycles are still collected.
     """
     gc.collect()  # what startup left as garbage is freed, not frozen
     gc.freeze()

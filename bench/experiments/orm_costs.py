@@ -1,5 +1,5 @@
 """CPU per ORM operation of a turn, against the same statement through Django's cursor.
-Not a bench: an investigation aid (BENCHMARKS.md, eighth round). One process, one
+Not a bench: an investigation aid. One process, one
 thread, no load, a fresh PostgreSQL (or SQLite) database; each figure is the mean of N
 calls after one warm-up call.
 
