@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
-from conversations.privacy import PrivateFieldsMixin
+from chatproject.privacy import PrivateFieldsMixin
 
 from .history import checkpoint_time
 from .models import Checkpoint, Task, ToolExecution

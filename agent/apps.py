@@ -7,7 +7,6 @@ class AgentConfig(AppConfig):
     name = "agent"
 
     def ready(self):
-        from . import signals  # noqa: F401 (connects the receivers)
         from .llm import UnknownModel, check_models_at_startup
 
         try:

@@ -22,10 +22,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from langchain_core.messages.tool import invalid_tool_call, tool_call
 from langchain_core.messages.utils import count_tokens_approximately, merge_message_runs
 
-from conversations import selectors, services
-from conversations.selectors import HistoryRow
-
-from .context import ChatContext
+from .context import ChatContext, HistoryRow
 from .llm import OFFLINE, LoadedModel
 from .model_calls import Usage, stream_reply
 from .prompts import (
@@ -72,9 +69,7 @@ async def window_for(context: ChatContext, current: list[BaseMessage], model: Lo
     kept, unfit = await _newest_turns(context, budget)
     if unfit is None:
         return Window(messages=_assembled(model, None, kept, current))
-    summary = await selectors.alatest_summary(
-        conversation_id=context.conversation_id, branch_id=context.branch_id, before_turn_at=context.turn_at
-    )
+    summary = await context.transcript.latest_summary()
     if summary is not None:
         budget -= _tokens([_system(summary.content)]) - _tokens([_system(None)])
         # The turns read already serve: those after the summary are among them, unless
@@ -125,17 +120,17 @@ async def _turns(context: ChatContext, *, newest_first: bool, after_turn_at=None
     last: HistoryRow | None = None
     pending: list[HistoryRow] = []
     while True:
-        rows = await selectors.ahistory_rows(
-            conversation_id=context.conversation_id, branch_id=context.branch_id, before_turn_at=context.turn_at,
+        rows = await context.transcript.history_rows(
             after_turn_at=after_turn_at, older_than=last if newest_first else None,
             newer_than=None if newest_first else last, newest_first=newest_first,
         )
-        complete, pending = _complete_turns(pending + rows, exhausted=len(rows) < selectors.HISTORY_PAGE)
+        exhausted = len(rows) < context.transcript.page_size
+        complete, pending = _complete_turns(pending + rows, exhausted=exhausted)
         for rows_of_turn in complete:
             ordered = rows_of_turn[::-1] if newest_first else rows_of_turn
             messages = turn_messages(ordered)
             yield Turn(ordered, messages, _tokens(messages))
-        if len(rows) < selectors.HISTORY_PAGE:
+        if exhausted:
             return
         last = rows[-1]
 
@@ -240,9 +235,7 @@ async def fold_into_summary(context: ChatContext, model: LoadedModel, window: Wi
     reply = await stream_reply(model.model, summary_request(window.summary, window.fold, words), on_delta=None)
     usage = Usage.of(reply)
     last = window.fold[-1]
-    return await services.asummary_store(
-        conversation_id=context.conversation_id,
-        run_id=context.run_id,
+    return await context.transcript.summary_store(
         through_message_id=last.last_row.id,
         through_turn_at=last.turn_at,
         # A model that ignores the length asked for must not crowd the turns out.

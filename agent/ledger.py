@@ -14,9 +14,8 @@ from django.utils import timezone
 from pydantic import ValidationError
 
 from chatproject.logs import log_failure
-from conversations.services import RunGone
 
-from .context import ChatContext
+from .context import ChatContext, RunGone
 from .models import ToolExecution
 from .tools import Tool, ToolError
 

@@ -10,7 +10,7 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-from agent.lifecycle import RuntimeLifecycle  # noqa: E402
+from conversations.runs.lifecycle import RuntimeLifecycle  # noqa: E402
 from chatproject.connections import time_out_idle_connections  # noqa: E402
 from chatproject.websocket import SameOriginValidator  # noqa: E402
 from conversations.routing import websocket_urlpatterns  # noqa: E402

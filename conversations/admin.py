@@ -7,10 +7,10 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from agent.history import HISTORY_LIMIT, checkpoint_history
+from chatproject.privacy import HIDDEN, PrivateFieldsMixin, content_visible
 
 from .exports import export_conversation
 from .models import USAGE_FIELDS, Approval, Branch, Conversation, Message, Run, Summary
-from .privacy import HIDDEN, PrivateFieldsMixin, content_visible
 
 CHECKPOINT_PERMISSION = "agent.view_checkpoint"
 EXPORT_KINDS = ("json", "markdown")

@@ -8,11 +8,10 @@ import logging
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from agent.runtime import get_runtime
-
 from . import events, limits, selectors, services
 from .models import Run
 from .presenters import approval_data, message_data, run_data
+from .runs.runtime import get_runtime
 
 logger = logging.getLogger(__name__)
 
@@ -191,20 +190,21 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         if settings.DOUBLE_TEXTING == "interrupt":
             for active in await selectors.aactive_runs(conversation_id=self.conversation.id):
                 await self.runtime.executor.request_cancel(active, user=self.scope["user"])
-        message, run, created = await services.amessage_send(
+        accepted = await services.amessage_send(
             conversation=self.conversation,
             content=content,
             client_id=client_id,
             owner=self.runtime.executor.owner,
             reject_if_busy=settings.DOUBLE_TEXTING == "reject",
         )
-        if not created:
+        if not accepted.created:
             return
-        frames = [{"type": "message", "message": message_data(message)}, {"type": "run", "run": run_data(run)}]
-        if run.started_on_creation:  # accepted and started in one step: both are reported
-            frames.insert(1, {"type": "run", "run": {**frames[1]["run"], "status": Run.Status.QUEUED}})
+        run = run_data(accepted.run)
+        frames = [{"type": "message", "message": message_data(accepted.message)}, {"type": "run", "run": run}]
+        if accepted.started:  # accepted and started in one step: both are reported
+            frames.insert(1, {"type": "run", "run": {**run, "status": Run.Status.QUEUED}})
         await events.publish(self.conversation.id, *frames)
-        self.runtime.executor.submit(run)
+        self.runtime.executor.submit(accepted.run, started=accepted.started)
 
     async def on_message_edit(self, frame):
         await self.fork(
@@ -234,12 +234,12 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         if not await self.counted_as_new(fields["client_id"]):
             return
         try:
-            _, run, created = await service(conversation=self.conversation, owner=self.runtime.executor.owner, **fields)
+            accepted = await service(conversation=self.conversation, owner=self.runtime.executor.owner, **fields)
         except services.Invalid as error:
             raise FrameError("bad_request", str(error)) from None
-        if created:
+        if accepted.created:
             await events.publish_resync(self.conversation.id)
-            self.runtime.executor.submit(run)
+            self.runtime.executor.submit(accepted.run, started=accepted.started)
 
     async def on_branch_switch(self, frame):
         if (frame.get("message_id") is None) == (frame.get("branch_id") is None):

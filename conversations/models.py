@@ -126,12 +126,6 @@ class Run(models.Model):
         CANCELLED = "cancelled"
 
     ACTIVE = (Status.QUEUED, Status.RUNNING, Status.WAITING)
-    # Not stored: True on the instance its send created already running
-    # (services.message_send), until its process executes it.
-    started_on_creation = False
-    # Not stored: True on that instance if the conversation never forked and its latest
-    # run succeeded: its graph thread ends with no step left to run (agent.executor).
-    follows_a_finished_graph = False
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="runs")

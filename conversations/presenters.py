@@ -1,5 +1,7 @@
 """Model objects → the JSON objects of PROTOCOL.md."""
 
+from agent.tools import TOOLS
+
 from .models import USAGE_FIELDS, Approval, Branch, Conversation, Message, Run, Summary
 from .rendering import message_html
 
@@ -86,8 +88,6 @@ def branch_data(branch: Branch) -> dict:
 
 
 def approval_data(approval: Approval) -> dict:
-    from agent.tools import TOOLS
-
     tool = TOOLS.get(approval.tool)
     return {
         "id": approval.id,
@@ -122,8 +122,7 @@ def summary_data(summary: Summary) -> dict:
     }
 
 
-def run_ended_frames(run: Run) -> list[dict]:
-    """The frames of a run's end: each approval it settled (`settled_approvals`, set by
-    the services that end a run any way but succeeding), then the run."""
-    settled = getattr(run, "settled_approvals", ())
-    return [*({"type": "approval", "approval": approval_data(a)} for a in settled), {"type": "run", "run": run_data(run)}]
+def run_ended_frames(run: Run, settled_approvals: list[Approval]) -> list[dict]:
+    """The frames of a run's end: each approval it settled, then the run."""
+    approvals = ({"type": "approval", "approval": approval_data(a)} for a in settled_approvals)
+    return [*approvals, {"type": "run", "run": run_data(run)}]

@@ -15,6 +15,9 @@ from django.core.exceptions import ValidationError
 from django.db.models.functions import Coalesce
 from django.db.models import Count, DateTimeField, Exists, F, IntegerField, OuterRef, Q, Subquery
 
+from agent.context import HistoryRow
+from agent.models import Task
+
 from .events import REASONING_SUFFIX
 from .orm import STAND_IN_TIME, Compiled, to_async
 from .models import MESSAGE_ORDER, USAGE_FIELDS, Approval, Branch, Conversation, Message, Run, Summary
@@ -403,6 +406,15 @@ def active_runs(*, conversation_id) -> list[Run]:
 aactive_runs = to_async(active_runs)
 
 
+def held_runs(*, owner: str) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """(id, conversation id) of the queued and running runs this process holds, oldest first."""
+    held = Run.objects.filter(owner=owner, status__in=[Run.Status.QUEUED, Run.Status.RUNNING])
+    return list(held.order_by("created_at").values_list("id", "conversation_id"))
+
+
+aheld_runs = to_async(held_runs)
+
+
 def conversation_snapshot(*, conversation: Conversation, partials: list[dict] = ()) -> dict:
     """What a socket starts from: the latest page of the line shown, within
     SNAPSHOT_MAX_BYTES (`has_older` and `older_cursor` say how to fetch the older pages).
@@ -468,24 +480,6 @@ def streaming_messages(partials: list[dict], *, run_id: str, turn_at) -> list[di
         )
         reply["reasoning" if reasoning else "content"] = partial["content"]
     return list(replies.values())
-
-
-@dataclass(frozen=True)
-class HistoryRow:
-    """A message as the model's history needs it."""
-
-    id: uuid.UUID
-    role: str
-    content: str
-    tool_calls: list
-    tool_call_id: str
-    tool_name: str
-    turn_at: datetime
-    created_at: datetime
-
-    @property
-    def position(self) -> tuple[datetime, datetime, uuid.UUID]:
-        return self.turn_at, self.created_at, self.id
 
 
 HISTORY_FIELDS = ("id", "role", "content", "tool_calls", "tool_call_id", "tool_name", "turn_at", "created_at")
@@ -632,8 +626,6 @@ aapproval_resume_values = to_async(approval_resume_values)
 
 
 def task_list(*, user) -> list[dict]:
-    from agent.models import Task
-
     return [
         {
             "id": str(task.id),

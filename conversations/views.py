@@ -14,10 +14,9 @@ from django.http import Http404, HttpResponse, JsonResponse, RawPostDataExceptio
 from django.shortcuts import render
 from django.utils.text import slugify
 
-from agent.runtime import get_runtime
-
 from . import events, exports, selectors, services
 from .presenters import conversation_data
+from .runs.runtime import get_runtime
 
 JSON_BODY_MAX_BYTES = 64 * 1024
 HEALTH_TIMEOUT_SECONDS = 5

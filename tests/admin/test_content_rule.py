@@ -1,4 +1,4 @@
-"""The admin's one rule for content (conversations/privacy.py): message text, tool
+"""The admin's one rule for content (chatproject/privacy.py): message text, tool
 arguments and results, approvals' arguments, edited arguments, descriptions and comments,
 task titles and the graph's state reach only staff who may view messages.
 
@@ -27,7 +27,7 @@ from agent.history import sync_saver
 from agent.models import Task, ToolExecution
 from conversations.admin import EXPORT_KINDS
 from conversations.models import Approval, Branch, Conversation, Message, Run, Summary
-from conversations.privacy import CONTENT_PERMISSIONS, HIDDEN
+from chatproject.privacy import CONTENT_PERMISSIONS, HIDDEN
 
 # Django's flush after a transactional test leaves the checkpoint tables (not Django's)
 # alone; each test's thread id is new.

@@ -14,6 +14,8 @@ from agent.llm import chat_model
 from agent.prompts import NOT_RUN, SUMMARY_HEADING
 from conversations import orm, selectors, services
 from conversations.models import Message, Run, Summary
+from conversations.runs import transitions
+from conversations.runs.transcript import chat_context
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -25,8 +27,8 @@ def new_conversation():
 
 @orm.to_async
 def send(conversation, content: str):
-    message, run, _ = services.message_send(conversation=conversation, content=content, client_id=None, owner="test")
-    return message, run
+    accepted = services.message_send(conversation=conversation, content=content, client_id=None, owner="test")
+    return accepted.message, accepted.run
 
 
 @orm.to_async
@@ -35,17 +37,17 @@ def reply(message, run, content: str = "", *, tool_calls=(), results=(), status=
     common = {"conversation_id": run.conversation_id, "run_id": run.id, "branch_id": run.branch_id,
               "turn_at": message.turn_at}
     if content or tool_calls:
-        services.message_store(message_id=uuid.uuid4(), role=Message.Role.ASSISTANT, content=content,
-                               tool_calls=list(tool_calls), **common)
+        transitions.message_store(message_id=uuid.uuid4(), role=Message.Role.ASSISTANT, content=content,
+                                  tool_calls=list(tool_calls), **common)
     for call_id, text in results:
-        services.message_store(message_id=uuid.uuid4(), role=Message.Role.TOOL, content=text, tool_call_id=call_id,
-                               tool_name="send_email", **common)
-    services.run_finish(run_id=run.id, status=status)
+        transitions.message_store(message_id=uuid.uuid4(), role=Message.Role.TOOL, content=text, tool_call_id=call_id,
+                                  tool_name="send_email", **common)
+    transitions.run_finish(run_id=run.id, status=status)
 
 
 def context_for(message, run, model="offline") -> ChatContext:
-    return ChatContext(conversation_id=str(run.conversation_id), user_id=1, run_id=str(run.id), branch_id=None,
-                       turn_at=message.turn_at, model=model)
+    return chat_context(conversation_id=str(run.conversation_id), user_id=1, run_id=str(run.id), branch_id=None,
+                        turn_at=message.turn_at, model=model)
 
 
 def said(messages) -> list[tuple[str, str]]:

@@ -1,5 +1,5 @@
 """The executor, around a stand-in graph: a run its send started runs as it is, without a
-second write to start it (a queued one it starts itself, services.run_start); the run's
+second write to start it (a queued one it starts itself, transitions.run_start); the run's
 last reply is stored by its end and goes out with it, also when the run is stopped; a
 database failure at its end leaves it to resume."""
 
@@ -13,11 +13,11 @@ from channels.layers import get_channel_layer
 from django.contrib.auth.models import User
 from langchain_core.messages import AIMessage
 
-from agent import executor as executor_module
-from agent.executor import RunExecutor
 from agent.graph import MODEL_NODE
 from conversations import events, orm, services
 from conversations.models import Message, Run
+from conversations.runs import transitions
+from conversations.runs.executor import RunExecutor
 from tests.support.in_process import orm_threads_disconnect_after  # noqa: F401 (a fixture)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("orm_threads_disconnect_after")]
@@ -57,24 +57,25 @@ def stored(runs):
 async def test_a_run_started_by_its_send_is_not_started_again(monkeypatch, settings):
     settings.CHECKPOINTS_KEPT = 0
     starts = []
-    start = services.arun_start
+    start = transitions.arun_start
 
     async def counted_start(**fields):
         starts.append(fields["run_id"])
         return await start(**fields)
 
-    monkeypatch.setattr(services, "arun_start", counted_start)
+    monkeypatch.setattr(transitions, "arun_start", counted_start)
     executor = RunExecutor(GraphThatEndsAtOnce())
     conversation = await new_conversation()
-    sent = [
-        (await services.amessage_send(conversation=conversation, content=text, client_id=None, owner=executor.owner))[1]
+    accepted = [
+        await services.amessage_send(conversation=conversation, content=text, client_id=None, owner=executor.owner)
         for text in ("one", "two")
     ]
-    for run in sent:
-        executor.submit(run)
+    for turn in accepted:
+        executor.submit(turn.run, started=turn.started)
     await asyncio.wait_for(asyncio.gather(*executor._tasks.values()), 30)
 
-    assert [run.started_on_creation for run in sent] == [True, False]
+    sent = [turn.run for turn in accepted]
+    assert [turn.started is not None for turn in accepted] == [True, False]
     assert starts == [str(sent[1].id)]  # only the queued one
     ended = await stored(sent)
     assert [(run.status, run.attempts, run.checkpoint_id) for run in ended] == [(Run.Status.SUCCEEDED, 1, "a-checkpoint")] * 2
@@ -95,9 +96,9 @@ async def watching(conversation):
 
 async def send(executor, conversation) -> Run:
     """A message sent to the conversation; its run submitted to the executor."""
-    _, run, _ = await services.amessage_send(conversation=conversation, content="hi", client_id=None, owner=executor.owner)
-    executor.submit(run)
-    return run
+    accepted = await services.amessage_send(conversation=conversation, content="hi", client_id=None, owner=executor.owner)
+    executor.submit(accepted.run, started=accepted.started)
+    return accepted.run
 
 
 async def send_and_run(executor, conversation) -> Run:
@@ -115,7 +116,7 @@ class GraphThatReplies(GraphThatEndsAtOnce):
 async def test_the_runs_last_reply_is_stored_and_goes_out_with_its_end_in_one_step(monkeypatch, settings):
     settings.CHECKPOINTS_KEPT = 0
     stored_alone = []
-    monkeypatch.setattr(services, "amessage_store", lambda **fields: stored_alone.append(fields))
+    monkeypatch.setattr(transitions, "amessage_store", lambda **fields: stored_alone.append(fields))
     executor = RunExecutor(GraphThatReplies())
     conversation = await new_conversation()
     async with watching(conversation) as receive:
@@ -126,7 +127,7 @@ async def test_the_runs_last_reply_is_stored_and_goes_out_with_its_end_in_one_st
     assert [(frame["type"], frame["seq"]) for frame in frames] == [("message", 1), ("run", 2)]
     assert frames[0]["message"]["content"] == "All done." and frames[1]["run"]["status"] == "succeeded"
     assert (await stored([run]))[0].status == Run.Status.SUCCEEDED
-    # Stored by the run's end (agent.services.run_end), not by a call of its own.
+    # Stored by the run's end (transitions.run_finish), not by a call of its own.
     assert stored_alone == []
     assert (await replies(run)) == [("All done.", True)]
 
@@ -170,10 +171,10 @@ async def test_a_database_failure_at_the_runs_end_leaves_it_to_resume_from_its_c
     process that died there, tests/fault). Nothing unstored is sent meanwhile."""
     settings.CHECKPOINTS_KEPT = 0
 
-    async def database_down(**fields):
+    def database_down(**fields):
         raise psycopg.OperationalError("the database went away")
 
-    monkeypatch.setattr(executor_module, "arun_end", database_down)
+    monkeypatch.setattr(transitions, "run_finish", database_down)
     executor = RunExecutor(GraphThatReplies())
     conversation = await new_conversation()
     async with watching(conversation) as receive:

@@ -1,12 +1,12 @@
 """Once the server has started, its startup objects leave the garbage collector's
-generations and the youngest generation is collected less often (agent.lifecycle)."""
+generations and the youngest generation is collected less often (conversations.runs.lifecycle)."""
 
 import asyncio
 import gc
 
 import pytest
 
-from agent import lifecycle
+from conversations.runs import lifecycle
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from django.core.management import call_command
 from langgraph.checkpoint.base import empty_checkpoint
 
 from agent.checkpointer import open_checkpointer
-from agent.services import checkpoints_prune
+from conversations.checkpoints import checkpoints_prune
 from conversations import orm, services
 from tests.support.in_process import checkpoint_rows, clear_checkpoint_tables, orm_threads_disconnect_after  # noqa: F401 (a fixture)
 

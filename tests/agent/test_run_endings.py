@@ -17,12 +17,15 @@ from django.contrib.auth.models import User
 from langchain_core.messages import AIMessage
 from langgraph.types import Interrupt
 
-from agent import ledger, signals
-from agent.executor import RunExecutor
+from agent import ledger
+from agent.context import RunGone
 from agent.graph import MODEL_NODE
 from agent.tools import TOOLS
-from conversations import exports, orm, services
+from conversations import exports, orm, services, signals
 from conversations.models import Approval, Conversation, Run
+from conversations.runs import transitions
+from conversations.runs.executor import RunExecutor
+from conversations.runs.transcript import chat_context
 from tests.agent.test_executor import GraphThatEndsAtOnce, send, watching
 from tests.support.in_process import (  # noqa: F401 (fixtures)
     agent_runtime,
@@ -131,9 +134,9 @@ async def test_cancelling_a_queued_run_settles_an_approval_it_holds():
     executor = RunExecutor(GraphThatEndsAtOnce())
     user, conversation = await alice_and_her_conversation()
     for content in ("first", "second"):  # the first is running (not executed here): the second waits
-        _, queued, _ = await services.amessage_send(
+        queued = (await services.amessage_send(
             conversation=conversation, content=content, client_id=None, owner=executor.owner
-        )
+        )).run
     await services.aapproval_create(
         interrupt_id="interrupt-1", run_id=queued.id, conversation_id=conversation.id, request=REQUEST
     )
@@ -154,30 +157,28 @@ def run_writes_to_a_deleted_conversation(write: str):
     """One of the writes a run makes, after its conversation was deleted."""
     user = User.objects.create_user("alice")
     conversation = services.conversation_create(user=user)
-    _, run, _ = services.message_send(conversation=conversation, content="hi", client_id=None, owner="me")
+    run = services.message_send(conversation=conversation, content="hi", client_id=None, owner="me").run
     services.conversation_delete(conversation=conversation)
     fields = {"run_id": run.id}
     if write == "message":
-        services.message_store(message_id=run.id, conversation_id=conversation.id, branch_id=None, role="assistant",
+        transitions.message_store(message_id=run.id, conversation_id=conversation.id, branch_id=None, role="assistant",
                                content="hello", turn_at=run.created_at, **fields)
     elif write == "approval":
         services.approval_create(interrupt_id="i", conversation_id=conversation.id, request=REQUEST, **fields)
     elif write == "wait":
-        services.run_wait(**fields)
+        transitions.run_wait(**fields)
     elif write == "end":
-        services.run_finish(status=Run.Status.SUCCEEDED, **fields)
+        transitions.run_finish(status=Run.Status.SUCCEEDED, **fields)
     else:
-        from agent.context import ChatContext
-
-        context = ChatContext(conversation_id=str(conversation.id), user_id=user.id, run_id=str(run.id), branch_id=None,
-                              turn_at=run.created_at, model="offline")
+        context = chat_context(conversation_id=str(conversation.id), user_id=user.id, run_id=str(run.id), branch_id=None,
+                               turn_at=run.created_at, model="offline")
         ledger.run_tool_once(tool=TOOLS["current_time"], args={}, tool_call_id="call-1", run_id=str(run.id),
                              context=context)
 
 
 @pytest.mark.parametrize("write", ["message", "approval", "wait", "end", "tool"])
 async def test_a_runs_writes_after_its_conversation_was_deleted_say_so(write):
-    with pytest.raises(services.RunGone):
+    with pytest.raises(RunGone):
         await run_writes_to_a_deleted_conversation(write)
 
 
@@ -186,13 +187,13 @@ def decide_and_stop_after_the_delete(monkeypatch):
     """A decision and a Stop that read their approval and run just before the delete."""
     user = User.objects.create_user("alice")
     conversation = services.conversation_create(user=user)
-    _, run, _ = services.message_send(conversation=conversation, content="hi", client_id=None, owner="me")
+    run = services.message_send(conversation=conversation, content="hi", client_id=None, owner="me").run
     approval = services.approval_create(interrupt_id="i", run_id=run.id, conversation_id=conversation.id, request=REQUEST)
     services.conversation_delete(conversation=conversation)
     monkeypatch.setattr(services, "approval_for_user", lambda **fields: approval)
     with pytest.raises(services.selectors.NotFound):
         services.approval_decide(user=user, approval_id=approval.id, decision="approve", owner="me")
-    assert services.run_cancel_waiting(run_id=run.id, user=user) is None
+    assert transitions.run_cancel(run_id=run.id, seen=Run.Status.WAITING, user=user) is None
 
 
 async def test_a_decision_or_a_stop_read_before_the_delete_finds_nothing_to_change(monkeypatch):
@@ -215,10 +216,11 @@ async def delete_mid_reply(executor, words: int) -> tuple[Conversation, Run, flo
     run to stop. The conversation, the run, and the seconds from the delete to the stop."""
     _, conversation = await alice_and_her_conversation()
     async with watching(conversation) as receive:
-        _, run, _ = await services.amessage_send(
+        accepted = await services.amessage_send(
             conversation=conversation, content=f"slow {words}", client_id=None, owner=executor.owner
         )
-        executor.submit(run)
+        run = accepted.run
+        executor.submit(run, started=accepted.started)
         await tokens_until(receive, "tick5")
         assert await checkpoint_rows(conversation.id) > 0
         deleted = asyncio.get_running_loop().time()
@@ -243,7 +245,7 @@ async def test_what_a_run_writes_after_the_delete_goes_when_it_ends(agent_runtim
     async def too_late(run_id):
         pass
 
-    monkeypatch.setattr(signals, "_request_stop", too_late)
+    monkeypatch.setattr(signals, "arun_stop_request", too_late)
     found_at_the_end = []
     delete_thread = agent_runtime.saver.adelete_thread
 

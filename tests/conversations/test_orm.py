@@ -13,9 +13,9 @@ from django.contrib.auth.models import User
 from django.db import OperationalError, connection, transaction
 from django.db.models.sql.compiler import SQLCompiler, SQLUpdateCompiler
 
-from agent.services import run_end
 from conversations import orm, selectors, services
 from conversations.models import Conversation, Message, Run
+from conversations.runs.transitions import run_finish
 
 POSTGRES = "django.db.backends.postgresql"
 SQLITE = "django.db.backends.sqlite3"
@@ -166,15 +166,16 @@ def test_a_turns_reads_and_updates_are_not_compiled_again(compiles):
     conversation = services.conversation_create(user=User.objects.create_user("alice"))
 
     def turn(content: str) -> list:
-        message, run, _ = services.message_send(conversation=conversation, content=content, client_id=None, owner="o")
+        accepted = services.message_send(conversation=conversation, content=content, client_id=None, owner="o")
+        message, run = accepted.message, accepted.run
         history = selectors.history_rows(
             conversation_id=str(conversation.id), branch_id=None, before_turn_at=message.turn_at + timedelta(seconds=1)
         )
-        run_end(run_id=str(run.id), status=Run.Status.SUCCEEDED, checkpoint_id=f"cp-{content}", run=run, trim=False,
-                model="offline", usage={"input_tokens": 10, "output_tokens": 3, "reasoning_tokens": 0},
-                reply={"conversation_id": conversation.id, "run_id": run.id, "branch_id": None, "turn_at": message.turn_at,
-                       "message_id": uuid.uuid4(), "role": Message.Role.ASSISTANT, "content": f"re: {content}",
-                       "tool_calls": [{"id": "call_1", "name": "current_time", "args": {}}]})
+        run_finish(run_id=str(run.id), status=Run.Status.SUCCEEDED, checkpoint_id=f"cp-{content}", run=run, trim=False,
+                   model="offline", usage={"input_tokens": 10, "output_tokens": 3, "reasoning_tokens": 0},
+                   reply={"conversation_id": conversation.id, "run_id": run.id, "branch_id": None,
+                          "turn_at": message.turn_at, "message_id": uuid.uuid4(), "role": Message.Role.ASSISTANT,
+                          "content": f"re: {content}", "tool_calls": [{"id": "call_1", "name": "current_time", "args": {}}]})
         return [(row.role, row.content, row.tool_calls) for row in history][::-1]
 
     turn("first words")

@@ -139,12 +139,14 @@ def test_approvals_come_with_the_page_of_the_messages_around_them_each_once(alic
 
 def test_a_forked_line_is_paged_as_it_is_shown(alice):
     conversation = services.conversation_create(user=alice)
-    first, run, _ = services.message_send(conversation=conversation, content="first", client_id=None, owner=OWNER)
+    accepted = services.message_send(conversation=conversation, content="first", client_id=None, owner=OWNER)
+    first, run = accepted.message, accepted.run
     Run.objects.filter(pk=run.pk).update(status=Run.Status.SUCCEEDED)
     add_messages(conversation, 200, start=timezone.now())
-    edited, run, _ = services.message_edit(
+    accepted = services.message_edit(
         conversation=conversation, message_id=first.id, content="edited", client_id=None, owner=OWNER
     )
+    edited, run = accepted.message, accepted.run
     Run.objects.filter(pk=run.pk).update(status=Run.Status.SUCCEEDED)
     conversation.refresh_from_db()
     add_messages(conversation, 200, branch=conversation.current_branch, start=timezone.now() + timedelta(seconds=1))

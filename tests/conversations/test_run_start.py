@@ -1,4 +1,4 @@
-"""services.run_start with the run as this process queued it: trusted only while the row
+"""transitions.run_start with the run as this process queued it: trusted only while the row
 still matches it."""
 
 import re
@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from conversations import services
 from conversations.models import Conversation, Run
+from conversations.runs import transitions
 
 pytestmark = pytest.mark.django_db
 
@@ -23,20 +24,21 @@ def queued_run() -> Run:
     """A run that was queued behind an earlier run of its conversation, which then ended."""
     user = User.objects.create_user("alice")
     conversation = services.conversation_create(user=user)
-    _, earlier, _ = services.message_send(conversation=conversation, content="earlier", client_id=None, owner=OWNER)
-    _, run, _ = services.message_send(conversation=conversation, content="hello", client_id=None, owner=OWNER)
-    services.run_finish(run_id=earlier.id, status=Run.Status.SUCCEEDED)
+    earlier = services.message_send(conversation=conversation, content="earlier", client_id=None, owner=OWNER).run
+    run = services.message_send(conversation=conversation, content="hello", client_id=None, owner=OWNER).run
+    transitions.run_finish(run_id=earlier.id, status=Run.Status.SUCCEEDED)
     return run
 
 
 def test_a_send_to_an_idle_conversation_starts_its_run_in_the_same_transaction():
     conversation = services.conversation_create(user=User.objects.create_user("alice"))
-    _, first, _ = services.message_send(conversation=conversation, content="one", client_id=None, owner=OWNER)
-    _, second, _ = services.message_send(conversation=conversation, content="two", client_id=None, owner=OWNER)
-    assert (first.status, first.attempts, first.started_on_creation, first.first_start) == (Run.Status.RUNNING, 1, True, True)
+    sent_first = services.message_send(conversation=conversation, content="one", client_id=None, owner=OWNER)
+    sent_second = services.message_send(conversation=conversation, content="two", client_id=None, owner=OWNER)
+    first, second = sent_first.run, sent_second.run
+    assert (first.status, first.attempts, sent_first.started is not None, sent_first.started.first_start) == (Run.Status.RUNNING, 1, True, True)
     assert first.started_at is not None and first.user_message.conversation == conversation
     # The first is active: the second waits for its turn, and starts as every queued run does.
-    assert (second.status, second.attempts, second.started_on_creation, second.started_at) == (Run.Status.QUEUED, 0, False, None)
+    assert (second.status, second.attempts, sent_second.started is not None, second.started_at) == (Run.Status.QUEUED, 0, False, None)
     stored = {run.id: run for run in Run.objects.all()}
     assert (stored[first.id].status, stored[first.id].attempts) == (Run.Status.RUNNING, 1)
     assert stored[first.id].started_at == first.started_at
@@ -46,20 +48,20 @@ def test_a_send_to_an_idle_conversation_starts_its_run_in_the_same_transaction()
 def test_a_fresh_known_run_starts_without_reading_it_back(django_assert_num_queries):
     run = queued_run()
     with django_assert_num_queries(1):  # the conditional UPDATE
-        started = services.run_start(run_id=run.id, owner=OWNER, known=run)
-    assert started is run and started.first_start and started.attempts == 1
-    assert started.user_message.content == "hello"
+        started = transitions.run_start(run_id=run.id, owner=OWNER, known=run)
+    assert started.run is run and started.first_start and started.run.attempts == 1
+    assert started.run.user_message.content == "hello"
     stored = Run.objects.get(pk=run.id)
-    assert (stored.status, stored.attempts, stored.started_at) == (Run.Status.RUNNING, 1, started.started_at)
-    assert stored.lease_expires_at == started.lease_expires_at
+    assert (stored.status, stored.attempts, stored.started_at) == (Run.Status.RUNNING, 1, started.run.started_at)
+    assert stored.lease_expires_at == started.run.lease_expires_at
 
 
 def test_a_stale_known_run_is_read_again():
     run = queued_run()
-    services.run_start(run_id=run.id, owner=OWNER)  # an attempt this object did not see
-    started = services.run_start(run_id=run.id, owner=OWNER, known=run)
-    assert started is not run
-    assert started.attempts == 2 and not started.first_start
+    transitions.run_start(run_id=run.id, owner=OWNER)  # an attempt this object did not see
+    started = transitions.run_start(run_id=run.id, owner=OWNER, known=run)
+    assert started.run is not run
+    assert started.run.attempts == 2 and not started.first_start
     assert Run.objects.get(pk=run.id).attempts == 2
 
 
@@ -74,11 +76,11 @@ def test_a_switch_while_a_run_is_active_is_refused_by_the_lock_alone(django_asse
 def test_a_known_run_that_is_not_its_turn_does_not_start():
     first = queued_run()
     conversation = Conversation.objects.get(pk=first.conversation_id)
-    _, second, _ = services.message_send(conversation=conversation, content="and", client_id=None, owner=OWNER)
-    services.run_start(run_id=first.id, owner=OWNER, known=first)
-    assert services.run_start(run_id=second.id, owner=OWNER, known=second) is None
+    second = services.message_send(conversation=conversation, content="and", client_id=None, owner=OWNER).run
+    transitions.run_start(run_id=first.id, owner=OWNER, known=first)
+    assert transitions.run_start(run_id=second.id, owner=OWNER, known=second) is None
     assert Run.objects.get(pk=second.id).status == Run.Status.QUEUED
-    assert services.run_start(run_id=first.id, owner="another:2:def") is None  # not its owner
+    assert transitions.run_start(run_id=first.id, owner="another:2:def") is None  # not its owner
 
 
 def test_a_send_locks_and_counts_the_queue_in_one_query(settings, django_assert_num_queries):
@@ -100,7 +102,7 @@ def test_only_leases_running_out_before_the_round_after_next_are_renewed(setting
     soon, later = timezone.now() + timedelta(seconds=2), timezone.now() + timedelta(seconds=9)
     Run.objects.filter(pk=near.pk).update(lease_expires_at=soon)
     Run.objects.filter(pk=far.pk).update(lease_expires_at=later)
-    assert async_to_sync(services.arun_renew_leases)(owner=OWNER) == 1
+    assert async_to_sync(transitions.arun_renew_leases)(owner=OWNER) == 1
     assert Run.objects.get(pk=near.pk).lease_expires_at > later  # renewed: a full lease from now
     assert Run.objects.get(pk=far.pk).lease_expires_at == later  # not written
 
@@ -108,7 +110,7 @@ def test_only_leases_running_out_before_the_round_after_next_are_renewed(setting
 def run_of_another_user() -> Run:
     user = User.objects.create_user("bob")
     conversation = services.conversation_create(user=user)
-    return services.message_send(conversation=conversation, content="hi", client_id=None, owner=OWNER)[1]
+    return services.message_send(conversation=conversation, content="hi", client_id=None, owner=OWNER).run
 
 
 @pytest.mark.postgres
@@ -121,10 +123,10 @@ def test_a_send_and_a_start_read_only_the_conversations_active_runs():
     conversation = Conversation.objects.get(pk=first.conversation_id)
     Run.objects.bulk_create(Run(conversation=conversation, status=Run.Status.SUCCEEDED) for _ in range(2000))
     with CaptureQueriesContext(connection) as send:
-        _, run, _ = services.message_send(conversation=conversation, content="again", client_id=None, owner=OWNER)
+        run = services.message_send(conversation=conversation, content="again", client_id=None, owner=OWNER).run
     Run.objects.filter(pk=first.pk).update(status=Run.Status.SUCCEEDED)
     with CaptureQueriesContext(connection) as start:
-        assert services.run_start(run_id=run.id, owner=OWNER, known=run) is not None
+        assert transitions.run_start(run_id=run.id, owner=OWNER, known=run) is not None
     statements = [*reading_runs(send, "SELECT"), *reading_runs(start, "UPDATE")]
     assert len(statements) == 2  # the send's lock with its queue's length and activity; the start
     for sql in statements:
@@ -160,6 +162,6 @@ def test_claiming_expired_runs_asks_about_each_other_owner_once():
         asked.append(owner)
         return owner == "host:3:bbb"
 
-    claimed = async_to_sync(services.arun_claim_expired)(owner=OWNER, dead_owner=dead_owner)
+    claimed = async_to_sync(transitions.arun_claim_expired)(owner=OWNER, dead_owner=dead_owner)
     assert sorted(asked) == ["host:2:aaa", "host:3:bbb"]
     assert [run.owner for run in claimed] == [OWNER]  # the dead owner's run, not the live one's (leases still run)

@@ -27,7 +27,7 @@ def test_a_send_without_a_client_id_looks_nothing_up(monkeypatch):
 def test_a_run_of_a_conversation_that_never_forked_starts_from_its_latest_checkpoint_without_a_query(monkeypatch):
     monkeypatch.setattr(selectors, "_afork_checkpoint", refuse)
     conversation = services.conversation_create(user=User.objects.create_user("alice"))
-    _, run, _ = services.message_send(conversation=conversation, content="hi", client_id=None, owner=OWNER)
+    run = services.message_send(conversation=conversation, content="hi", client_id=None, owner=OWNER).run
     assert async_to_sync(selectors.afork_checkpoint)(run=run) is None
 
 
@@ -37,11 +37,13 @@ def test_a_send_does_not_look_its_client_id_up_again_and_still_creates_nothing_t
     # The socket looked "c-1" up (selectors.aclient_id_seen); the send is its transaction
     # alone: savepoint, lock, message, run, conversation, release (a look-up would be a 7th).
     with django_assert_num_queries(6):
-        message, run, created = services.message_send(**send)
+        accepted = services.message_send(**send)
+    message, run, created = accepted.message, accepted.run, accepted.created
     assert created
     # Sent again (by a socket that looked it up before the first was stored): the unique
     # client_id refuses the run, and the first message and run come back.
-    again, again_run, created = services.message_send(**send)
+    accepted = services.message_send(**send)
+    again, again_run, created = accepted.message, accepted.run, accepted.created
     assert (again.id, again_run.id, created) == (message.id, run.id, False)
     assert (Message.objects.count(), Run.objects.count()) == (1, 1)
 

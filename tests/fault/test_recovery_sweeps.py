@@ -12,8 +12,8 @@ pytestmark = pytest.mark.postgres
 
 SWEEP = """
 import asyncio
-from conversations import services
-claimed = asyncio.run(services.arun_claim_expired(owner={owner!r}))
+from conversations.runs import transitions
+claimed = asyncio.run(transitions.arun_claim_expired(owner={owner!r}))
 print("CLAIMED", " ".join(str(run.id) for run in claimed))
 """
 

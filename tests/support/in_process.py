@@ -17,8 +17,8 @@ from django.contrib.auth.models import User
 from django.db import connection, connections
 from django.test import Client
 
-from agent import runtime as runtime_module
-from agent.services import CHECKPOINT_TABLES_POSTGRES, CHECKPOINT_TABLES_SQLITE
+from conversations.checkpoints import CHECKPOINT_TABLES_POSTGRES, CHECKPOINT_TABLES_SQLITE
+from conversations.runs import runtime as runtime_module
 from chatproject.asgi import application
 from conversations import orm, services
 

@@ -3,15 +3,14 @@ user's deletion (a cascade). Its checkpoints go in the same transaction; once th
 committed, its runs stop wherever they execute and its sockets are closed."""
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.db import transaction
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
 
-from conversations import events
-from conversations.models import Conversation, Run
-
-from .services import checkpoints_delete
+from . import events
+from .checkpoints import checkpoints_delete
+from .models import Conversation, Run
+from .runs.control import arun_stop_request
 
 
 @receiver(post_delete, sender=Conversation, dispatch_uid="delete-conversation-checkpoints")
@@ -23,17 +22,9 @@ def conversation_deleted(sender, instance: Conversation, using, **kwargs) -> Non
 @receiver(post_delete, sender=Run, dispatch_uid="stop-deleted-runs")
 def stop_run(sender, instance: Run, using, **kwargs) -> None:
     """Ask every process to stop the run, if it may be executing: the one that executes
-    it finds it gone and removes what it wrote after the delete (agent.services.arun_forget_deleted)."""
+    it finds it gone and removes what it wrote after the delete (RunExecutor._forget_deleted)."""
     if instance.status in Run.ACTIVE:
-        _after_commit(_request_stop, str(instance.id), using=using)
-
-
-async def _request_stop(run_id: str) -> None:
-    # Imported here: the executor brings LangGraph's graph and the model, which every
-    # process would load at startup (management commands too) for this one name.
-    from .executor import CONTROL_GROUP
-
-    await get_channel_layer().group_send(CONTROL_GROUP, {"type": "run.cancel", "run_id": run_id})
+        _after_commit(arun_stop_request, str(instance.id), using=using)
 
 
 def _after_commit(coroutine_function, *args, using: str) -> None:

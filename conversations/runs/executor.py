@@ -23,25 +23,27 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import close_old_connections
 
-from langchain_core.messages import AIMessage, HumanMessage, RemoveMessage, ToolMessage
+from langchain_core.messages import HumanMessage, RemoveMessage
 from langgraph.graph.message import REMOVE_ALL_MESSAGES
 from langgraph.types import Command
 
+from agent import ledger
+from agent.context import RUN_METADATA_KEY, ChatContext, RunGone
+from agent.graph import MODEL_NODE, TooManySteps, recursion_limit
+from agent.model_calls import ModelCallFailed, Usage
 from chatproject.logs import log_failure
-from conversations import events, selectors, services
-from conversations.models import Message, Run
-from conversations.presenters import approval_data, message_data, run_data, run_ended_frames
 
-from . import ledger
-from .context import RUN_METADATA_KEY, ChatContext
-from .graph import MODEL_NODE, TooManySteps, recursion_limit
-from .model_calls import REASONING, ModelCallFailed, Usage
-from .services import TRIM_SLACK, arun_end, arun_forget_deleted
+from .. import events, selectors
+from ..checkpoints import TRIM_SLACK
+from ..models import Conversation, Message, Run
+from ..services import Conflict
+from . import transitions
+from .attempt import RunEvents
+from .control import CONTROL_GROUP, arun_stop_request
+from .transcript import chat_context
+from .transitions import StartedRun
 
 logger = logging.getLogger(__name__)
-
-# Every process's executor listens here for requests to stop a run it executes.
-CONTROL_GROUP = "agent.control"
 
 TRANSIENT_DATABASE_ERRORS = (
     django.db.OperationalError,
@@ -63,9 +65,9 @@ class RunExecutor:
         # Runs of this process that could not start yet (an earlier run of their
         # conversation was active), by conversation: submitted again when a run there ends.
         self._deferred: defaultdict[str, set[str]] = defaultdict(set)
-        # Runs as they were submitted, then as they started: starting or finishing one
-        # needs no second read.
-        self._submitted: dict[str, Run] = {}
+        # Runs as they were submitted (already started, if their send started them), then
+        # as they started: starting or finishing one needs no second read.
+        self._submitted: dict[str, Run | StartedRun] = {}
         self._started: dict[str, Run] = {}
         # The events of each attempt executing here: its end stores the last reply they hold.
         self._turns: dict[str, RunEvents] = {}
@@ -92,25 +94,18 @@ class RunExecutor:
     async def request_cancel(self, run: Run, *, user) -> None:
         """Stop a run wherever it is: waiting (its approvals are rejected), queued (it never
         starts), executing here, or executing on another process (asked over the channel layer)."""
-        conversation_id = str(run.conversation_id)
-        if run.status == Run.Status.WAITING:
-            cancelled = await services.arun_cancel_waiting(run_id=run.id, user=user)
-            if cancelled is None:
-                raise services.Conflict("the run is no longer waiting")
-            run, approvals = cancelled
-            for approval in approvals:
-                await events.publish(conversation_id, {"type": "approval", "approval": approval_data(approval)})
-            await events.publish(conversation_id, {"type": "run", "run": run_data(run)})
-            return await self.start_next(conversation_id)
-        if run.status == Run.Status.QUEUED and (cancelled := await services.arun_cancel_queued(run_id=run.id)):
-            await events.publish(conversation_id, *run_ended_frames(cancelled))
-            return await self.start_next(conversation_id)
+        if run.status in (Run.Status.WAITING, Run.Status.QUEUED):
+            if await transitions.arun_cancel(run_id=run.id, seen=run.status, user=user):
+                return await self.start_next(str(run.conversation_id))
+            if run.status == Run.Status.WAITING:
+                raise Conflict("the run is no longer waiting")
         if not self.cancel(run.id):
-            await get_channel_layer().group_send(CONTROL_GROUP, {"type": "run.cancel", "run_id": str(run.id)})
+            await arun_stop_request(run.id)
 
-    def submit(self, run: Run) -> None:
+    def submit(self, run: Run, *, started: StartedRun | None = None) -> None:
+        """Execute the run here when its turn comes; `started`: its send began its first attempt."""
         if str(run.id) not in self._tasks:
-            self._submitted[str(run.id)] = run
+            self._submitted[str(run.id)] = started or run
         self._submit(run.id, run.conversation_id)
 
     def _submit(self, run_id, conversation_id) -> None:
@@ -122,16 +117,16 @@ class RunExecutor:
     async def _maintain(self) -> None:
         while True:
             try:
-                await services.arun_renew_leases(owner=self.owner)
+                await transitions.arun_renew_leases(owner=self.owner)
                 if self._control_channel:  # membership expires on Redis unless renewed
                     await get_channel_layer().group_add(CONTROL_GROUP, self._control_channel)
                 # Its turn may have come when a run on another process ended, or its task
                 # may have stopped on a database outage: submit what is not executing (what
                 # still cannot start is deferred again, so the deferred are only those held).
                 self._deferred.clear()
-                for run_id, conversation_id in await services.aheld_runs(owner=self.owner):
+                for run_id, conversation_id in await selectors.aheld_runs(owner=self.owner):
                     self._submit(run_id, conversation_id)
-                for run in await services.arun_claim_expired(owner=self.owner, dead_owner=_is_dead_local_owner):
+                for run in await transitions.arun_claim_expired(owner=self.owner, dead_owner=_is_dead_local_owner):
                     logger.info("resuming run %s (its owner stopped renewing its lease)", run.id)
                     self.submit(run)
             except Exception:
@@ -155,7 +150,7 @@ class RunExecutor:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await services.arun_release_leases(owner=self.owner)
+        await transitions.arun_release_leases(owner=self.owner)
 
     async def _run_in_order(self, run_id: str, conversation_id: str) -> None:
         started = True
@@ -166,7 +161,7 @@ class RunExecutor:
             if run_id not in self._cancel_requested:
                 raise  # the process is shutting down; the run stays on record as it is
             await self._stopped(run_id, conversation_id)
-        except services.RunGone:  # deleted with its conversation: its end cleans up after it
+        except RunGone:  # deleted with its conversation: its end cleans up after it
             await self._finish(run_id, conversation_id, Run.Status.CANCELLED)
         except TRANSIENT_DATABASE_ERRORS as exc:
             # The database went away: keep the run (it is still held here and its lease
@@ -207,7 +202,7 @@ class RunExecutor:
             for outcome in await ledger.settle_stopped(run_id):
                 if attempt is not None:
                     await attempt.store_tool_outcome(outcome)
-        except services.RunGone:
+        except RunGone:
             pass  # deleted meanwhile: its end cleans up after it
         await self._finish(run_id, conversation_id, Run.Status.CANCELLED)
 
@@ -220,7 +215,7 @@ class RunExecutor:
         attempt = self._turns.get(run_id)
         # Trimmed before the run is reported ended, so whoever sees it ended sees its
         # conversation's checkpoints as they stay.
-        run, reply = await arun_end(
+        ended = await transitions.arun_finish(
             run_id=run_id, status=status, error=error, checkpoint_id=checkpoint_id, run=started,
             model=attempt.model if attempt is not None else "",
             usage=attempt.usage_total() if attempt is not None else None,
@@ -228,14 +223,8 @@ class RunExecutor:
             # Counted only every few runs: a count per run was a query a turn for nothing.
             trim=self.graph.checkpointer.count_due(conversation_id, every=TRIM_SLACK),
         )
-        if run is None:  # deleted (with its conversation): nothing to tell, what it wrote goes
-            return await arun_forget_deleted(run_id=run_id, conversation_id=conversation_id, saver=self.graph.checkpointer)
-        ended = run_ended_frames(run)
-        if reply is None:
-            await events.publish(conversation_id, *ended)
-        else:
-            frame = await attempt.message_frame(reply)
-            await events.publish_stored(conversation_id, frame, *ended, run_id=run_id, message_id=str(reply.id))
+        if ended is None:  # deleted (with its conversation): nothing to tell, what it wrote goes
+            return await self._forget_deleted(run_id, conversation_id)
         # Text streamed but not stored is not a reply any more: this attempt's, or that of
         # an attempt that died with its process. A first attempt that stored all it
         # streamed left none.
@@ -243,6 +232,19 @@ class RunExecutor:
             for partial in (await events.stream_state(conversation_id))[1]:
                 if partial["run_id"] == run_id:
                     await events.forget_partial(conversation_id, run_id=run_id, message_id=partial["message_id"])
+
+    async def _forget_deleted(self, run_id: str, conversation_id: str) -> None:
+        """The run was found gone at its end. If its conversation was deleted (the delete
+        took the checkpoints written before), delete those it wrote since, and forget its
+        stream's state. Through the saver that wrote them: its writes still on their way
+        (LangGraph records a stopped step's error after the stop) are ahead of the delete,
+        as the SQLite saver makes each wait for the one before."""
+        if await Conversation.objects.filter(pk=conversation_id).aexists():
+            logger.info("run %s stopped: it was deleted", run_id)
+            return
+        await self.graph.checkpointer.adelete_thread(conversation_id)
+        await events.forget(conversation_id)
+        logger.info("run %s stopped: its conversation was deleted", run_id)
 
     async def _last_checkpoint(self, conversation_id: str, run_id: str) -> str:
         """The id of the thread's latest checkpoint if the run wrote it (in an earlier
@@ -254,20 +256,19 @@ class RunExecutor:
     async def _execute(self, run_id: str, conversation_id: str) -> bool:
         """Drive the run until it ends or waits; False if it could not start (not its turn,
         or another process holds it)."""
-        known = self._submitted.pop(run_id, None)
-        if known is not None and known.started_on_creation:
-            run = known  # its send started it, and reported it started
+        submitted = self._submitted.pop(run_id, None)
+        if isinstance(submitted, StartedRun):
+            started = submitted  # its send started it, and reported it started
         else:
-            run = await services.arun_start(run_id=run_id, owner=self.owner, known=known)
-            if run is None:
+            started = await transitions.arun_start(run_id=run_id, owner=self.owner, known=submitted)
+            if started is None:
                 return False
-            await events.publish(conversation_id, {"type": "run", "run": run_data(run)})
-        self._started[run_id] = run
+        run = self._started[run_id] = started.run
         self.graph.checkpointer.forget_last_written(conversation_id)
         if run.attempts > settings.RUN_MAX_ATTEMPTS:
             raise RunGaveUp(f"The reply was interrupted {run.attempts - 1} times (the server stopped while writing it), so it was given up.")
         user_message = run.user_message
-        context = ChatContext(
+        context = chat_context(
             conversation_id=conversation_id,
             user_id=user_message.conversation.user_id,
             run_id=run_id,
@@ -285,29 +286,27 @@ class RunExecutor:
             model=context.model,
         )
         # A run's first start has no checkpoint of its own to look for, nor any usage.
-        may_have_checkpoints = not run.first_start
+        may_have_checkpoints = not started.first_start
         if may_have_checkpoints:
             earlier = await selectors.arun_so_far(run_id=run_id)
             turn.stored |= earlier.stored
             turn.usage.update({key: Usage(**fields) for key, fields in earlier.usage.items()})
         while True:
-            graph_input, stream_config = await self._input_for(run, user_message, config, turn, may_have_checkpoints)
+            graph_input, stream_config = await self._input_for(started, config, turn, may_have_checkpoints)
             may_have_checkpoints = True
             if graph_input is DONE:
                 await self._finish(run_id, conversation_id, Run.Status.SUCCEEDED)
                 return True
             if graph_input is WAIT:
-                waiting = await services.arun_wait(run_id=run_id)
-                if waiting is None:
+                await turn.store_reply()  # before the run is reported waiting
+                if await transitions.arun_wait(run_id=run_id) is None:
                     continue  # decided meanwhile: resume now
-                await turn.store_reply()
-                await events.publish(conversation_id, {"type": "run", "run": run_data(waiting)})
                 return True
             if not await self._stream(graph_input, stream_config, context, turn):
                 await self._finish(run_id, conversation_id, Run.Status.SUCCEEDED)
                 return True
 
-    async def _stream(self, graph_input, config: dict, context: ChatContext, turn: "RunEvents") -> bool:
+    async def _stream(self, graph_input, config: dict, context: ChatContext, turn: RunEvents) -> bool:
         """Drive the graph until it ends or pauses; True if it paused for approvals."""
         try:
             async for mode, payload in self.graph.astream(
@@ -333,12 +332,11 @@ class RunExecutor:
             raise
         return turn.take_interrupted()
 
-    async def _input_for(
-        self, run: Run, user_message: Message, config: dict, turn: "RunEvents", may_have_checkpoints: bool
-    ):
+    async def _input_for(self, started: StartedRun, config: dict, turn: RunEvents, may_have_checkpoints: bool):
         """Where the run goes on, and from which checkpoint: its message if new (from the
         last checkpoint of its line), its decisions if it paused for approvals, or its last
         checkpoint if its process died."""
+        run, user_message = started.run, started.run.user_message
         state = await self.graph.aget_state(config) if may_have_checkpoints else None
         if state is not None and state.metadata and state.metadata.get(RUN_METADATA_KEY) == str(run.id):
             if state.interrupts:
@@ -358,7 +356,7 @@ class RunExecutor:
                 HumanMessage(content=user_message.content, id=str(user_message.id)),
             ]
         }
-        if run.follows_a_finished_graph:
+        if started.follows_a_finished_graph:
             # Straight to the model: as a Command the message is written beside the
             # thread's last checkpoint, with no input checkpoint and no START step (one
             # checkpoint a turn instead of three). Only after a run that succeeded: a
@@ -371,8 +369,6 @@ class RunExecutor:
         return fresh, {**config, "configurable": {**config["configurable"], "checkpoint_id": fork_from}}
 
 
-# The key of the "updates" stream under which LangGraph reports interrupts.
-INTERRUPT_KEY = "__interrupt__"
 DONE = object()
 WAIT = object()
 
@@ -384,188 +380,6 @@ class RunGaveUp(Exception):
 # Failures whose text is written for the user; any other is an internal error.
 FAILURES_IN_WORDS = (ModelCallFailed, TooManySteps, RunGaveUp)
 INTERNAL_ERROR = "The agent stopped because of an internal error. The details are in the server's log."
-
-
-class RunEvents:
-    """Turns the graph's stream into stored messages and websocket frames."""
-
-    def __init__(self, *, conversation_id: str, run_id: str, branch_id, turn_at, model: str):
-        self.conversation_id = conversation_id
-        self.run_id = run_id
-        self.branch_id = branch_id
-        self.turn_at = turn_at
-        self.model = model
-        # Text streamed and not stored yet, by Message id: the answer, and the reasoning.
-        self.partial: dict[str, str] = {}
-        self.partial_reasoning: dict[str, str] = {}
-        # Snapshots carry streamed reasoning until the run ends (they show a stored
-        # reply's own): set when there is some to forget then.
-        self.streamed_reasoning = False
-        # Tokens used, by model step (its reply's Message id) or summary.
-        self.usage: dict[str, Usage] = {}
-        # Messages of the run stored (by an earlier attempt too): a resumed graph reports
-        # again the tool results it had before it paused, which are not stored or sent twice.
-        self.stored: set[str] = set()
-        self._sending: asyncio.Future | None = None
-        self._interrupted = False
-        # The run's last reply (message_store's fields), stored with the run's end.
-        self._reply: dict | None = None
-
-    async def on_custom(self, payload: dict) -> None:
-        if "token" in payload:
-            await self.on_token(payload["message_id"], payload["token"], payload["part"])
-        elif "summary_usage" in payload:
-            self.usage[payload["summary_id"]] = Usage(**payload["summary_usage"])
-        else:
-            await events.publish(self.conversation_id, {"type": "tool", "run_id": self.run_id, **payload})
-
-    async def on_token(self, message_id: str, delta: str, part: str) -> None:
-        texts = self.partial_reasoning if part == REASONING else self.partial
-        texts[message_id] = texts.get(message_id, "") + delta
-        self.streamed_reasoning |= part == REASONING
-        # Shielded: a Stop never cuts a token frame in half, so the kept partial reply
-        # is exactly what the sockets were sent.
-        self._sending = asyncio.ensure_future(
-            events.publish_token(
-                self.conversation_id, run_id=self.run_id, message_id=message_id, delta=delta,
-                reasoning=part == REASONING,
-            )
-        )
-        await asyncio.shield(self._sending)
-
-    async def on_update(self, payload: dict) -> None:
-        for node, update in payload.items():
-            if node == INTERRUPT_KEY:
-                self._interrupted = True
-                await self.record_approvals(update)
-                continue
-            for message in update.get("messages", []) if isinstance(update, dict) else []:
-                if isinstance(message, AIMessage):
-                    await self._store_reply(message)
-                elif isinstance(message, ToolMessage):
-                    await self._store_tool_result(message)
-
-    async def record_approvals(self, interrupts) -> None:
-        """Each interrupt is a tool call waiting for the user: record it as an Approval."""
-        for pending in interrupts:
-            approval = await services.aapproval_create(
-                interrupt_id=pending.id, run_id=self.run_id, conversation_id=self.conversation_id, request=pending.value
-            )
-            if approval is not None:
-                await events.publish(self.conversation_id, {"type": "approval", "approval": approval_data(approval)})
-
-    def take_reply(self) -> dict | None:
-        """The run's last reply, not stored yet, as message_store's fields; forgotten here."""
-        if self._reply is None:
-            return None
-        fields, self._reply = self._reply, None
-        return self._of_this_run(fields)
-
-    async def store_reply(self) -> None:
-        """Store and send the run's last reply now: something comes after it."""
-        if self._reply is not None:
-            fields, self._reply = self._reply, None
-            await self._store(**fields)
-
-    def take_interrupted(self) -> bool:
-        interrupted, self._interrupted = self._interrupted, False
-        return interrupted
-
-    def usage_total(self) -> dict | None:
-        return sum(self.usage.values(), Usage()).as_fields() if self.usage else None
-
-    async def _store_reply(self, message: AIMessage) -> None:
-        tool_calls = [{"id": c["id"], "name": c["name"], "args": c["args"]} for c in message.tool_calls]
-        # Calls whose arguments did not parse: kept as sent, with the parser's error.
-        tool_calls += [
-            {"id": c["id"], "name": c["name"], "args": c["args"], "error": c["error"] or "invalid"}
-            for c in message.invalid_tool_calls
-        ]
-        message_id = services.graph_message_id(self.conversation_id, message.id)
-        usage = Usage.of(message)
-        if message.usage_metadata:
-            self.usage[str(message_id)] = usage
-        fields = {
-            "message_id": message_id,
-            "role": Message.Role.ASSISTANT,
-            "content": message.text,
-            "tool_calls": tool_calls,
-            "reasoning": message.additional_kwargs.get("reasoning_content", ""),
-            "incomplete": message.response_metadata.get("ending", ""),
-            "usage": usage.as_fields() if message.usage_metadata else None,
-        }
-        if tool_calls:
-            await self._store(**fields)
-            return
-        # A reply that calls no tool is the run's last message: stored with the run's end
-        # (one ORM call) and sent with its frame (one step), so a client that answers it
-        # at once finds the conversation idle, and its message starts a run straight away.
-        await self.store_reply()
-        self._reply = fields
-        # Complete: a Stop now keeps it whole.
-        self.partial.pop(str(message_id), None)
-        self.partial_reasoning.pop(str(message_id), None)
-
-    async def _store_tool_result(self, message: ToolMessage) -> None:
-        await self._store_tool_message(
-            tool_call_id=message.tool_call_id, name=message.name, text=message.text,
-            status="failed" if message.status == "error" else "succeeded",
-        )
-
-    async def store_tool_outcome(self, outcome: "ledger.ToolOutcome") -> None:
-        """The outcome of a tool call that was running when the run was stopped."""
-        await self._store_tool_message(
-            tool_call_id=outcome.tool_call_id, name=outcome.tool, text=outcome.result, status=outcome.status,
-        )
-
-    async def _store_tool_message(self, *, tool_call_id: str, name: str | None, text: str, status: str) -> None:
-        message_id = services.graph_message_id(self.conversation_id, f"tool:{tool_call_id}")
-        if str(message_id) in self.stored:
-            return
-        await self._store(
-            message_id=message_id,
-            role=Message.Role.TOOL,
-            content=text,
-            tool_call_id=tool_call_id,
-            tool_name=name or "",
-        )
-        await events.publish(
-            self.conversation_id,
-            {"type": "tool", "run_id": self.run_id, "tool_call_id": tool_call_id, "name": name, "status": status,
-             "result": text},
-        )
-
-    async def keep_partial_reply(self, *, stopped: bool = False, incomplete: str = "") -> None:
-        """Keep what the assistant had written when the run stopped (the user's Stop, or a
-        failure of the model server): marked, never given back to the model as whole."""
-        if self._sending is not None:
-            await asyncio.gather(self._sending, return_exceptions=True)
-        for message_id in dict.fromkeys([*self.partial, *self.partial_reasoning]):
-            await self._store(
-                message_id=message_id, role=Message.Role.ASSISTANT, content=self.partial.get(message_id, ""),
-                reasoning=self.partial_reasoning.get(message_id, ""), stopped=stopped, incomplete=incomplete,
-            )
-
-    async def _store(self, **fields) -> Message:
-        await self.store_reply()  # a later message: the last reply so far goes first
-        stored = await services.amessage_store(**self._of_this_run(fields))
-        self.stored.add(str(stored.id))
-        frame = await self.message_frame(stored)
-        await events.publish_stored(self.conversation_id, frame, run_id=self.run_id, message_id=str(stored.id))
-        self.partial.pop(str(stored.id), None)
-        self.partial_reasoning.pop(str(stored.id), None)
-        return stored
-
-    def _of_this_run(self, fields: dict) -> dict:
-        """message_store's fields for a message of this run."""
-        return {
-            "conversation_id": self.conversation_id, "run_id": self.run_id, "branch_id": self.branch_id,
-            "turn_at": self.turn_at, **fields,
-        }
-
-    async def message_frame(self, stored: Message) -> dict:
-        message = await selectors.amessage_frame_data(stored) if self.branch_id else message_data(stored)
-        return {"type": "message", "message": message}
 
 
 def _machine() -> str:

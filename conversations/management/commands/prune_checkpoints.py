@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError
 
-from agent.services import checkpoints_prune
+from conversations.checkpoints import checkpoints_prune
 
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 

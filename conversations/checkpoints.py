@@ -1,5 +1,6 @@
-"""Writes to the checkpoint tables, in Django's transaction: deleting a conversation's
-checkpoints with it, and retention.
+"""Writes to the graph's checkpoint tables, in Django's transaction: deleting a
+conversation's checkpoints with it, and retention (which keeps what its runs and
+branches still need).
 
 LangGraph's own `prune(strategy="keep_latest")` keeps one checkpoint per thread; this
 keeps the latest N and every checkpoint the app still needs, on both backends.
@@ -7,25 +8,18 @@ keeps the latest N and every checkpoint the app still needs, on both backends.
 
 from __future__ import annotations
 
-import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
-from conversations import events
-from conversations.models import Branch, Conversation, Message, Run
-from conversations.services import RunGone, message_store, run_finish
-from conversations.orm import to_async
+from agent.checkpointer import is_postgres
+from agent.context import RUN_METADATA_KEY
 
-from .checkpointer import is_postgres
-from .context import RUN_METADATA_KEY
-
-logger = logging.getLogger(__name__)
+from .models import Branch, Conversation, Run
 
 SQLITE_BATCH = 500
 # Trimming after a run waits for this many extra checkpoints, so it deletes in batches;
@@ -135,43 +129,6 @@ def checkpoints_trim(*, conversation_id, keep: int) -> int:
     if keep < 1 or _backend().count_checkpoints(str(conversation_id)) <= keep + TRIM_SLACK:
         return 0
     return _prune(conversation_id, keep=keep, dry_run=False, report=PruneReport()).checkpoints
-
-
-def run_end(
-    *, run_id, status: str, error: str | None = None, checkpoint_id: str = "", model: str = "",
-    usage: dict | None = None, run: Run | None = None, reply: dict | None = None, trim: bool = True,
-) -> tuple[Run | None, Message | None]:
-    """Store the run's last reply (`reply`: message_store's fields), if given; end the run
-    (conversations.services.run_finish); then, with `trim`, trim its conversation's
-    checkpoints to CHECKPOINTS_KEPT: one call, on one ORM thread, for all three.
-    (None, None) if the run was deleted (see arun_forget_deleted)."""
-    try:
-        stored = message_store(**reply) if reply is not None else None
-        run = run_finish(
-            run_id=run_id, status=status, error=error, checkpoint_id=checkpoint_id, model=model, usage=usage, run=run
-        )
-    except RunGone:
-        return None, None
-    if trim and settings.CHECKPOINTS_KEPT:
-        checkpoints_trim(conversation_id=run.conversation_id, keep=settings.CHECKPOINTS_KEPT)
-    return run, stored
-
-
-arun_end = to_async(run_end)
-
-
-async def arun_forget_deleted(*, run_id: str, conversation_id: str, saver) -> None:
-    """The run was found gone at its end. If its conversation was deleted (the delete
-    took the checkpoints written before), delete those it wrote since, and forget its
-    stream's state. Through the saver that wrote them: its writes still on their way
-    (LangGraph records a stopped step's error after the stop) are ahead of the delete,
-    as the SQLite saver makes each wait for the one before."""
-    if await Conversation.objects.filter(pk=conversation_id).aexists():
-        logger.info("run %s stopped: it was deleted", run_id)
-        return
-    await saver.adelete_thread(conversation_id)
-    await events.forget(conversation_id)
-    logger.info("run %s stopped: its conversation was deleted", run_id)
 
 
 def _backend():

@@ -2,7 +2,7 @@
 
 A pool or saver made on one event loop fails on another, so runtimes are keyed by
 loop and never shared. The server starts its runtime when the ASGI app starts
-(agent.lifecycle); anything else that needs it awaits the same start.
+(conversations.runs.lifecycle); anything else that needs it awaits the same start.
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ import asyncio
 import logging
 import weakref
 
-from .checkpointer import Checkpointer, open_checkpointer
+from agent.checkpointer import Checkpointer, open_checkpointer
+from agent.graph import build_graph
+
 from .executor import RunExecutor
-from .graph import build_graph
 
 logger = logging.getLogger(__name__)
 
