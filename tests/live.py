@@ -24,6 +24,8 @@ import httpx
 import psycopg
 import websockets
 
+from tests.support.frames import until_waiting
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 PASSWORD = "correct horse battery staple"
@@ -454,3 +456,44 @@ async def interrupt_mid_reply(server: Server, interrupt) -> tuple[Session, dict]
         await receive_until(ws, lambda f: f["type"] == "token" and "tick10" in f["delta"])
         await asyncio.to_thread(interrupt)
     return alice, conversation
+
+
+async def ask(ws, content: str) -> tuple[dict, list[dict]]:
+    """Send a message that calls a tool needing approval; the approval and the frames."""
+    await send(ws, {"type": "message.send", "content": content})
+    frames = await receive_until(ws, until_waiting)
+    assert frames[-1]["run"]["status"] == "waiting", frames
+    approvals = [f["approval"] for f in frames if f["type"] == "approval"]
+    assert len(approvals) == 1
+    return approvals[0], frames
+
+
+async def decide(ws, approval, decision, **fields) -> list[dict]:
+    await send(ws, {"type": "approval.decide", "approval_id": approval["id"], "decision": decision, **fields})
+    return await receive_until(ws, run_ended)
+
+
+async def fork(ws, frame: dict) -> tuple[dict, list[dict]]:
+    """Send an edit or regenerate; the snapshot of the new branch and the run's frames."""
+    await send(ws, frame)
+    snapshot = await receive(ws)
+    assert snapshot["type"] == "snapshot", snapshot
+    return snapshot, await receive_until(ws, run_ended)
+
+
+async def switch(ws, **target) -> dict:
+    await send(ws, {"type": "branch.switch", **target})
+    snapshot = await receive(ws)
+    assert snapshot["type"] == "snapshot", snapshot
+    return snapshot
+
+
+async def talk(ws, *texts: str) -> None:
+    for text in texts:
+        frames = await chat(ws, text)
+        assert frames[-1]["run"]["status"] == "succeeded"
+
+
+async def snapshot_of(session: Session, conversation) -> dict:
+    async with session.websocket(conversation["id"]) as ws:
+        return await receive(ws)
