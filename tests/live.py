@@ -497,3 +497,13 @@ async def talk(ws, *texts: str) -> None:
 async def snapshot_of(session: Session, conversation) -> dict:
     async with session.websocket(conversation["id"]) as ws:
         return await receive(ws)
+
+
+async def wait_for_run_status(database, status: str, timeout: float = 30) -> float:
+    """Seconds until the (only) run has the status."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if database.query("SELECT status FROM conversations_run") == [(status,)]:
+            return time.monotonic() - started
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the run is {database.query('SELECT status FROM conversations_run')}, not {status}")

@@ -296,3 +296,9 @@ async def snapshot_of(person: Person, conversation_id) -> dict:
     socket = await person.open(conversation_id)
     await socket.close()
     return socket.snapshot
+
+
+@orm.to_async
+def statuses(model) -> list[tuple[str]]:
+    """(status,) of each row of the model's table: Run, Approval, ToolExecution."""
+    return list(model.objects.values_list("status"))
