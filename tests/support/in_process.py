@@ -302,3 +302,11 @@ async def snapshot_of(person: Person, conversation_id) -> dict:
 def statuses(model) -> list[tuple[str]]:
     """(status,) of each row of the model's table: Run, Approval, ToolExecution."""
     return list(model.objects.values_list("status"))
+
+
+@orm.to_async
+def sql_rows(sql: str, params=()) -> list[tuple]:
+    """The rows of a query on the test database (placeholders `%s` on either backend)."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [tuple(row) for row in cursor.fetchall()]
