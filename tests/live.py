@@ -169,21 +169,6 @@ class Database:
         return sum(self.count(table, "thread_id = %s", (thread_id,)) for table in tables)
 
 
-    def checkpoint_bytes(self, thread_id: str) -> int:
-        if self.backend == "sqlite":
-            parts = [
-                "SELECT COALESCE(SUM(LENGTH(checkpoint) + LENGTH(metadata)), 0) FROM checkpoints WHERE thread_id = %s",
-                "SELECT COALESCE(SUM(LENGTH(value)), 0) FROM writes WHERE thread_id = %s",
-            ]
-        else:
-            parts = [
-                "SELECT COALESCE(SUM(pg_column_size(checkpoint) + pg_column_size(metadata)), 0) FROM checkpoints WHERE thread_id = %s",
-                "SELECT COALESCE(SUM(LENGTH(blob)), 0) FROM checkpoint_blobs WHERE thread_id = %s",
-                "SELECT COALESCE(SUM(LENGTH(blob)), 0) FROM checkpoint_writes WHERE thread_id = %s",
-            ]
-        return sum(int(self.query(sql, (thread_id,))[0][0]) for sql in parts)
-
-
 class Templates:
     """Migrated template databases, one per backend, made on first use."""
 
