@@ -194,6 +194,7 @@ async def close_code(cookie: str | None, conversation_id) -> int:
     assert connected
     closed = await socket.receive_output(timeout=TIMEOUT)
     assert closed["type"] == "websocket.close", closed
+    await socket.disconnect()  # as a server tells the app once the client has gone
     return closed["code"]
 
 
