@@ -82,3 +82,6 @@ async def test_a_full_queue_refuses_the_next_message_and_stores_nothing(people, 
     await socket.send({"type": "message.send", "content": "fourth", "client_id": "c-4"})
     accepted = await socket.receive_until(lambda f: f["type"] == "message" and f["message"]["content"] == "fourth")
     assert accepted[-1]["message"]["role"] == "user"
+    # The runs end before the test does: the runtime's close would cut them mid-write.
+    await socket.receive_until(lambda f: f["type"] == "message" and f["message"]["content"] == 'You said: "fourth"')
+    await socket.receive_until(run_ended)

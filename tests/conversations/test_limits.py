@@ -151,6 +151,9 @@ async def test_decisions_are_limited_and_a_refused_one_decides_nothing(people, s
     frames = await socket.receive_until(run_ended)
     assert [f["approval"]["status"] for f in frames if f["type"] == "approval"] == ["approved"]
     assert frames[-1]["run"]["status"] == "succeeded"
+    # The queued run ends before the test does: the runtime's close would cut it mid-write.
+    await socket.receive_until(lambda f: f["type"] == "message" and f["message"]["content"] == 'You said: "queued meanwhile"')
+    await socket.receive_until(run_ended)
 
 
 async def test_one_socket_over_the_cap_is_closed_with_4429_and_a_closed_socket_frees_its_slot(people, settings):
