@@ -63,3 +63,22 @@ def alice(server):
 @pytest.fixture
 def bob(server):
     return Session(server, "bob")
+
+
+@pytest.fixture
+def mail_dir(tmp_path):
+    return tmp_path / "mail"
+
+
+@pytest.fixture
+def mail_server(make_server, mail_dir):
+    """Makes servers that write their e-mails to files in `mail_dir`."""
+
+    def make(**env):
+        return make_server(
+            EMAIL_BACKEND=env.pop("EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend"),
+            EMAIL_FILE_PATH=str(mail_dir),
+            **env,
+        )
+
+    return make

@@ -24,6 +24,8 @@ import httpx
 import psycopg
 import websockets
 
+from tests.support.frames import until_waiting
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 PASSWORD = "correct horse battery staple"
@@ -165,21 +167,6 @@ class Database:
     def checkpoint_rows(self, thread_id: str) -> int:
         tables = ["checkpoints", "writes"] if self.backend == "sqlite" else ["checkpoints", "checkpoint_blobs", "checkpoint_writes"]
         return sum(self.count(table, "thread_id = %s", (thread_id,)) for table in tables)
-
-
-    def checkpoint_bytes(self, thread_id: str) -> int:
-        if self.backend == "sqlite":
-            parts = [
-                "SELECT COALESCE(SUM(LENGTH(checkpoint) + LENGTH(metadata)), 0) FROM checkpoints WHERE thread_id = %s",
-                "SELECT COALESCE(SUM(LENGTH(value)), 0) FROM writes WHERE thread_id = %s",
-            ]
-        else:
-            parts = [
-                "SELECT COALESCE(SUM(pg_column_size(checkpoint) + pg_column_size(metadata)), 0) FROM checkpoints WHERE thread_id = %s",
-                "SELECT COALESCE(SUM(LENGTH(blob)), 0) FROM checkpoint_blobs WHERE thread_id = %s",
-                "SELECT COALESCE(SUM(LENGTH(blob)), 0) FROM checkpoint_writes WHERE thread_id = %s",
-            ]
-        return sum(int(self.query(sql, (thread_id,))[0][0]) for sql in parts)
 
 
 class Templates:
@@ -454,3 +441,54 @@ async def interrupt_mid_reply(server: Server, interrupt) -> tuple[Session, dict]
         await receive_until(ws, lambda f: f["type"] == "token" and "tick10" in f["delta"])
         await asyncio.to_thread(interrupt)
     return alice, conversation
+
+
+async def ask(ws, content: str) -> tuple[dict, list[dict]]:
+    """Send a message that calls a tool needing approval; the approval and the frames."""
+    await send(ws, {"type": "message.send", "content": content})
+    frames = await receive_until(ws, until_waiting)
+    assert frames[-1]["run"]["status"] == "waiting", frames
+    approvals = [f["approval"] for f in frames if f["type"] == "approval"]
+    assert len(approvals) == 1
+    return approvals[0], frames
+
+
+async def decide(ws, approval, decision, **fields) -> list[dict]:
+    await send(ws, {"type": "approval.decide", "approval_id": approval["id"], "decision": decision, **fields})
+    return await receive_until(ws, run_ended)
+
+
+async def fork(ws, frame: dict) -> tuple[dict, list[dict]]:
+    """Send an edit or regenerate; the snapshot of the new branch and the run's frames."""
+    await send(ws, frame)
+    snapshot = await receive(ws)
+    assert snapshot["type"] == "snapshot", snapshot
+    return snapshot, await receive_until(ws, run_ended)
+
+
+async def switch(ws, **target) -> dict:
+    await send(ws, {"type": "branch.switch", **target})
+    snapshot = await receive(ws)
+    assert snapshot["type"] == "snapshot", snapshot
+    return snapshot
+
+
+async def talk(ws, *texts: str) -> None:
+    for text in texts:
+        frames = await chat(ws, text)
+        assert frames[-1]["run"]["status"] == "succeeded"
+
+
+async def snapshot_of(session: Session, conversation) -> dict:
+    async with session.websocket(conversation["id"]) as ws:
+        return await receive(ws)
+
+
+async def wait_for_run_status(database, status: str, timeout: float = 30) -> float:
+    """Seconds until the (only) run has the status."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if database.query("SELECT status FROM conversations_run") == [(status,)]:
+            return time.monotonic() - started
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the run is {database.query('SELECT status FROM conversations_run')}, not {status}")

@@ -2,9 +2,9 @@
 
 import pytest
 
-from tests.live import Session, chat, manage, receive, receive_until, run_ended, send
-from tests.test_approvals import EMAIL, ask, decide, mail_dir, mail_server, mails  # noqa: F401 (fixtures)
-from tests.test_branches import by_content, fork, snapshot_of, switch, talk
+from tests.live import Session, ask, chat, decide, fork, manage, receive, receive_until, run_ended, send, snapshot_of, switch, talk
+from tests.support.frames import EMAIL, by_content
+from tests.support.mail import mails
 
 pytestmark = pytest.mark.asyncio
 

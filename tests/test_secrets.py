@@ -11,7 +11,7 @@ import pytest
 from django.contrib.admin.utils import quote
 
 from tests.live import PASSWORD, Session, chat, create_superuser, free_port, receive, receive_until, run_ended, send
-from tests.test_bad_frames import BAD_FRAMES
+from tests.support.frames import BAD_FRAMES
 
 pytestmark = pytest.mark.asyncio
 

@@ -5,7 +5,8 @@ import time
 import pytest
 
 from tests.live import Session, chat, receive, receive_until, run_ended, send
-from tests.test_approvals import EMAIL, mail_dir, mail_server, mails  # noqa: F401 (fixtures)
+from tests.support.frames import EMAIL
+from tests.support.mail import mails
 
 pytestmark = pytest.mark.asyncio
 

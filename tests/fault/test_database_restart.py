@@ -15,8 +15,7 @@ import psycopg
 import pytest
 
 from tests.conftest import require_services
-from tests.fault.test_restart import wait_for_run_status
-from tests.live import CREATE_USERS, Database, Server, base_env, free_port, interrupt_mid_reply, manage
+from tests.live import CREATE_USERS, Database, Server, base_env, free_port, interrupt_mid_reply, manage, wait_for_run_status
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.postgres]
 

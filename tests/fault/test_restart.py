@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from tests.live import Session, chat, interrupt_mid_reply, receive, receive_until, send
+from tests.live import Session, chat, interrupt_mid_reply, receive, receive_until, send, wait_for_run_status
 
 pytestmark = pytest.mark.asyncio
 
@@ -36,16 +36,6 @@ async def test_the_session_cookie_still_works_after_sigkill(server):
     server.kill()
     server.start()
     assert alice.request("GET", f"/api/conversations/{conversation['id']}/").json()["title"] == "kept"
-
-
-async def wait_for_run_status(database, status: str, timeout: float = 30) -> float:
-    """Seconds until the (only) run has the status."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if database.query("SELECT status FROM conversations_run") == [(status,)]:
-            return time.monotonic() - started
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"the run is {database.query('SELECT status FROM conversations_run')}, not {status}")
 
 
 async def _snapshot(session, conversation):

@@ -15,12 +15,14 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
 from django.db import connection, connections
-from django.test import Client
+from django.test import AsyncClient, Client
 
 from conversations.checkpoints import CHECKPOINT_TABLES_POSTGRES, CHECKPOINT_TABLES_SQLITE
 from conversations.runs import runtime as runtime_module
 from chatproject.asgi import application
 from conversations import orm, services
+from conversations.models import Conversation, Message, Run
+from tests.support.frames import until_waiting
 
 TIMEOUT = 30
 
@@ -70,11 +72,7 @@ def new_conversation(user: User):
 
 async def websocket(cookie: str, conversation_id) -> tuple[WebsocketCommunicator, dict]:
     """A socket open on the conversation, and its snapshot."""
-    socket = WebsocketCommunicator(
-        application,
-        f"/ws/conversations/{conversation_id}/",
-        headers=[(b"host", b"localhost"), (b"origin", b"http://localhost"), (b"cookie", cookie.encode())],
-    )
+    socket = communicator(cookie, conversation_id)
     connected, _ = await socket.connect(timeout=TIMEOUT)
     assert connected
     return socket, await receive(socket)
@@ -177,3 +175,139 @@ def clear_checkpoint_tables() -> None:
     with connection.cursor() as cursor:
         for table in tables:
             cursor.execute(f"DELETE FROM {table}")
+
+
+def communicator(cookie: str | None, conversation_id, *, origin: str = "http://localhost") -> WebsocketCommunicator:
+    """A socket to the conversation, not connected yet, sent from `origin` with the
+    session cookie (none: not logged in)."""
+    headers = [(b"host", b"localhost"), (b"origin", origin.encode())]
+    if cookie is not None:
+        headers.append((b"cookie", cookie.encode()))
+    return WebsocketCommunicator(application, f"/ws/conversations/{conversation_id}/", headers=headers)
+
+
+async def close_code(cookie: str | None, conversation_id) -> int:
+    """Open a socket the app accepts and then closes at once (a socket it refuses to
+    serve); the close code it gives."""
+    socket = communicator(cookie, conversation_id)
+    connected, _ = await socket.connect(timeout=TIMEOUT)
+    assert connected
+    closed = await socket.receive_output(timeout=TIMEOUT)
+    assert closed["type"] == "websocket.close", closed
+    await socket.disconnect()  # as a server tells the app once the client has gone
+    return closed["code"]
+
+
+@pytest.fixture
+def mail_to_files(settings, mail_dir):
+    """The app writes its e-mails to files in `mail_dir` (read them with support.mail.mails)."""
+    settings.EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    settings.EMAIL_FILE_PATH = str(mail_dir)
+
+
+@orm.to_async
+def table_counts() -> dict[str, int]:
+    """Rows of the tables a frame could add to: conversations, messages, runs."""
+    return {model._meta.db_table: model.objects.count() for model in (Conversation, Message, Run)}
+
+
+def json_body(value) -> bytes:
+    """A JSON request body; None sends none."""
+    return b"" if value is None else json.dumps(value).encode()
+
+
+class Browser:
+    """HTTP to the app as a browser sends it: the session cookie, and on every request the
+    CSRF token and the app's own Origin, which Django checks on unsafe methods."""
+
+    ORIGIN = "http://testserver"  # the test client's host
+
+    def __init__(self):
+        self.client = AsyncClient(enforce_csrf_checks=True)
+
+    async def request(self, method: str, path: str, *, json=None, params=None, content: bytes | None = None,
+                      headers=None, csrf: bool = True):
+        """A request; `json` is sent as the body, `content` as raw bytes; without `csrf`,
+        no token and no Origin go with it."""
+        headers = dict(headers or {})
+        if csrf:
+            if "csrftoken" in self.client.cookies:
+                headers.setdefault("X-CSRFToken", self.client.cookies["csrftoken"].value)
+            headers.setdefault("Origin", self.ORIGIN)
+        body = content if content is not None else json_body(json)
+        return await self.client.generic(
+            method, path, body, content_type="application/json", headers=headers, query_params=params
+        )
+
+    async def create_conversation(self, title: str = "") -> dict:
+        response = await self.request("POST", "/api/conversations/", json={"title": title})
+        assert response.status_code == 201, response.content
+        return response.json()
+
+
+async def browser(person: Person | None) -> Browser:
+    """A browser logged in as the person (None: not logged in), with the CSRF cookie the
+    chat page sets."""
+    made = Browser()
+    if person is not None:
+        await made.client.aforce_login(person.user)
+    await made.client.get("/")
+    return made
+
+
+async def ask(socket: Socket, content: str) -> tuple[dict, list[dict]]:
+    """Send a message that calls a tool needing approval; the approval and the frames."""
+    await socket.send({"type": "message.send", "content": content})
+    frames = await socket.receive_until(until_waiting)
+    assert frames[-1]["run"]["status"] == "waiting", frames
+    approvals = [f["approval"] for f in frames if f["type"] == "approval"]
+    assert len(approvals) == 1
+    return approvals[0], frames
+
+
+async def decide(socket: Socket, approval: dict, decision: str, **fields) -> list[dict]:
+    """Decide the approval; every frame up to the end of its run."""
+    await socket.send({"type": "approval.decide", "approval_id": approval["id"], "decision": decision, **fields})
+    return await socket.receive_until(run_ended)
+
+
+async def fork(socket: Socket, frame: dict) -> tuple[dict, list[dict]]:
+    """Send an edit or regenerate; the snapshot of the new branch and the run's frames."""
+    await socket.send(frame)
+    snapshot = await socket.receive()
+    assert snapshot["type"] == "snapshot", snapshot
+    return snapshot, await socket.receive_until(run_ended)
+
+
+async def switch(socket: Socket, **target) -> dict:
+    await socket.send({"type": "branch.switch", **target})
+    snapshot = await socket.receive()
+    assert snapshot["type"] == "snapshot", snapshot
+    return snapshot
+
+
+async def talk(socket: Socket, *texts: str) -> None:
+    for text in texts:
+        frames = await socket.chat(text)
+        assert frames[-1]["run"]["status"] == "succeeded"
+
+
+async def snapshot_of(person: Person, conversation_id) -> dict:
+    """The snapshot a socket newly opened on the conversation gets."""
+    socket = await person.open(conversation_id)
+    await socket.close()
+    return socket.snapshot
+
+
+@orm.to_async
+def statuses(model) -> list[tuple[str]]:
+    """(status,) of each row of the model's table: Run, Approval, ToolExecution."""
+    return list(model.objects.values_list("status"))
+
+
+@orm.to_async
+def sql_rows(sql: str, params=()) -> list[tuple]:
+    """The rows of a query on the test database (placeholders `%s` on either backend)."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [tuple(row) for row in cursor.fetchall()]

@@ -1,4 +1,5 @@
-"""E-mail backends for tests, loaded by real server processes through EMAIL_BACKEND."""
+"""E-mail for tests: a backend loaded by real server processes through EMAIL_BACKEND,
+and the e-mails a file-based backend wrote."""
 
 import os
 import time
@@ -14,3 +15,8 @@ class SlowFileBackend(EmailBackend):
         sent = super().send_messages(email_messages)
         time.sleep(float(os.environ.get("SLOW_EMAIL_SECONDS", "5")))
         return sent
+
+
+def mails(mail_dir) -> list[str]:
+    """The e-mails a file-based backend wrote to `mail_dir`, oldest first."""
+    return [p.read_text() for p in sorted(mail_dir.glob("*"))] if mail_dir.exists() else []

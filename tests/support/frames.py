@@ -1,13 +1,11 @@
-"""Every kind of bad frame gets its error frame, and changes nothing."""
+"""What tests send: a message the offline model answers with a call to send_email, and
+every kind of bad frame with the error code it gets."""
 
 import json
 
-import pytest
+EMAIL = "email bob@example.com Lunch: see you at noon"
 
-from tests.live import chat, receive
-
-pytestmark = pytest.mark.asyncio
-
+# (name, the raw frame, the error code it gets)
 BAD_FRAMES = [
     ("not json", "{", "bad_request"),
     ("not an object", "[1, 2]", "bad_request"),
@@ -29,28 +27,20 @@ BAD_FRAMES = [
 ]
 
 
-async def test_each_bad_frame_gets_its_error_and_changes_nothing(alice, database):
-    conversation = alice.create_conversation()
-    async with alice.websocket(conversation["id"]) as ws:
-        snapshot = await receive(ws)
-        before = database.counts()
-        for name, raw, code in BAD_FRAMES:
-            await ws.send(raw)
-            frame = await receive(ws)
-            assert frame["type"] == "error", name
-            assert frame["code"] == code, name
-            assert frame["message"], name
-            assert database.counts() == before, name
-        # The socket is still open and usable.
-        frames = await chat(ws, "still here")
-        assert frames[-1]["run"]["status"] == "succeeded"
-        assert frames[0]["seq"] == snapshot["seq"] + 1
+def until_waiting(frame: dict) -> bool:
+    """The run has stopped to wait for a decision, or ended without one."""
+    return frame["type"] == "run" and frame["run"]["status"] in {"waiting", "succeeded", "failed"}
 
 
-async def test_a_message_of_exactly_the_limit_is_accepted(alice):
-    conversation = alice.create_conversation()
-    async with alice.websocket(conversation["id"]) as ws:
-        await receive(ws)
-        frames = await chat(ws, "y" * 32_000)
-    assert frames[0]["message"]["content"] == "y" * 32_000
-    assert frames[-1]["run"]["status"] == "succeeded"
+def reply_of(frames: list[dict]) -> str:
+    """The text of the last assistant message among the frames."""
+    return [f for f in frames if f["type"] == "message" and f["message"]["role"] == "assistant"][-1]["message"]["content"]
+
+
+def shown(snapshot: dict) -> list[tuple[str, str]]:
+    """(role, content) of each message a snapshot shows."""
+    return [(m["role"], m["content"]) for m in snapshot["messages"]]
+
+
+def by_content(snapshot: dict, content: str) -> dict:
+    return next(m for m in snapshot["messages"] if m["content"] == content)
