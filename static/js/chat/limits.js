@@ -1,0 +1,10 @@
+/* The server's limits that the page checks before it sends (PROTOCOL.md, "Limits"). */
+
+export const MAX_CHARS = 32000;
+
+export const MAX_FRAME_BYTES = 64 * 1024;
+
+export function charCount(text) {
+  // The server counts code points; a UTF-16 length is never smaller.
+  return text.length <= MAX_CHARS ? text.length : Array.from(text).length;
+}
