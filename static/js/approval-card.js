@@ -10,7 +10,7 @@ function statusText(status) {
   return STATUS_TEXT[status] || capitalize(status);
 }
 
-// The status as a chip; chat.css colours it by data-status.
+// The status as a chip; approval-card.css colours it by data-status.
 export function statusChip(status) {
   const chip = make('span', 'card-status', statusText(status));
   chip.dataset.status = status;

@@ -1,7 +1,9 @@
 /* Shared DOM helpers of the app's pages: elements built with text only (no innerHTML),
  * times shown in the user's locale, ids, copying to the clipboard. */
 
-export const byId = (id) => document.getElementById(id);
+export function byId(id) {
+  return document.getElementById(id);
+}
 
 export function uuid() {
   if (window.crypto && typeof window.crypto.randomUUID === 'function') {

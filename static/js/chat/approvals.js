@@ -1,7 +1,7 @@
 /* The approvals of the conversation shown: their cards (approval-card.js) with Approve,
  * Reject and Edit, the decision sent and its answer awaited, and #approval-<id> links. */
 import { el } from './elements.js';
-import { MAX_FRAME_BYTES } from './limits.js';
+import { frameTooLarge } from './limits.js';
 import { showNotice } from './notices.js';
 import { loadOlderUntil } from './older.js';
 import { scheduleScroll } from './scroll.js';
@@ -264,8 +264,7 @@ function decide(id, decision, extra = {}) {
   if (!approval || !card || isDecided(approval)) return;
   hideCardError(card);
   const frame = { type: 'approval.decide', approval_id: String(approval.id), decision, ...extra };
-  const bytes = new TextEncoder().encode(JSON.stringify(frame)).length;
-  if (bytes > MAX_FRAME_BYTES) {
+  if (frameTooLarge(frame)) {
     showCardError(card, 'Your edit is too large to send (64 KiB limit). Please shorten it.');
     return;
   }

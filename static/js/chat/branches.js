@@ -1,7 +1,7 @@
 /* Edit, regenerate and the versions of a message (PROTOCOL.md: message.edit,
  * message.regenerate, branch.switch). One such frame at a time; its answer is a snapshot. */
 import { el } from './elements.js';
-import { charCount, MAX_CHARS, MAX_FRAME_BYTES } from './limits.js';
+import { charCount, frameTooLarge, MAX_CHARS } from './limits.js';
 import { clearMessageErrors, messageError, rerender } from './messages.js';
 import { loadOlderUntil } from './older.js';
 import { sendFrame } from './socket.js';
@@ -161,7 +161,7 @@ function saveEdit(id, value) {
   // The same client_id if Save is pressed again after a lost answer: the server creates nothing twice.
   if (!state.editing.clientId) state.editing.clientId = uuid();
   const frame = { type: 'message.edit', message_id: id, content, client_id: state.editing.clientId };
-  if (new TextEncoder().encode(JSON.stringify(frame)).length > MAX_FRAME_BYTES) {
+  if (frameTooLarge(frame)) {
     messageError(id, 'Your message is too large to send (64 KiB limit). Please shorten it.');
     return;
   }

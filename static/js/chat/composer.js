@@ -3,7 +3,7 @@
 import { updateBranchControls } from './branches.js';
 import { navigate, titleFromMessage } from './conversation.js';
 import { el } from './elements.js';
-import { charCount, MAX_CHARS, MAX_FRAME_BYTES } from './limits.js';
+import { charCount, frameTooLarge, MAX_CHARS } from './limits.js';
 import { clearNotice, showNotice } from './notices.js';
 import { enqueue } from './outbox.js';
 import { cancelRun } from './runs.js';
@@ -73,8 +73,7 @@ function submitComposer() {
     showNotice(`Your message is too long: the limit is ${MAX_CHARS.toLocaleString('en-US')} characters.`, { key: 'too-long' });
     return;
   }
-  const frame = JSON.stringify({ type: 'message.send', content, client_id: uuid() });
-  if (new TextEncoder().encode(frame).length > MAX_FRAME_BYTES) {
+  if (frameTooLarge({ type: 'message.send', content, client_id: uuid() })) {
     showNotice('Your message is too large to send (64 KiB limit). Please shorten it.', { key: 'too-long' });
     return;
   }

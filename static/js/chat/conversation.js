@@ -39,6 +39,11 @@ export function titleFromMessage(content) {
   return line.length > 60 ? line.slice(0, 57).trimEnd() + '…' : line;
 }
 
+function showTitle(title) {
+  el.title.textContent = title;
+  document.title = `${title} · ${APP_NAME}`;
+}
+
 export function markNotFound() {
   teardownSocket();
   state.notFound = true;
@@ -57,16 +62,14 @@ export function applyConversation(conv) {
     return;
   }
   state.conversation = conv;
-  el.title.textContent = displayTitle(conv);
-  document.title = `${displayTitle(conv)} · ${APP_NAME}`;
+  showTitle(displayTitle(conv));
   upsertConversation(conv, { onlyIfListed: !!state.query });
   syncModel();
 }
 
 export function applyTitle(conv) {
   if (state.conversation && String(state.conversation.id) === String(conv.id)) state.conversation.title = conv.title;
-  el.title.textContent = displayTitle(conv);
-  document.title = `${displayTitle(conv)} · ${APP_NAME}`;
+  showTitle(displayTitle(conv));
 }
 
 export function updateEmptyState() {

@@ -10,8 +10,7 @@ const INCOMPLETE_NOTES = {
   error: 'Incomplete: the model server failed while writing this reply.',
 };
 
-// A hook of buildMessage: the message's turn, its thinking, why it is incomplete, a user
-// message's place in the queue, and on its run's last reply the run's model and usage.
+// A hook of buildMessage (messages.js).
 export function decorateMessage(node, message, body) {
   setTurn(node, turnOfMessage(message));
   const id = String(message.id);
@@ -110,7 +109,7 @@ function describeRun(run) {
   return parts.join(' · ');
 }
 
-// Quiet until the reply is hovered or holds the focus (chat.css).
+// Quiet until the reply is hovered or holds the focus (messages.css).
 export function showRunDetails(node, run) {
   node.querySelector('.reply-usage')?.remove();
   const text = describeRun(run);

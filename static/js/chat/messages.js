@@ -195,7 +195,3 @@ function updateStreamingFlag() {
   updateTyping();
   scheduleScroll();
 }
-
-// A snapshot holds the latest messages of the line shown; the older ones come a page
-// at a time from GET .../messages/?before=<cursor>, when the user scrolls to the top
-// or presses "Load earlier messages".

@@ -10,7 +10,6 @@ import { state } from './store.js';
 import { api } from '../http.js';
 
 const OLDER_PAGE_SIZE = 50;
-
 const OLDER_SCROLL_MARGIN_PX = 200;
 
 // From a snapshot (or {} for none): an answer fetched for an earlier one is dropped.

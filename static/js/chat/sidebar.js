@@ -103,7 +103,6 @@ export function renderSidebar() {
 // element, so a frame about one conversation redraws only that one, and the keyboard
 // focus, hover and a screen reader's place elsewhere in the list are left alone.
 const drawnItems = new Map(); // conversation id -> { look, li }
-
 const drawnGroups = new Map(); // group key -> { section, list }
 
 function itemElement(conv) {

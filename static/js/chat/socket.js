@@ -18,11 +18,11 @@ export function setSocketHandlers({ frame, notFound, closed }) {
   handlers = { frame, notFound, closed };
 }
 
-const STATUS_TEXT = { connecting: 'Connecting…', online: 'Online', offline: 'Offline' };
+const CONNECTION_TEXT = { connecting: 'Connecting…', online: 'Online', offline: 'Offline' };
 
 export function setConnection(stateName, text) {
   el.status.dataset.state = stateName;
-  el.status.textContent = text || STATUS_TEXT[stateName];
+  el.status.textContent = text || CONNECTION_TEXT[stateName];
   el.app.dataset.connection = stateName;
 }
 

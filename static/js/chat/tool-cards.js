@@ -41,10 +41,3 @@ export function upsertTool(frame) {
   else placeItem(card);
   scheduleScroll();
 }
-
-
-// Every item shown (a message, a reply being written, a tool card, an approval card)
-// belongs to a turn: the time its user message was accepted (`turn_at`). Items stand in
-// turn order, and within a turn in the order they came (or were created), so a message
-// queued behind a running turn stays after everything that turn still writes. The
-// server orders stored messages by (turn_at, created_at), so a reload shows the same.
