@@ -3,7 +3,17 @@
  *  - innerHTML is used in exactly one place (renderMessageBody, messages.js) with the
  *    server's nh3-sanitized `html`; everything else is textContent / DOM nodes.
  *  - no inline styles or handlers, so a strict Content-Security-Policy works.
- * This module wires the modules together, then opens the conversation of the URL. */
+ * This module wires the modules together, then opens the conversation of the URL.
+ *
+ * What the split relies on:
+ *  - Imports may be circular (a message frame touches messages, runs, the sidebar and the
+ *    composer, which call back). ES modules allow that as long as nothing runs an import
+ *    before its module is evaluated: the chat modules only declare functions and
+ *    constants (elements.js and models.js call byId of dom.js, which imports nothing and
+ *    so is evaluated first), and this one runs start() once all of them are evaluated.
+ *  - Relative imports ('./store.js') resolve because static files are served under their
+ *    own names (WhiteNoise, Django's default storage). A manifest storage that hashes file
+ *    names would have to rewrite import paths too. */
 import { initApprovalLinks } from './approvals.js';
 import { autosize, initComposer, updateComposerState } from './composer.js';
 import { idFromPath, markNotFound, openConversation } from './conversation.js';
@@ -86,8 +96,10 @@ function start() {
   loadModels();
   autosize();
   updateComposerState();
-  // The handlers are in place: a key pressed before this (the composer is painted
-  // before this module runs) would only have typed into the textarea.
+  // The handlers are in place. chat.html keeps the page inert until now: the composer is
+  // painted before the modules arrive, and a click or key before this would be lost.
+  el.app.inert = false;
+  if (el.menuToggle) el.menuToggle.inert = false;
   document.body.dataset.ready = 'true';
 }
 
