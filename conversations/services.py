@@ -8,13 +8,13 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Case, Count, Exists, F, OuterRef, Q, Subquery, Value, When
+from django.db.models import Exists, F, OuterRef, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from pydantic import ValidationError
 
-from . import selectors
-from .orm import STAND_IN_TIME, Compiled, to_async
+from . import selectors, sql
+from .orm import to_async
 from .models import MESSAGE_ORDER, USAGE_FIELDS, Approval, Branch, Conversation, Message, Run, Summary
 from .selectors import approval_for_user
 from .rendering import html_to_store
@@ -127,33 +127,11 @@ def message_send(
     return _once_per_client_id(conversation, client_id, store)
 
 
-# Locked, so that sends, forks and switches of one conversation go one at a time; read
-# with its number of queued runs (RUN_QUEUE_MAX), whether a run is active, and how its
-# latest run ended (runs execute in order, so that one left the graph as it is).
-# Compiled once: building and compiling it cost more than running it.
-LOCKED_WITH_ITS_RUNS = Conversation.objects.select_for_update(of=("self",)).annotate(
-    queued_runs=Subquery(
-        Run.objects.filter(conversation=OuterRef("pk"), status=Run.Status.QUEUED)
-        .order_by().values("conversation").annotate(n=Count("pk")).values("n")
-    ),
-    busy=Exists(Run.objects.filter(conversation=OuterRef("pk"), status__in=Run.ACTIVE)),
-    latest_run_status=Subquery(Run.objects.filter(conversation=OuterRef("pk")).order_by("-created_at").values("status")[:1]),
-)
-LOCKED_READ = Compiled(lambda pk: LOCKED_WITH_ITS_RUNS.filter(pk=pk), pk=uuid.uuid4())
-# A turn stored: its conversation moves up the list, and takes its first message as its title.
-TURN_STORED = Compiled(
-    lambda pk, now, title: (
-        Conversation.objects.filter(pk=pk),
-        {"updated_at": now, "title": Case(When(title="", then=Value(title)), default=F("title"))},
-    ),
-    pk=uuid.uuid4(), now=STAND_IN_TIME, title="\0title",
-)
-
-
 def _locked_read(conversation: Conversation) -> Conversation:
-    """The conversation read with LOCKED_READ; NotFound if it was deleted meanwhile."""
+    """The conversation locked (so that sends, forks and switches of one conversation go one
+    at a time), with its runs' state; NotFound if it was deleted meanwhile."""
     try:
-        return LOCKED_READ.get(pk=conversation.pk)
+        return sql.conversation_locked(conversation.pk)
     except Conversation.DoesNotExist:
         raise selectors.NotFound from None
 
@@ -197,7 +175,7 @@ def _store_turn(
         conversation, run_id=run_id, user_message=message, client_id=client_id, owner=owner, branch_id=branch_id,
         start=start,
     )
-    TURN_STORED.update(pk=conversation.pk, now=timezone.now(), title=" ".join(content.split())[:AUTO_TITLE_CHARS])
+    sql.conversation_turn_stored(conversation.pk, now=timezone.now(), title=" ".join(content.split())[:AUTO_TITLE_CHARS])
     return message, run
 
 
@@ -230,7 +208,7 @@ FORK_WHILE_ACTIVE = "a reply is in progress or waits for approval: stop it first
 
 
 def _idle(locked: Conversation) -> None:
-    """`locked` was read with LOCKED_WITH_ITS_RUNS, which tells whether a run is active."""
+    """`locked` was read with sql.conversation_locked, which tells whether a run is active."""
     if locked.busy:
         raise Conflict(FORK_WHILE_ACTIVE)
 
@@ -473,18 +451,6 @@ async def arun_release_leases(*, owner: str) -> int:
 
 
 
-# A run's end, and its conversation's new time: compiled once, run at every run's end.
-RUN_ENDED = Compiled(
-    lambda pk, **ended: (Run.objects.filter(pk=pk, status__in=Run.ACTIVE), ended),
-    pk=uuid.uuid4(), status="\0status", error="\0error", finished_at=STAND_IN_TIME, owner="\0owner",
-    lease_expires_at=STAND_IN_TIME + timedelta(microseconds=1), checkpoint_id="\0checkpoint", model="\0model",
-    input_tokens=-101, output_tokens=-102, reasoning_tokens=-103,
-)
-CONVERSATION_TOUCHED = Compiled(
-    lambda pk, now: (Conversation.objects.filter(pk=pk), {"updated_at": now}), pk=uuid.uuid4(), now=STAND_IN_TIME
-)
-
-
 # Why a run's pending approvals were rejected when it ended.
 STOPPED = "The run was stopped."
 SETTLED_BECAUSE = {Run.Status.CANCELLED: STOPPED, Run.Status.FAILED: "The run failed."}
@@ -514,14 +480,14 @@ def run_finish(
 def _run_ended(run_id, ended: dict, run: Run | None) -> Run:
     now = timezone.now()
     ended = {**ended, "finished_at": now, "owner": "", "lease_expires_at": None}
-    if RUN_ENDED.update(pk=run_id, **ended) and run is not None:
+    if sql.run_ended(run_id, **ended) and run is not None:
         for name, value in ended.items():
             setattr(run, name, value)
     else:  # ended meanwhile (or not at hand): as stored
         run = Run.objects.filter(pk=run_id).first()
         if run is None:
             raise RunGone(run_id)
-    CONVERSATION_TOUCHED.update(pk=run.conversation_id, now=now)
+    sql.conversation_touched(run.conversation_id, now=now)
     return run
 
 
