@@ -6,7 +6,8 @@ run through Django's cursor (in its transaction, on its connection). The same SQ
 PostgreSQL and SQLite: values are passed as their fields' database values
 (`Field.get_db_prep_value`), model rows are read with `Manager.raw` (which applies the
 fields' conversions), and the lock is taken only where the backend has row locks.
-Table and column names are the models' (tests/conversations/test_sql.py compares each
+Table and column names are the models', quoted as Django quotes them; each statement
+starts with its verb, as Django's own (tests/conversations/test_sql.py compares each
 statement's result with the ORM's).
 """
 
@@ -21,27 +22,22 @@ from .models import Conversation, Message, Run
 
 _RUN_ACTIVE = ", ".join(f"'{status}'" for status in Run.ACTIVE)
 
-# Locked, with the number of its queued runs, whether a run is active, and how its latest
-# run ended.
-_CONVERSATION_LOCKED = f"""
-    SELECT c.*,
-        (SELECT COUNT(*) FROM conversations_run r
+_CONVERSATION_LOCKED = f"""SELECT c.*,
+        (SELECT COUNT(*) FROM "conversations_run" r
          WHERE r.conversation_id = c.id AND r.status = '{Run.Status.QUEUED}') AS queued_runs,
-        EXISTS (SELECT 1 FROM conversations_run r
+        EXISTS (SELECT 1 FROM "conversations_run" r
                 WHERE r.conversation_id = c.id AND r.status IN ({_RUN_ACTIVE})) AS busy,
-        (SELECT r.status FROM conversations_run r
+        (SELECT r.status FROM "conversations_run" r
          WHERE r.conversation_id = c.id ORDER BY r.created_at DESC LIMIT 1) AS latest_run_status
-    FROM conversations_conversation c
+    FROM "conversations_conversation" c
     WHERE c.id = %s
 """
-_CONVERSATION_TURN_STORED = """
-    UPDATE conversations_conversation
+_CONVERSATION_TURN_STORED = """UPDATE "conversations_conversation"
     SET updated_at = %s, title = CASE WHEN title = '' THEN %s ELSE title END
     WHERE id = %s
 """
-_CONVERSATION_TOUCHED = "UPDATE conversations_conversation SET updated_at = %s WHERE id = %s"
-_RUN_ENDED = f"""
-    UPDATE conversations_run
+_CONVERSATION_TOUCHED = 'UPDATE "conversations_conversation" SET updated_at = %s WHERE id = %s'
+_RUN_ENDED = f"""UPDATE "conversations_run"
     SET status = %s, error = %s, finished_at = %s, owner = %s, lease_expires_at = %s, checkpoint_id = %s,
         model = %s, input_tokens = %s, output_tokens = %s, reasoning_tokens = %s
     WHERE id = %s AND status IN ({_RUN_ACTIVE})
@@ -81,9 +77,8 @@ def run_ended(
     ])
 
 
-_HISTORY_PAGE = """
-    SELECT id, role, content, tool_calls, tool_call_id, tool_name, turn_at, created_at FROM conversations_message
-    WHERE conversation_id = %s AND turn_at < %s ORDER BY turn_at DESC, created_at DESC, id DESC LIMIT %s
+_HISTORY_PAGE = """SELECT id, role, content, tool_calls, tool_call_id, tool_name, turn_at, created_at
+    FROM "conversations_message" WHERE conversation_id = %s AND turn_at < %s ORDER BY turn_at DESC, created_at DESC, id DESC LIMIT %s
 """
 
 
