@@ -48,7 +48,7 @@ async def test_the_latest_checkpoints_of_each_namespace_are_kept(saver):
 
     report = await orm.to_async(checkpoints_prune)(keep=2)
 
-    assert report.checkpoints == 1  # the subgraph's oldest
+    assert report.by_conversation == {thread_id: 1}  # the subgraph's oldest
     for namespace, kept, value in [("", graph, "two"), (SUBGRAPH, subgraph[1:], "c")]:
         config = {"configurable": {"thread_id": thread_id, "checkpoint_ns": namespace}}
         assert [found.config["configurable"]["checkpoint_id"] async for found in saver.alist(config)] == kept[::-1]
