@@ -39,7 +39,7 @@ def cpu_per_call(call, calls: int) -> float:
 def variants():
     """The statements, each as (name, ours, baseline): calls that do the same."""
     from django.contrib.auth.models import User
-    from django.db.models import Case, F, Value, When
+    from django.db.models import Case, Count, Exists, F, OuterRef, Subquery, Value, When
     from django.utils import timezone
 
     from conversations import services, sql
@@ -53,12 +53,20 @@ def variants():
     pk, now = conversation.pk, timezone.now()
     later = now + timedelta(days=1)
     run_id = Run.objects.filter(conversation=conversation).values_list("pk", flat=True).first()
+    runs = Run.objects.filter(conversation=OuterRef("pk"))
+    locked_by_the_orm = Conversation.objects.select_for_update(of=("self",)).annotate(
+        queued_runs=Subquery(
+            runs.filter(status=Run.Status.QUEUED).order_by().values("conversation").annotate(n=Count("pk")).values("n")
+        ),
+        busy=Exists(runs.filter(status__in=Run.ACTIVE)),
+        latest_run_status=Subquery(runs.order_by("-created_at").values("status")[:1]),
+    )
     ended = {"status": Run.Status.RUNNING, "error": None, "checkpoint_id": "", "model": "", "input_tokens": None,
              "output_tokens": None, "reasoning_tokens": None, "finished_at": None, "owner": "bench",
              "lease_expires_at": None}
     return [
         ("the send's locked read", lambda: sql.conversation_locked(pk),
-         lambda: services.LOCKED_WITH_ITS_RUNS.get(pk=pk)),
+         lambda: locked_by_the_orm.get(pk=pk)),
         ("the turn stored (UPDATE)", lambda: sql.conversation_turn_stored(pk, now=now, title="hello"),
          lambda: Conversation.objects.filter(pk=pk).update(
              updated_at=now, title=Case(When(title="", then=Value("hello")), default=F("title")))),
