@@ -1,14 +1,14 @@
 """The checkpointer: LangGraph's saver in the same database as Django.
 
-PostgreSQL: AsyncPostgresSaver on an AsyncConnectionPool. SQLite: AsyncSqliteSaver on
-the same file. Tables are created by `manage.py migrate` (agent/migrations), never at
-the first request. A saver belongs to the event loop that opened it.
+PostgreSQL: AsyncPostgresSaver on an AsyncConnectionPool, its queries concurrent
+(pooled_postgres_saver). SQLite: AsyncSqliteSaver on the same file. Tables are created
+by `manage.py migrate` (agent/migrations), never at the first request. A saver belongs
+to the event loop that opened it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import select
 import sqlite3
 from dataclasses import dataclass
@@ -17,13 +17,13 @@ from typing import Any, Awaitable, Callable
 import aiosqlite
 from django.conf import settings
 from django.db import connections
-from langgraph.checkpoint.base import WRITES_IDX_MAP, BaseCheckpointSaver, get_checkpoint_metadata
-from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from langgraph.checkpoint.base import BaseCheckpointSaver, get_checkpoint_metadata
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from psycopg.conninfo import make_conninfo
 from psycopg.rows import dict_row
 
 from .context import RUN_METADATA_KEY
+from .pooled_postgres_saver import PooledAsyncPostgresSaver
 
 HEALTH_THREAD = {"configurable": {"thread_id": "healthz", "checkpoint_ns": ""}}
 
@@ -137,38 +137,8 @@ class RemembersLastCheckpointSqliteSaver(RemembersLastCheckpoint, AsyncSqliteSav
         return await asyncio.shield(super().adelete_thread(thread_id))
 
 
-class PooledAsyncPostgresSaver(RemembersLastCheckpoint, AsyncPostgresSaver):
-    """AsyncPostgresSaver whose queries run concurrently.
-
-    The stock saver holds one asyncio.Lock around every query: it guards a single shared
-    connection, but with a pool each query takes a connection of its own, so the lock
-    only made a process's runs wait for each other's checkpoint reads and writes.
-    """
-
-    def __init__(self, pool, **kwargs):
-        super().__init__(pool, **kwargs)
-        self.lock = contextlib.nullcontext()
-
-    async def aput_writes(self, config, writes, task_id, task_path=""):
-        """As the stock method, but the writes are serialized here, not on a thread.
-
-        A turn writes a few small writes (a message or two each). Handing each batch to a
-        thread and back cost more than serializing it, and every hand-off makes the event
-        loop and the threads take turns at the GIL. A large write (a long tool result)
-        holds the loop for about a millisecond a megabyte.
-        """
-        configurable = config["configurable"]
-        query = (
-            self.UPSERT_CHECKPOINT_WRITES_SQL
-            if all(channel in WRITES_IDX_MAP for channel, _ in writes)
-            else self.INSERT_CHECKPOINT_WRITES_SQL
-        )
-        params = self._dump_writes(
-            configurable["thread_id"], configurable["checkpoint_ns"], configurable["checkpoint_id"], task_id,
-            task_path, writes,
-        )
-        async with self._cursor(pipeline=True) as cur:
-            await cur.executemany(query, params)
+class RemembersLastCheckpointPostgresSaver(RemembersLastCheckpoint, PooledAsyncPostgresSaver):
+    pass
 
 
 async def _open_postgres(db: dict[str, Any]) -> Checkpointer:
@@ -184,12 +154,12 @@ async def _open_postgres(db: dict[str, Any]) -> Checkpointer:
         open=False,
     )
     await pool.open(wait=True, timeout=30)
-    return Checkpointer(saver=PooledAsyncPostgresSaver(pool), close=pool.close)
+    return Checkpointer(saver=RemembersLastCheckpointPostgresSaver(pool), close=pool.close)
 
 
 async def _commit_without_waiting_for_disk(conn) -> None:
     """Checkpoint writes commit without waiting for PostgreSQL to flush them to disk: a
-    turn's six writes no longer wait for a flush each.
+    turn's writes do not wait for a flush each.
 
     Nothing the app shows is lost by it. PostgreSQL flushes its log in order, so a
     commit that waits for the disk makes every commit before it durable too. Whatever

@@ -75,7 +75,8 @@ def checkpoints_delete_orphaned(*, thread_id: str, dry_run: bool = False) -> dic
 def checkpoints_prune(*, keep: int, idle_for: timedelta | None = None, dry_run: bool = False) -> PruneReport:
     """Delete old checkpoints of every conversation (idle for `idle_for`, if given).
 
-    Kept per conversation: the latest `keep`; the last one of each branch's latest run
+    Kept per conversation: the latest `keep` of each namespace (the graph's own, and each
+    subgraph's); the last one of each branch's latest run
     (a new turn on that branch forks from it); and every one of an active run (queued,
     running, or waiting for approvals: it resumes from them). The transcript lives in
     Django's tables, so a conversation loads, continues and switches branches whatever
@@ -139,9 +140,9 @@ def _prune(conversation_id, *, keep: int, dry_run: bool, report: PruneReport) ->
     backend = _backend()
     with transaction.atomic():
         thread_id = str(conversation_id)
-        checkpoints = backend.checkpoints(thread_id)  # newest first: (id, run id)
+        checkpoints = backend.checkpoints(thread_id)
         needed = _needed(conversation_id, checkpoints, keep)
-        doomed = [checkpoint_id for checkpoint_id, _ in checkpoints if checkpoint_id not in needed]
+        doomed = [checkpoint.id for checkpoint in checkpoints if checkpoint.id not in needed]
         report.conversations += 1
         report.kept += len(checkpoints) - len(doomed)
         if not doomed:
@@ -154,11 +155,25 @@ def _prune(conversation_id, *, keep: int, dry_run: bool, report: PruneReport) ->
     return report
 
 
-def _needed(conversation_id, checkpoints: list[tuple[str, str]], keep: int) -> set[str]:
+@dataclass(frozen=True)
+class _Checkpoint:
+    namespace: str  # "" for the graph's own, else a subgraph's
+    id: str
+    run_id: str | None
+
+
+def _needed(conversation_id, checkpoints: list[_Checkpoint], keep: int) -> set[str]:
+    """The latest `keep` of each namespace (`checkpoints` are newest first within each
+    namespace), the branch heads, and every checkpoint of an active run."""
     runs = Run.objects.filter(conversation_id=conversation_id)
     active = {str(run_id) for run_id in runs.filter(status__in=Run.ACTIVE).values_list("id", flat=True)}
-    needed = {checkpoint_id for checkpoint_id, _ in checkpoints[:keep]} | _branch_heads(conversation_id)
-    needed |= {checkpoint_id for checkpoint_id, run_id in checkpoints if _same_run(run_id, active)}
+    kept_per_namespace: dict[str, int] = {}
+    needed = _branch_heads(conversation_id)
+    for checkpoint in checkpoints:
+        kept = kept_per_namespace.get(checkpoint.namespace, 0)
+        if kept < keep or _same_run(checkpoint.run_id, active):
+            needed.add(checkpoint.id)
+        kept_per_namespace[checkpoint.namespace] = kept + 1
     return needed
 
 
@@ -184,14 +199,14 @@ class _Tables:
 
 
 class _Postgres(_Tables):
-    def checkpoints(self, thread_id: str) -> list[tuple[str, str]]:
+    def checkpoints(self, thread_id: str) -> list[_Checkpoint]:
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT checkpoint_id, metadata->>'{RUN_METADATA_KEY}' FROM checkpoints "
-                "WHERE thread_id = %s ORDER BY checkpoint_id DESC",
+                f"SELECT checkpoint_ns, checkpoint_id, metadata->>'{RUN_METADATA_KEY}' FROM checkpoints "
+                "WHERE thread_id = %s ORDER BY checkpoint_ns, checkpoint_id DESC",
                 [thread_id],
             )
-            return cursor.fetchall()
+            return [_Checkpoint(*row) for row in cursor.fetchall()]
 
     def count(self, thread_id: str, doomed: list[str]) -> dict[str, int]:
         with connection.cursor() as cursor:
@@ -218,18 +233,19 @@ class _Postgres(_Tables):
                 [thread_id, doomed],
             )
             if garbage:
-                channels, versions = zip(*garbage)
+                namespaces, channels, versions = zip(*garbage)
                 cursor.execute(
-                    "DELETE FROM checkpoint_blobs WHERE thread_id = %s"
-                    " AND (channel, version) IN (SELECT * FROM unnest(%s::text[], %s::text[]))",
-                    [thread_id, list(channels), list(versions)],
+                    "DELETE FROM checkpoint_blobs WHERE thread_id = %s AND (checkpoint_ns, channel, version)"
+                    " IN (SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]))",
+                    [thread_id, list(namespaces), list(channels), list(versions)],
                 )
         return {"writes": writes, "blobs": len(garbage)}
 
-    def _garbage_blobs(self, thread_id: str, doomed: list[str]) -> set[tuple[str, str]]:
-        """Blobs (channel, version) that only the doomed checkpoints use."""
+    def _garbage_blobs(self, thread_id: str, doomed: list[str]) -> set[tuple[str, str, str]]:
+        """Blobs (namespace, channel, version) that only the doomed checkpoints use: each
+        namespace has blobs of its own."""
         versions = """
-            SELECT DISTINCT v.key, v.value FROM checkpoints c
+            SELECT DISTINCT c.checkpoint_ns, v.key, v.value FROM checkpoints c
             CROSS JOIN LATERAL jsonb_each_text(c.checkpoint -> 'channel_versions') AS v
             WHERE c.thread_id = %s AND ({} c.checkpoint_id = ANY(%s))
         """
@@ -243,14 +259,14 @@ class _Postgres(_Tables):
 class _Sqlite(_Tables):
     """The SQLite saver keeps values inline in its two tables: no blobs."""
 
-    def checkpoints(self, thread_id: str) -> list[tuple[str, str]]:
+    def checkpoints(self, thread_id: str) -> list[_Checkpoint]:
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT checkpoint_id, json_extract(CAST(metadata AS TEXT), '$.{RUN_METADATA_KEY}') FROM checkpoints "
-                "WHERE thread_id = %s ORDER BY checkpoint_id DESC",
+                f"SELECT checkpoint_ns, checkpoint_id, json_extract(CAST(metadata AS TEXT), '$.{RUN_METADATA_KEY}') "
+                "FROM checkpoints WHERE thread_id = %s ORDER BY checkpoint_ns, checkpoint_id DESC",
                 [thread_id],
             )
-            return cursor.fetchall()
+            return [_Checkpoint(*row) for row in cursor.fetchall()]
 
     def count(self, thread_id: str, doomed: list[str]) -> dict[str, int]:
         writes = 0

@@ -1,7 +1,8 @@
 """Events to every socket watching a conversation, numbered by `seq`.
 
 `seq` grows by one with each change in a conversation, the same for every socket:
-a Redis counter when REDIS_URL is set (several processes), else a per-process one.
+a Redis counter when REDIS_URL is set (several processes), else a per-process one. On
+Redis a frame's seq and its publication are one step (redis_group_publish).
 
 The text of replies being streamed is kept beside the counter and updated in the same
 atomic step as each token's `seq`, so that a snapshot can include the reply written so
@@ -18,6 +19,8 @@ from collections import defaultdict
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from . import redis_group_publish
+
 SEQ_KEY = "chat:seq:{}"
 PARTIALS_KEY = "chat:partials:{}"  # set of "<message_id>|<run_id>"
 PARTIAL_KEY = "chat:partial:{}:"  # + message_id: the text so far
@@ -25,32 +28,6 @@ PARTIAL_TTL_SECONDS = 86400
 # A reply's reasoning so far is kept as a partial text of its own, under this suffix.
 REASONING_SUFFIX = ":reasoning"
 
-# One step on Redis per publication: the next seq of each frame, and the frames published
-# to the conversation's group as one message, so subscribers receive frames in seq order,
-# in one round trip. ARGV[1] is the group's Redis channel, ARGV[2] the number of frames n,
-# ARGV[3 .. 2+n] the frames' JSON without seq; the message is channels_redis's (msgpack,
-# which Redis's Lua has), texts ready for the websocket. Returns the last frame's seq.
-PUBLISH = """
-local seq, texts = 0, {}
-for i = 1, tonumber(ARGV[2]) do
-  seq = redis.call('INCR', KEYS[1])
-  texts[i] = '{"seq":' .. string.format('%d', seq) .. ',' .. string.sub(ARGV[2 + i], 2)
-end
-redis.call('PUBLISH', ARGV[1], cmsgpack.pack({type = 'conversation.event', texts = texts}))
-return seq
-"""
-# A token (one frame) also appends to the reply's text so far (ARGV[4]), in the same step.
-APPEND_TOKEN = """
-redis.call('APPEND', KEYS[2], ARGV[4])
-redis.call('EXPIRE', KEYS[2], ARGV[6])
-redis.call('SADD', KEYS[3], ARGV[5])
-redis.call('EXPIRE', KEYS[3], ARGV[6])
-""" + PUBLISH
-# A stored message ends its partial text (ARGV[3 + n] is its member), in the same step.
-FORGET_PARTIAL = """
-redis.call('DEL', KEYS[2])
-redis.call('SREM', KEYS[3], ARGV[3 + tonumber(ARGV[2])])
-""" + PUBLISH
 READ_STATE = """
 local out = {redis.call('GET', KEYS[1]) or '0'}
 for _, member in ipairs(redis.call('SMEMBERS', KEYS[2])) do
@@ -114,7 +91,7 @@ async def _publish(conversation_id, frames: list[dict], redis_script: str, keys:
     layer = get_channel_layer()
     if settings.REDIS_URL:
         texts = [json.dumps(frame) for frame in frames]
-        channel = layer._get_group_channel_name(group)  # channels_redis's name for the group
+        channel = redis_group_publish.group_channel(layer, group)
         return int(await script(redis_script)(keys=[SEQ_KEY.format(conversation_id), *keys],
                                               args=[channel, len(texts), *texts, *args]))
     for frame in frames:
@@ -126,7 +103,7 @@ async def _publish(conversation_id, frames: list[dict], redis_script: str, keys:
 async def publish(conversation_id, *frames: dict) -> int:
     """Send frames to the conversation's sockets, in this order and in one step; call only
     after the changes are committed. Returns the last one's seq."""
-    return await _publish(conversation_id, list(frames), PUBLISH, [], [])
+    return await _publish(conversation_id, list(frames), redis_group_publish.PUBLISH, [], [])
 
 
 def _partial_keys(conversation_id: str, message_id: str) -> list[str]:
@@ -157,7 +134,7 @@ async def publish_token(conversation_id, *, run_id: str, message_id: str, delta:
         previous = _local_partials[conversation_id].get(partial_id, (run_id, ""))[1]
         _local_partials[conversation_id][partial_id] = (run_id, previous + delta)
     return await _publish(
-        conversation_id, [frame], APPEND_TOKEN, _partial_keys(conversation_id, partial_id),
+        conversation_id, [frame], redis_group_publish.APPEND_TOKEN, _partial_keys(conversation_id, partial_id),
         [delta, f"{partial_id}|{run_id}", PARTIAL_TTL_SECONDS],
     )
 
@@ -169,7 +146,7 @@ async def publish_stored(conversation_id, *frames: dict, run_id: str, message_id
     if not settings.REDIS_URL:
         _local_partials[conversation_id].pop(message_id, None)
     return await _publish(
-        conversation_id, list(frames), FORGET_PARTIAL, _partial_keys(conversation_id, message_id),
+        conversation_id, list(frames), redis_group_publish.FORGET_PARTIAL, _partial_keys(conversation_id, message_id),
         [f"{message_id}|{run_id}"],
     )
 

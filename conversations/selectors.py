@@ -10,7 +10,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db.models.functions import Coalesce
 from django.db.models import Count, DateTimeField, Exists, F, IntegerField, OuterRef, Q, Subquery
@@ -19,7 +18,8 @@ from agent.context import HistoryRow
 from agent.models import Task
 
 from .events import REASONING_SUFFIX
-from .orm import STAND_IN_TIME, Compiled, to_async
+from . import sql
+from .orm import to_async
 from .models import MESSAGE_ORDER, USAGE_FIELDS, Approval, Branch, Conversation, Message, Run, Summary
 from .presenters import approval_data, conversation_data, message_data, run_data, streaming_message_data
 
@@ -495,8 +495,8 @@ def history_rows(
     """A page of the line's messages between two turns (exclusive), newest or oldest
     first, continuing after the row `older_than` (or `newer_than`) of the last page."""
     if (branch_id is None and before_turn_at is not None and after_turn_at is None and older_than is None
-            and newer_than is None and newest_first and limit == HISTORY_PAGE):
-        rows = ONE_LINE_HISTORY.rows(conversation_id=conversation_id, before_turn_at=before_turn_at)
+            and newer_than is None and newest_first):
+        rows = sql.history_page(conversation_id, before_turn_at=before_turn_at, limit=limit)
     else:
         lines = conversation_lines(conversation_id=conversation_id) if branch_id else Lines(conversation_id, {})
         queryset = lines.messages(uuid.UUID(str(branch_id)) if branch_id else None)
@@ -519,20 +519,12 @@ def _before_row(row: HistoryRow) -> Q:
 
 def _history_row(row: tuple) -> HistoryRow:
     message_id, role, content, tool_calls, tool_call_id, tool_name, turn_at, created_at = row
-    # The compiled read gets JSON as the driver returns it: text on PostgreSQL.
+    # sql.history_page gets JSON as the driver returns it: text.
     if isinstance(tool_calls, str):
         tool_calls = json.loads(tool_calls)
     return HistoryRow(message_id, role, content, tool_calls or [], tool_call_id, tool_name, turn_at, created_at)
 
 
-# The first page of a never-forked conversation's history is read every turn: compiled once.
-ONE_LINE_HISTORY = Compiled(
-    lambda conversation_id, before_turn_at: (
-        Message.objects.filter(conversation_id=conversation_id, turn_at__lt=before_turn_at)
-        .order_by(*[f"-{name}" for name in MESSAGE_ORDER]).values_list(*HISTORY_FIELDS)[:HISTORY_PAGE]
-    ),
-    conversation_id=uuid.uuid4(), before_turn_at=STAND_IN_TIME,
-)
 ahistory_rows = to_async(history_rows)
 
 

@@ -9,15 +9,14 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Case, Count, Exists, F, OuterRef, Subquery, Value, When
 from django.utils import timezone
 from pydantic import ValidationError
 
 from agent.context import RunGone
 from agent.tools import TOOLS
 
-from . import selectors
-from .orm import STAND_IN_TIME, Compiled, to_async
+from . import selectors, sql
+from .orm import to_async
 from .models import MESSAGE_ORDER, Approval, Branch, Conversation, Message, Run, Summary
 from .runs.transitions import StartedRun, run_queue, run_resume
 from .selectors import approval_for_user
@@ -137,33 +136,11 @@ def message_send(
     return _once_per_client_id(conversation, client_id, store)
 
 
-# Locked, so that sends, forks and switches of one conversation go one at a time; read
-# with its number of queued runs (RUN_QUEUE_MAX), whether a run is active, and how its
-# latest run ended (runs execute in order, so that one left the graph as it is).
-# Compiled once: building and compiling it cost more than running it.
-LOCKED_WITH_ITS_RUNS = Conversation.objects.select_for_update(of=("self",)).annotate(
-    queued_runs=Subquery(
-        Run.objects.filter(conversation=OuterRef("pk"), status=Run.Status.QUEUED)
-        .order_by().values("conversation").annotate(n=Count("pk")).values("n")
-    ),
-    busy=Exists(Run.objects.filter(conversation=OuterRef("pk"), status__in=Run.ACTIVE)),
-    latest_run_status=Subquery(Run.objects.filter(conversation=OuterRef("pk")).order_by("-created_at").values("status")[:1]),
-)
-LOCKED_READ = Compiled(lambda pk: LOCKED_WITH_ITS_RUNS.filter(pk=pk), pk=uuid.uuid4())
-# A turn stored: its conversation moves up the list, and takes its first message as its title.
-TURN_STORED = Compiled(
-    lambda pk, now, title: (
-        Conversation.objects.filter(pk=pk),
-        {"updated_at": now, "title": Case(When(title="", then=Value(title)), default=F("title"))},
-    ),
-    pk=uuid.uuid4(), now=STAND_IN_TIME, title="\0title",
-)
-
-
 def _locked_read(conversation: Conversation) -> Conversation:
-    """The conversation read with LOCKED_READ; NotFound if it was deleted meanwhile."""
+    """The conversation locked (so that sends, forks and switches of one conversation go one
+    at a time), with its runs' state; NotFound if it was deleted meanwhile."""
     try:
-        return LOCKED_READ.get(pk=conversation.pk)
+        return sql.conversation_locked(conversation.pk)
     except Conversation.DoesNotExist:
         raise selectors.NotFound from None
 
@@ -207,7 +184,7 @@ def _store_turn(
         conversation, run_id=run_id, user_message=message, client_id=client_id, owner=owner, branch_id=branch_id,
         start=start,
     )
-    TURN_STORED.update(pk=conversation.pk, now=timezone.now(), title=" ".join(content.split())[:AUTO_TITLE_CHARS])
+    sql.conversation_turn_stored(conversation.pk, now=timezone.now(), title=" ".join(content.split())[:AUTO_TITLE_CHARS])
     return message, run
 
 
@@ -218,7 +195,7 @@ FORK_WHILE_ACTIVE = "a reply is in progress or waits for approval: stop it first
 
 
 def _idle(locked: Conversation) -> None:
-    """`locked` was read with LOCKED_WITH_ITS_RUNS, which tells whether a run is active."""
+    """`locked` was read with sql.conversation_locked, which tells whether a run is active."""
     if locked.busy:
         raise Conflict(FORK_WHILE_ACTIVE)
 

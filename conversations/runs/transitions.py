@@ -25,10 +25,10 @@ from django.utils import timezone
 
 from agent.context import RunGone
 
-from .. import events, selectors
+from .. import events, selectors, sql
 from ..checkpoints import checkpoints_trim
 from ..models import USAGE_FIELDS, Approval, Conversation, Message, Run
-from ..orm import STAND_IN_TIME, Compiled, to_async
+from ..orm import to_async
 from ..presenters import message_data, run_data, run_ended_frames
 from ..rendering import html_to_store
 
@@ -183,18 +183,6 @@ def run_resume(*, run: Run, owner: str) -> bool:
 # ---------------------------------------------------------------------------- finish
 
 
-# A run's end, and its conversation's new time: compiled once, run at every run's end.
-RUN_ENDED = Compiled(
-    lambda pk, **ended: (Run.objects.filter(pk=pk, status__in=Run.ACTIVE), ended),
-    pk=uuid.uuid4(), status="\0status", error="\0error", finished_at=STAND_IN_TIME, owner="\0owner",
-    lease_expires_at=STAND_IN_TIME + timedelta(microseconds=1), checkpoint_id="\0checkpoint", model="\0model",
-    input_tokens=-101, output_tokens=-102, reasoning_tokens=-103,
-)
-CONVERSATION_TOUCHED = Compiled(
-    lambda pk, now: (Conversation.objects.filter(pk=pk), {"updated_at": now}), pk=uuid.uuid4(), now=STAND_IN_TIME
-)
-
-
 def run_finish(
     *, run_id, status: str, error: str | None = None, checkpoint_id: str = "", model: str = "",
     usage: dict | None = None, run: Run | None = None, reply: dict | None = None, trim: bool = False,
@@ -227,14 +215,14 @@ def run_finish(
 def _run_ended(run_id, ended: dict, run: Run | None) -> Run:
     now = timezone.now()
     ended = {**ended, "finished_at": now, "owner": "", "lease_expires_at": None}
-    if RUN_ENDED.update(pk=run_id, **ended) and run is not None:
+    if sql.run_ended(run_id, **ended) and run is not None:
         for name, value in ended.items():
             setattr(run, name, value)
     else:  # ended meanwhile (or not at hand): as stored
         run = Run.objects.filter(pk=run_id).first()
         if run is None:
             raise RunGone(run_id)
-    CONVERSATION_TOUCHED.update(pk=run.conversation_id, now=now)
+    sql.conversation_touched(run.conversation_id, now=now)
     return run
 
 

@@ -128,26 +128,18 @@ async def test_on_postgresql_checkpoints_commit_without_waiting_for_the_disk_and
 
 
 @pytest.mark.postgres
-async def test_on_postgresql_a_tasks_writes_are_stored_without_a_thread(templates, monkeypatch):
-    """Serialized on the event loop: a hand-off to a thread for a few small writes cost
-    more than the serializing. Both statements (upsert for the special channels, insert
-    for the others) store them as the stock saver does."""
+async def test_on_postgresql_a_tasks_writes_are_stored(templates):
+    """Both statements (upsert for the special channels, insert for the others) store them."""
     require_services("postgres")
     database = templates.new_database("postgres")
     checkpointer = await _open_postgres(dj_database_url.parse(database.url))
     saver = checkpointer.saver
-
-    async def no_thread(*args, **kwargs):
-        raise AssertionError("handed to a thread")
-
     try:
         config = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
         written = await saver.aput(config, empty_checkpoint(), {"source": "loop", "step": 0}, {})
-        monkeypatch.setattr(asyncio, "to_thread", no_thread)
         await saver.aput_writes(written, [("messages", ["hello"]), ("branch:to:model", None)], "task-1")
         await saver.aput_writes(written, [("__error__", "boom")], "task-2")
         await saver.aput_writes(written, [("__error__", "boom again")], "task-2")  # the special channel: replaced
-        monkeypatch.undo()
         stored = await saver.aget_tuple(written)
         assert sorted(stored.pending_writes) == [
             ("task-1", "branch:to:model", None), ("task-1", "messages", ["hello"]), ("task-2", "__error__", "boom again"),

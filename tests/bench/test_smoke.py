@@ -55,6 +55,11 @@ def test_sidebar():
     assert "queries at 50" in out
 
 
+def test_turn_statements():
+    out = run_bench("turn_statements", "--calls", "3", "--rounds", "2")
+    assert "all five (one turn)" in out
+
+
 def test_statements_per_turn():
     out = run_bench("statements_per_turn", "--turns", "2")
     assert "all statements" in out
