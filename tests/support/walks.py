@@ -47,3 +47,22 @@ def logged_in_client(user: User) -> Client:
     client = Client()
     client.force_login(user)
     return client
+
+
+async def fork(socket: Socket, frame: dict) -> tuple[dict, list[dict]]:
+    """Send an edit or regenerate; the snapshot of the new branch and the run's frames."""
+    await socket.send(frame)
+    snapshot = await socket.receive()
+    assert snapshot["type"] == "snapshot", snapshot
+    return snapshot, await socket.receive_until(run_ended)
+
+
+async def switch(socket: Socket, **target) -> dict:
+    await socket.send({"type": "branch.switch", **target})
+    snapshot = await socket.receive()
+    assert snapshot["type"] == "snapshot", snapshot
+    return snapshot
+
+
+def by_content(snapshot: dict, content: str) -> dict:
+    return next(m for m in snapshot["messages"] if m["content"] == content)
