@@ -140,10 +140,6 @@ def text(response) -> str:
     return response.content.decode()
 
 
-def with_password(username: str, **fields) -> User:
-    return User.objects.create_user(username, password=PASSWORD, **fields)
-
-
 def guarded(entry_points: dict) -> list[dict]:
     return [entry for entry in entry_points["http"] if entry["route"] not in PUBLIC]
 
@@ -187,7 +183,7 @@ class World:
         try:
             values = values or {name: self.value(entry["route"], name) for name in entry["params"]}
         except KeyError as missing:
-            pytest.fail(f"the walk cannot fill {entry['route']!r} ({missing}): name an object for it in alices_world()")
+            pytest.fail(f"the walk cannot fill {entry['route']!r} ({missing}): name an object for it in world_of()")
         filled = PARAMETER.sub(lambda m: str(values[m[1] or m[2]]), entry["route"])
         return "/" + filled.replace("^", "").replace("$", "")
 
