@@ -30,7 +30,7 @@ class SameOriginValidator:
     Channels' AllowedHostsOriginValidator ignores the port (any other app on 127.0.0.1
     could connect) and lets every Origin, or none, in when ALLOWED_HOSTS is "*".
     `_origin_verified` is private to Django, used rather than copied so that the two
-    checks cannot drift apart (tests/test_entry_points.py covers both)."""
+    checks cannot drift apart (tests/chatproject/test_entry_points.py covers both)."""
 
     csrf = CsrfViewMiddleware(lambda request: None)
 

@@ -1,53 +1,75 @@
 """The admin: a conversation's checkpoint history, staff access, exports and
-ADMIN_HIDE_MESSAGE_CONTENT, on a real server (tests/admin/test_content_rule.py walks
-the content rule in-process)."""
+ADMIN_HIDE_MESSAGE_CONTENT (tests/admin/test_content_rule.py walks the content rule).
+In-process: the conversation through the websocket, the admin through Django's client."""
 
 import html
 import json
 import re
 
 import pytest
+from asgiref.sync import sync_to_async
+from django.contrib.auth.models import Permission, User
+from django.db import connection
+from django.test import Client
 
-from tests.live import PASSWORD, Session, chat, create_staff, receive, receive_until, run_ended, send
+from conversations.models import Message, Run
+from tests.support.in_process import agent_runtime, ask, logged_in_client, orm_threads_disconnect_after, people, run_ended  # noqa: F401 (fixtures)
+from tests.support.frames import EMAIL
 
-pytestmark = pytest.mark.asyncio
+# Django's flush after a transactional test leaves the checkpoint tables (not Django's)
+# alone; each test's thread id is new.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("locmem_email", "fast_passwords")]
 
-EMAIL = "email bob@example.com Lunch: see you at noon"
 TASK = "task buy milk"
 MARKER = "content hidden"
 ROW_CELLS = ("step", "source", "ran", "next", "writes", "interrupts")
+PASSWORD = "correct horse battery staple"
 
 
-def admin_session(server, username: str) -> Session:
-    session = Session(server, None)
-    session.http.get("/admin/login/")
-    response = session.http.post(
-        "/admin/login/",
-        data={"username": username, "password": PASSWORD, "next": "/admin/",
-              "csrfmiddlewaretoken": session.http.cookies["csrftoken"]},
-        headers={"Referer": f"{server.url}/admin/login/"},
-    )
-    assert response.status_code == 302 and response.headers["location"] == "/admin/", response.text
-    return session
+@pytest.fixture
+def locmem_email(settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 
 
-def until_waiting(frame) -> bool:
-    return frame["type"] == "run" and frame["run"]["status"] in {"waiting", "succeeded", "failed"}
+@pytest.fixture
+def fast_passwords(settings):
+    """Staff log in with a password: a cheap hash, as what is tested is not the hashing."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
-async def converse(session: Session) -> tuple[dict, dict]:
-    """A conversation with a tool call (create_task) and an approved send_email."""
-    conversation = session.create_conversation(title="Lunch plans")
-    async with session.websocket(conversation["id"]) as ws:
-        await receive(ws)
-        assert (await chat(ws, TASK))[-1]["run"]["status"] == "succeeded"
-        await send(ws, {"type": "message.send", "content": EMAIL})
-        frames = await receive_until(ws, until_waiting)
-        assert frames[-1]["run"]["status"] == "waiting", frames
-        approval = next(f["approval"] for f in frames if f["type"] == "approval")
-        await send(ws, {"type": "approval.decide", "approval_id": approval["id"], "decision": "approve"})
-        assert (await receive_until(ws, run_ended))[-1]["run"]["status"] == "succeeded"
-    return conversation, approval
+def create_staff(username: str, *permissions: str, superuser: bool = False) -> None:
+    """A staff user (password PASSWORD) with the given "app_label.codename" permissions."""
+    user = User.objects.create_user(username, password=PASSWORD, is_staff=True, is_superuser=superuser)
+    for perm in permissions:
+        app_label, codename = perm.split(".")
+        user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+
+
+def admin_session(username: str) -> Client:
+    """Logged in through the admin's own form."""
+    client = Client()
+    response = client.post("/admin/login/", {"username": username, "password": PASSWORD, "next": "/admin/"})
+    assert response.status_code == 302 and response.headers["location"] == "/admin/", response.content
+    return client
+
+
+def query(sql: str, params: tuple = ()) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+async def converse(people) -> tuple[dict, dict]:
+    """Alice's conversation with a tool call (create_task) and an approved send_email."""
+    alice = await people()
+    conversation = await alice.conversation(title="Lunch plans")
+    socket = await alice.open(conversation.id)
+    assert (await socket.chat(TASK))[-1]["run"]["status"] == "succeeded"
+    approval, _ = await ask(socket, EMAIL)
+    await socket.send({"type": "approval.decide", "approval_id": approval["id"], "decision": "approve"})
+    assert (await socket.receive_until(run_ended))[-1]["run"]["status"] == "succeeded"
+    await socket.close()
+    return {"id": str(conversation.id)}, approval
 
 
 def history_url(conversation: dict) -> str:
@@ -70,23 +92,26 @@ def state_section(page: str) -> str:
     return html.unescape(page.split('<div class="checkpoint-state"', 1)[1])
 
 
-@pytest.fixture
-def app(make_server):
-    return make_server(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend").start()
+def text(response) -> str:
+    return response.content.decode()
 
 
-async def test_history_lists_checkpoints_with_approvals_and_tool_calls(app, database):
-    conversation, approval = await converse(Session(app, "alice"))
-    create_staff(database, "carol", "conversations.view_conversation", "conversations.view_message", "agent.view_checkpoint")
-    carol = admin_session(app, "carol")
+async def test_history_lists_checkpoints_with_approvals_and_tool_calls(people):
+    conversation, approval = await converse(people)
+    await sync_to_async(history_lists_checkpoints_with_approvals_and_tool_calls)(conversation, approval)
 
-    change = carol.http.get(f"/admin/conversations/conversation/{conversation['id']}/change/")
-    assert change.status_code == 200 and history_url(conversation) in change.text
 
-    page = carol.http.get(history_url(conversation))
+def history_lists_checkpoints_with_approvals_and_tool_calls(conversation: dict, approval: dict) -> None:
+    create_staff("carol", "conversations.view_conversation", "conversations.view_message", "agent.view_checkpoint")
+    carol = admin_session("carol")
+
+    change = carol.get(f"/admin/conversations/conversation/{conversation['id']}/change/")
+    assert change.status_code == 200 and history_url(conversation) in text(change)
+
+    page = carol.get(history_url(conversation))
     assert page.status_code == 200
-    timeline = rows(page.text)
-    stored = database.query("SELECT checkpoint_id FROM checkpoints WHERE thread_id = %s", (conversation["id"],))
+    timeline = rows(text(page))
+    stored = query("SELECT checkpoint_id FROM checkpoints WHERE thread_id = %s", (conversation["id"],))
     assert [row["id"] for row in timeline] == sorted((r[0] for r in stored), reverse=True)
     steps = [int(row["step"]) for row in timeline]
     assert steps[0] > steps[-1] and timeline[-1]["source"].strip() == "input"
@@ -99,34 +124,38 @@ async def test_history_lists_checkpoints_with_approvals_and_tool_calls(app, data
     resumed = timeline[timeline.index(waiting) - 1]
     assert "tools" in resumed["ran"] and "agent" in resumed["next"]
 
-    state = state_section(carol.http.get(history_url(conversation), params={"checkpoint": waiting["id"]}).text)
+    state = state_section(text(carol.get(history_url(conversation), {"checkpoint": waiting["id"]})))
     assert f"State at checkpoint {waiting['id']}" in state
     assert EMAIL in state and "calls send_email" in re.sub(r"<[^>]+>", "", state)
     assert '"to": "bob@example.com"' in state and "message-tool" not in state
 
     # A turn's last checkpoint shows that turn, not the next turn's message written beside it.
-    first_turn_end = database.query("SELECT checkpoint_id FROM conversations_run ORDER BY created_at LIMIT 1")[0][0]
-    state = state_section(carol.http.get(history_url(conversation), params={"checkpoint": first_turn_end}).text)
+    first_turn_end = Run.objects.order_by("created_at").values_list("checkpoint_id", flat=True)[0]
+    state = state_section(text(carol.get(history_url(conversation), {"checkpoint": first_turn_end})))
     assert TASK in state and "The task was created." in state and EMAIL not in state
 
-    newest = state_section(page.text)
+    newest = state_section(text(page))
     assert f"State at checkpoint {timeline[0]['id']}" in newest
     assert "message-tool" in newest and "The e-mail was sent." in newest
 
-    listed = carol.http.get("/admin/agent/checkpoint/", params={"q": conversation["id"]})
+    listed = carol.get("/admin/agent/checkpoint/", {"q": conversation["id"]})
     assert listed.status_code == 200
-    assert all(row["id"] in listed.text for row in timeline)
+    assert all(row["id"] in text(listed) for row in timeline)
 
-    export = carol.http.get(f"/admin/conversations/conversation/{conversation['id']}/export/json/")
+    export = carol.get(f"/admin/conversations/conversation/{conversation['id']}/export/json/")
     assert export.status_code == 200 and "attachment" in export.headers["content-disposition"]
-    assert EMAIL in [m["content"] for m in json.loads(export.text)["messages"]]
-    markdown = carol.http.get(f"/admin/conversations/conversation/{conversation['id']}/export/markdown/")
-    assert markdown.status_code == 200 and "see you at noon" in markdown.text
+    assert EMAIL in [m["content"] for m in json.loads(text(export))["messages"]]
+    markdown = carol.get(f"/admin/conversations/conversation/{conversation['id']}/export/markdown/")
+    assert markdown.status_code == 200 and "see you at noon" in text(markdown)
 
 
-async def test_only_staff_with_the_permissions_see_conversations_and_checkpoints(app, database):
-    alice = Session(app, "alice")
-    conversation, _ = await converse(alice)
+async def test_only_staff_with_the_permissions_see_conversations_and_checkpoints(people):
+    conversation, _ = await converse(people)
+    alice = await logged_in_client(await sync_to_async(User.objects.get)(username="alice"))
+    await sync_to_async(only_staff_with_the_permissions_see_conversations_and_checkpoints)(alice, conversation)
+
+
+def only_staff_with_the_permissions_see_conversations_and_checkpoints(alice: Client, conversation: dict) -> None:
     pages = [
         "/admin/conversations/conversation/",
         f"/admin/conversations/conversation/{conversation['id']}/change/",
@@ -137,30 +166,32 @@ async def test_only_staff_with_the_permissions_see_conversations_and_checkpoints
 
     # Not staff: the admin sends alice to its login page.
     for url in pages:
-        response = alice.http.get(url)
+        response = alice.get(url)
         assert response.status_code == 302 and response.headers["location"].startswith("/admin/login/"), url
 
-    create_staff(database, "dave")
-    dave = admin_session(app, "dave")
+    create_staff("dave")
+    dave = admin_session("dave")
     for url in pages:
-        assert dave.http.get(url).status_code == 403, url
+        assert dave.get(url).status_code == 403, url
 
     # The conversation, but not its checkpoints.
-    create_staff(database, "erin", "conversations.view_conversation")
-    erin = admin_session(app, "erin")
-    change = erin.http.get(pages[1])
-    assert change.status_code == 200 and history_url(conversation) not in change.text
-    assert erin.http.get(history_url(conversation)).status_code == 403
-    assert erin.http.get("/admin/agent/checkpoint/").status_code == 403
+    create_staff("erin", "conversations.view_conversation")
+    erin = admin_session("erin")
+    change = erin.get(pages[1])
+    assert change.status_code == 200 and history_url(conversation) not in text(change)
+    assert erin.get(history_url(conversation)).status_code == 403
+    assert erin.get("/admin/agent/checkpoint/").status_code == 403
 
 
-async def test_hide_setting_keeps_contents_from_staff(make_server, database):
-    server = make_server(
-        ADMIN_HIDE_MESSAGE_CONTENT="1", EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"
-    ).start()
-    conversation, approval = await converse(Session(server, "alice"))
-    create_staff(database, "root", superuser=True)
-    root = admin_session(server, "root")
+async def test_hide_setting_keeps_contents_from_staff(people, settings):
+    settings.ADMIN_HIDE_MESSAGE_CONTENT = True
+    conversation, approval = await converse(people)
+    await sync_to_async(hide_setting_keeps_contents_from_staff)(conversation, approval)
+
+
+def hide_setting_keeps_contents_from_staff(conversation: dict, approval: dict) -> None:
+    create_staff("root", superuser=True)
+    root = admin_session("root")
     secrets = ("see you at noon", "bob@example.com", "buy milk", "The e-mail was sent")
     cid = conversation["id"]
     pages = [
@@ -176,18 +207,18 @@ async def test_hide_setting_keeps_contents_from_staff(make_server, database):
         "/admin/agent/checkpoint/",
     ]
     for url in pages:
-        response = root.http.get(url)
+        response = root.get(url)
         assert response.status_code == 200, url
-        text = html.unescape(response.text)
-        assert not [secret for secret in secrets if secret in text], url
-    assert MARKER in root.http.get(pages[0]).text
-    assert MARKER in state_section(root.http.get(history_url(conversation)).text)
-    assert rows(root.http.get(history_url(conversation)).text)
+        shown = html.unescape(text(response))
+        assert not [secret for secret in secrets if secret in shown], url
+    assert MARKER in text(root.get(pages[0]))
+    assert MARKER in state_section(text(root.get(history_url(conversation))))
+    assert rows(text(root.get(history_url(conversation))))
 
     # No search over contents, a marker on a message's page, no exports.
-    assert cid not in root.http.get("/admin/conversations/conversation/", params={"q": "noon"}).text
-    message_id = database.query("SELECT id FROM conversations_message LIMIT 1")[0][0]
-    message = root.http.get(f"/admin/conversations/message/{message_id}/change/")
-    assert message.status_code == 200 and MARKER in message.text
-    assert not [secret for secret in secrets if secret in html.unescape(message.text)]
-    assert root.http.get(f"/admin/conversations/conversation/{cid}/export/json/").status_code == 403
+    assert cid not in text(root.get("/admin/conversations/conversation/", {"q": "noon"}))
+    message_id = Message.objects.values_list("id", flat=True)[0]
+    message = root.get(f"/admin/conversations/message/{message_id}/change/")
+    assert message.status_code == 200 and MARKER in text(message)
+    assert not [secret for secret in secrets if secret in html.unescape(text(message))]
+    assert root.get(f"/admin/conversations/conversation/{cid}/export/json/").status_code == 403

@@ -4,12 +4,10 @@ last reply is stored by its end and goes out with it, also when the run is stopp
 database failure at its end leaves it to resume."""
 
 import asyncio
-import contextlib
 import json
 
 import psycopg
 import pytest
-from channels.layers import get_channel_layer
 from django.contrib.auth.models import User
 from langchain_core.messages import AIMessage
 
@@ -18,30 +16,10 @@ from conversations import events, orm, services
 from conversations.models import Message, Run
 from conversations.runs import transitions
 from conversations.runs.executor import RunExecutor
+from tests.support.executor import GraphThatEndsAtOnce, send, watching
 from tests.support.in_process import orm_threads_disconnect_after  # noqa: F401 (a fixture)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("orm_threads_disconnect_after")]
-
-
-class StubSaver:
-    def forget_last_written(self, thread_id):
-        pass
-
-    def take_last_written(self, thread_id, run_id):
-        return "a-checkpoint"
-
-    def count_due(self, thread_id, every):
-        return False  # no checkpoints to trim
-
-
-class GraphThatEndsAtOnce:
-    """What the executor does around the graph is under test, not the graph."""
-
-    checkpointer = StubSaver()
-
-    async def astream(self, *args, **kwargs):
-        return
-        yield
 
 
 @orm.to_async  # as the app's calls: on the pool's threads, whose connections are closed after
@@ -79,26 +57,6 @@ async def test_a_run_started_by_its_send_is_not_started_again(monkeypatch, setti
     assert starts == [str(sent[1].id)]  # only the queued one
     ended = await stored(sent)
     assert [(run.status, run.attempts, run.checkpoint_id) for run in ended] == [(Run.Status.SUCCEEDED, 1, "a-checkpoint")] * 2
-
-
-@contextlib.asynccontextmanager
-async def watching(conversation):
-    """Receive what the conversation's sockets are sent (one channel message per step)."""
-    layer = get_channel_layer()
-    channel = await layer.new_channel()
-    await layer.group_add(events.group_name(conversation.id), channel)
-    try:
-        yield lambda: layer.receive(channel)
-    finally:
-        await layer.group_discard(events.group_name(conversation.id), channel)
-        await events.forget(conversation.id)
-
-
-async def send(executor, conversation) -> Run:
-    """A message sent to the conversation; its run submitted to the executor."""
-    accepted = await services.amessage_send(conversation=conversation, content="hi", client_id=None, owner=executor.owner)
-    executor.submit(accepted.run, started=accepted.started)
-    return accepted.run
 
 
 async def send_and_run(executor, conversation) -> Run:

@@ -1,4 +1,5 @@
-"""CHAT_MODEL=openai:<model> streams from any OpenAI-compatible server at OPENAI_BASE_URL."""
+"""CHAT_MODEL=openai:<model> streams from any OpenAI-compatible server at OPENAI_BASE_URL.
+In-process, through the websocket."""
 
 import json
 import threading
@@ -6,9 +7,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.live import Session, chat, free_port, receive
+from tests.live import free_port
+from tests.support.in_process import agent_runtime, orm_threads_disconnect_after, people  # noqa: F401 (fixtures)
 
-pytestmark = pytest.mark.asyncio
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 class FakeOpenAI(BaseHTTPRequestHandler):
@@ -37,22 +39,24 @@ class FakeOpenAI(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def fake_openai():
+def fake_openai(settings):
     FakeOpenAI.requests = []
     server = ThreadingHTTPServer(("127.0.0.1", free_port()), FakeOpenAI)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    settings.CHAT_MODEL = "openai:local-model"
+    settings.OPENAI_BASE_URL = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    settings.OPENAI_API_KEY = "sk-test"
+    yield
     server.shutdown()
 
 
-async def test_openai_compatible_server_streams_and_sees_earlier_turns(make_server, fake_openai):
-    server = make_server(CHAT_MODEL="openai:local-model", OPENAI_BASE_URL=fake_openai, OPENAI_API_KEY="sk-test").start()
-    alice = Session(server, "alice")
-    conversation = alice.create_conversation()
-    async with alice.websocket(conversation["id"]) as ws:
-        await receive(ws)
-        first = await chat(ws, "first question")
-        second = await chat(ws, "second question")
+async def test_openai_compatible_server_streams_and_sees_earlier_turns(people, fake_openai):
+    alice = await people()
+    conversation = await alice.conversation()
+    socket = await alice.open(conversation.id)
+    first = await socket.chat("first question")
+    second = await socket.chat("second question")
+    await socket.close()
     assert "".join(f["delta"] for f in first if f["type"] == "token") == "Reply number 1"
     assert second[-2]["message"]["content"] == "Reply number 2"
 

@@ -6,7 +6,7 @@ from django.contrib.auth.models import User
 from langgraph.checkpoint.base import empty_checkpoint
 
 from agent.checkpointer import open_checkpointer
-from agent.services import checkpoints_prune
+from conversations.checkpoints import checkpoints_prune
 from conversations import orm, services
 from tests.support.in_process import orm_threads_disconnect_after  # noqa: F401 (a fixture)
 

@@ -26,7 +26,7 @@ from conversations.models import Approval, Conversation, Run
 from conversations.runs import transitions
 from conversations.runs.executor import RunExecutor
 from conversations.runs.transcript import chat_context
-from tests.agent.test_executor import GraphThatEndsAtOnce, send, watching
+from tests.support.executor import GraphThatEndsAtOnce, send, watching
 from tests.support.in_process import (  # noqa: F401 (fixtures)
     agent_runtime,
     checkpoint_rows,

@@ -5,25 +5,11 @@ import json
 import uuid
 
 import pytest
-from channels.layers import channel_layers, get_channel_layer
+from channels.layers import get_channel_layer
 
 from conversations import events
-from tests.live import redis_available, redis_url
 
 pytestmark = [pytest.mark.redis]
-
-
-@pytest.fixture
-def redis_layer(settings):
-    if not redis_available():
-        pytest.skip("Redis is not reachable (set REDIS_URL)")
-    settings.REDIS_URL = redis_url()
-    settings.CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer", "CONFIG": {"hosts": [redis_url()]}}
-    }
-    channel_layers.backends.clear()
-    yield
-    channel_layers.backends.clear()
 
 
 async def test_concurrent_events_reach_a_socket_in_seq_order(redis_layer):

@@ -9,7 +9,6 @@ import pytest
 from channels.layers import get_channel_layer
 
 from conversations import events
-from tests.conversations.test_events import redis_layer  # noqa: F401 (a fixture)
 
 pytestmark = [pytest.mark.redis]
 

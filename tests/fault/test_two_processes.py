@@ -5,21 +5,9 @@ import time
 
 import pytest
 
-from tests.conftest import require_services
-from tests.live import Server, Session, chat, receive, receive_until, send
+from tests.live import Session, chat, receive, receive_until, send
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.postgres, pytest.mark.redis]
-
-
-@pytest.fixture
-def two_servers(templates, tmp_path):
-    require_services("postgres")
-    database = templates.new_database("postgres", redis=True)
-    mail = {"EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend", "EMAIL_FILE_PATH": str(tmp_path / "mail")}
-    servers = [Server(database, tmp_path / f"server-{i}.log", extra_env=mail).start() for i in range(2)]
-    yield database, servers
-    for server in servers:
-        server.stop()
 
 
 async def test_a_socket_on_one_process_sees_a_run_of_the_other(two_servers):

@@ -28,8 +28,8 @@ BAD_FRAMES = [
 
 
 def until_waiting(frame: dict) -> bool:
-    """The run has stopped to wait for a decision, or ended without one."""
-    return frame["type"] == "run" and frame["run"]["status"] in {"waiting", "succeeded", "failed"}
+    """The run has stopped to wait for a decision, or ended without one (so a test never hangs)."""
+    return frame["type"] == "run" and frame["run"]["status"] in {"waiting", "succeeded", "failed", "cancelled"}
 
 
 def reply_of(frames: list[dict]) -> str:

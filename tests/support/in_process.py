@@ -311,3 +311,12 @@ def sql_rows(sql: str, params=()) -> list[tuple]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return [tuple(row) for row in cursor.fetchall()]
+
+
+@sync_to_async
+def logged_in_client(user: User) -> Client:
+    """Django's test client with the user's session: it sends the CSRF token's checks off,
+    as a page of the app would pass them."""
+    client = Client()
+    client.force_login(user)
+    return client

@@ -4,7 +4,6 @@ import subprocess
 import time
 
 import httpx
-
 import pytest
 
 from tests.conftest import require_services
@@ -27,6 +26,10 @@ def start(command: list[str], database, log_path) -> subprocess.Popen:
     return subprocess.Popen(command, cwd=ROOT, env=database.env, stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
 
 
+# Each server on one backend: how the runtime starts is the server's matter, and every
+# other live test starts daphne on both backends and waits for /healthz to answer 200.
+# daphne on SQLite, as `make start` runs it; uvicorn on PostgreSQL and Redis, as in production.
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_daphne_starts_the_checkpointer_before_any_request(database, tmp_path):
     port, log_path = free_port(), tmp_path / "daphne.log"
     process = start([PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "chatproject.asgi:application"], database, log_path)
@@ -41,6 +44,9 @@ def test_daphne_starts_the_checkpointer_before_any_request(database, tmp_path):
         process.wait(timeout=10)
 
 
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 def test_uvicorn_starts_it_in_lifespan_and_closes_it_at_shutdown(database, tmp_path):
     port, log_path = free_port(), tmp_path / "uvicorn.log"
     process = start(

@@ -1,0 +1,50 @@
+"""The executor around a stand-in graph: what the executor does around the graph is
+under test, not the graph; and what a conversation's sockets are sent."""
+
+import contextlib
+
+from channels.layers import get_channel_layer
+
+from conversations import events, services
+from conversations.models import Run
+
+
+class StubSaver:
+    def forget_last_written(self, thread_id):
+        pass
+
+    def take_last_written(self, thread_id, run_id):
+        return "a-checkpoint"
+
+    def count_due(self, thread_id, every):
+        return False  # no checkpoints to trim
+
+
+class GraphThatEndsAtOnce:
+    """What the executor does around the graph is under test, not the graph."""
+
+    checkpointer = StubSaver()
+
+    async def astream(self, *args, **kwargs):
+        return
+        yield
+
+
+@contextlib.asynccontextmanager
+async def watching(conversation):
+    """Receive what the conversation's sockets are sent (one channel message per step)."""
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(events.group_name(conversation.id), channel)
+    try:
+        yield lambda: layer.receive(channel)
+    finally:
+        await layer.group_discard(events.group_name(conversation.id), channel)
+        await events.forget(conversation.id)
+
+
+async def send(executor, conversation) -> Run:
+    """A message sent to the conversation; its run submitted to the executor."""
+    accepted = await services.amessage_send(conversation=conversation, content="hi", client_id=None, owner=executor.owner)
+    executor.submit(accepted.run, started=accepted.started)
+    return accepted.run
