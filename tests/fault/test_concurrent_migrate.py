@@ -2,7 +2,6 @@
 
 import subprocess
 
-
 from tests.live import PYTHON, ROOT, admin_sql, base_env, postgres_admin_url, url_with_database
 
 
