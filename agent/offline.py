@@ -1,5 +1,5 @@
 """The offline model: a deterministic LangChain chat model that ships with the app, so
-that everything works with no API key and tests are repeatable (rules in PROTOCOL.md)."""
+that everything works with no API key and tests are repeatable (rules in docs/protocol.md)."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ SUMMARY_WORDS_RE = re.compile(r"at most (\d+) words")
 
 
 class OfflineChatModel(BaseChatModel):
-    """A deterministic chat model that ships with the app (rules in PROTOCOL.md).
+    """A deterministic chat model that ships with the app (rules in docs/protocol.md).
 
     It streams its reply a word at a time, `delay_ms` apart, and calls a tool only if
     that tool was bound with `bind_tools`. Like a real model it stops at `max_tokens`
@@ -160,7 +160,7 @@ class OfflineChatModel(BaseChatModel):
 
 
 def _tool_command(text: str) -> tuple[str, dict] | None:
-    """The tool and arguments a message asks for, by the rules of PROTOCOL.md."""
+    """The tool and arguments a message asks for, by the rules of docs/protocol.md."""
     if match := EMAIL_RE.match(text):
         return "send_email", {"to": match[1], "subject": match[2], "body": match[3]}
     if match := TASK_RE.match(text):

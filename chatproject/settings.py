@@ -1,4 +1,4 @@
-"""Settings, all read from the environment (see README and PROTOCOL.md)."""
+"""Settings, all read from the environment (see README and docs/protocol.md)."""
 
 import os
 import warnings
@@ -248,7 +248,7 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "agent@localhost")
 # The admin shows staff no message contents, tool arguments or graph state.
 ADMIN_HIDE_MESSAGE_CONTENT = env_bool("ADMIN_HIDE_MESSAGE_CONTENT")
 
-# Protocol limits (PROTOCOL.md).
+# Protocol limits (docs/protocol.md).
 WS_MAX_FRAME_BYTES = 64 * 1024
 MESSAGE_MAX_CHARS = 32_000
 CLIENT_ID_MAX_CHARS = 64

@@ -1,4 +1,4 @@
-"""The conversation websocket (PROTOCOL.md): a thin adapter over services and the executor."""
+"""The conversation websocket (docs/protocol.md): a thin adapter over services and the executor."""
 
 from __future__ import annotations
 

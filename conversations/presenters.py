@@ -1,4 +1,4 @@
-"""Model objects → the JSON objects of PROTOCOL.md."""
+"""Model objects → the JSON objects of docs/protocol.md."""
 
 from agent.tools import TOOLS
 

@@ -1,4 +1,4 @@
-"""HTML pages and the JSON API of PROTOCOL.md; thin adapters over selectors and services."""
+"""HTML pages and the JSON API of docs/protocol.md; thin adapters over selectors and services."""
 
 from __future__ import annotations
 

@@ -9,6 +9,19 @@ BACKENDS = [
 ]
 
 
+# Layers that start real processes: the server's (a live test), or a bench's.
+PROCESS_LAYERS = ("fault", "bench", "e2e")
+
+
+def pytest_collection_modifyitems(items):
+    """Mark `live` every test that starts real server processes, so that the in-process
+    layer runs alone with `-m "not live"`."""
+    for item in items:
+        layer = item.path.relative_to(item.config.rootpath / "tests").parts[0]
+        if layer in PROCESS_LAYERS or "templates" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.live)
+
+
 def require_services(backend: str) -> None:
     if backend == "postgres":
         if not postgres_available():

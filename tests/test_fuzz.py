@@ -118,7 +118,7 @@ FIELDS = {
 }
 # The frames that, accepted, make a run.
 MAKES_A_RUN = ("message.send", "message.edit", "message.regenerate", "run.retry")
-# Each type's fields (PROTOCOL.md), in the sets a valid frame may have.
+# Each type's fields (docs/protocol.md), in the sets a valid frame may have.
 TYPE_FIELDS = {
     "message.send": [["content"], ["content", "client_id"]],
     "message.edit": [["message_id", "content"], ["message_id", "content", "client_id"]],
@@ -496,7 +496,7 @@ def database_now(database) -> str:
 # ---------------------------------------------------------------- the JSON API
 
 # Each endpoint with how often to draw it, its methods and its query parameters
-# (PROTOCOL.md); "{id}" is a conversation id.
+# (docs/protocol.md); "{id}" is a conversation id.
 ROUTES = {
     "/api/conversations/": (3, ["GET", "POST"], ["q", "cursor"]),
     "/api/conversations/{id}/": (2, ["GET", "PATCH", "DELETE"], []),

@@ -1,4 +1,4 @@
-"""The offline model follows PROTOCOL.md's rules and streams a word at a time."""
+"""The offline model follows docs/protocol.md's rules and streams a word at a time."""
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage

@@ -194,7 +194,7 @@ async def test_reconnecting_mid_reply_gets_the_text_so_far_then_the_rest(people)
     assert partial["streaming"] is True and partial["role"] == "assistant"
     assert partial["content"].startswith("tick1 tick2") and "tick30" in partial["content"]
     assert snapshot["run"]["status"] == "running"
-    # A client applies only frames newer than its snapshot (PROTOCOL.md); with those,
+    # A client applies only frames newer than its snapshot (docs/protocol.md); with those,
     # the text so far plus the later tokens is the reply, with no gap and no repeat.
     later = [f for f in frames if f["seq"] > snapshot["seq"]]
     assert [f["seq"] for f in later] == list(range(snapshot["seq"] + 1, snapshot["seq"] + 1 + len(later)))

@@ -1,4 +1,4 @@
-/* Edit, regenerate and the versions of a message (PROTOCOL.md: message.edit,
+/* Edit, regenerate and the versions of a message (docs/protocol.md: message.edit,
  * message.regenerate, branch.switch). One such frame at a time; its answer is a snapshot. */
 import { el } from './elements.js';
 import { charCount, frameTooLarge, MAX_CHARS } from './limits.js';

@@ -1,4 +1,4 @@
-/* The frames the server sends (PROTOCOL.md, "WebSocket"), each applied to the page:
+/* The frames the server sends (docs/protocol.md, "WebSocket"), each applied to the page:
  * snapshots, with `seq` checked for gaps, and the live frames between them. */
 import { failDecision, notifyApprovalsChanged, resetDecisions, revealHashedApproval, upsertApproval } from './approvals.js';
 import { BRANCH_FRAMES, branchSnapshotEnd, branchSnapshotStart, clearBranchPending, updateBranchControls } from './branches.js';

@@ -1,4 +1,4 @@
-/* The server's limits that the page checks before it sends (PROTOCOL.md, "Limits"). */
+/* The server's limits that the page checks before it sends (docs/protocol.md, "Limits"). */
 
 export const MAX_CHARS = 32000;
 

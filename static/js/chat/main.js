@@ -1,4 +1,4 @@
-/* The chat page (templates/conversations/chat.html), the browser side of PROTOCOL.md.
+/* The chat page (templates/conversations/chat.html), the browser side of docs/protocol.md.
  * ES modules, no build step. Rules kept on purpose:
  *  - innerHTML is used in exactly one place (renderMessageBody, messages.js) with the
  *    server's nh3-sanitized `html`; everything else is textContent / DOM nodes.
