@@ -2,6 +2,9 @@ import pytest
 
 from tests.live import Server, Session, Templates, postgres_available, redis_available
 
+# The in-process harness's fixtures (agent_runtime, people…), for every test.
+pytest_plugins = ["tests.support.in_process"]
+
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
     # PostgreSQL runs with Redis as the channel layer: the production path.

@@ -13,7 +13,7 @@ from django.db import connection
 from django.test import Client
 
 from conversations.models import Message, Run
-from tests.support.in_process import agent_runtime, ask, logged_in_client, orm_threads_disconnect_after, people, run_ended  # noqa: F401 (fixtures)
+from tests.support.in_process import ask, logged_in_client, run_ended
 from tests.support.frames import EMAIL
 
 # Django's flush after a transactional test leaves the checkpoint tables (not Django's)

@@ -17,7 +17,6 @@ from conversations.models import Message, Run
 from conversations.runs import transitions
 from conversations.runs.executor import RunExecutor
 from tests.support.executor import GraphThatEndsAtOnce, send, watching
-from tests.support.in_process import orm_threads_disconnect_after  # noqa: F401 (a fixture)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("orm_threads_disconnect_after")]
 

@@ -14,12 +14,12 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from agent.models import Task
-from agent.prompts import NOT_RUN, SUMMARY_HEADING
-from conversations.models import Approval, Message, Run, Summary
-from tests.support.in_process import agent_runtime, orm_threads_disconnect_after, people, run_ended, run_waiting  # noqa: F401 (fixtures)
+from agent.prompts import SUMMARY_HEADING
+from conversations.models import Message, Run, Summary
+from tests.support.in_process import run_ended, run_waiting
 from tests.support.openai_server import (
     Call, ContextTooLong, Drop, Error, Hang, OpenAIServer, Stall, Text, ToolCalls, after_tool, any_request,
-    last_user, last_user_contains, roles,
+    last_user, roles,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)

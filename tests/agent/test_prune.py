@@ -10,9 +10,7 @@ from django.db import connection
 
 from conversations.checkpoints import CHECKPOINT_TABLES_POSTGRES, CHECKPOINT_TABLES_SQLITE
 from conversations.models import Conversation, Message, Run
-from tests.support.in_process import (  # noqa: F401 (fixtures)
-    agent_runtime, ask, clear_checkpoint_tables, decide, fork, orm_threads_disconnect_after, people, run_ended, switch, talk,
-)
+from tests.support.in_process import ask, clear_checkpoint_tables, decide, fork, run_ended, switch, talk
 from tests.support.frames import EMAIL, by_content
 
 # Django's flush after a transactional test leaves the checkpoint tables (not Django's):

@@ -12,7 +12,7 @@ from langgraph.checkpoint.base import empty_checkpoint
 from agent.checkpointer import open_checkpointer
 from conversations.checkpoints import checkpoints_prune
 from conversations import orm, services
-from tests.support.in_process import checkpoint_rows, clear_checkpoint_tables, orm_threads_disconnect_after  # noqa: F401 (a fixture)
+from tests.support.in_process import checkpoint_rows, clear_checkpoint_tables
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("orm_threads_disconnect_after")]
 

@@ -27,11 +27,7 @@ from conversations.runs import transitions
 from conversations.runs.executor import RunExecutor
 from conversations.runs.transcript import chat_context
 from tests.support.executor import GraphThatEndsAtOnce, send, watching
-from tests.support.in_process import (  # noqa: F401 (fixtures)
-    agent_runtime,
-    checkpoint_rows,
-    orm_threads_disconnect_after,
-)
+from tests.support.in_process import checkpoint_rows
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("orm_threads_disconnect_after")]
 

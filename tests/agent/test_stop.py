@@ -7,7 +7,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from conversations.models import Run
-from tests.support.in_process import agent_runtime, logged_in_client, orm_threads_disconnect_after, people, run_ended  # noqa: F401 (fixtures)
+from tests.support.in_process import logged_in_client, run_ended
 from tests.support.frames import EMAIL
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -11,7 +11,7 @@ from asgiref.sync import sync_to_async
 
 from conversations.models import Message, Run
 from tests.live import free_port
-from tests.support.in_process import agent_runtime, orm_threads_disconnect_after, people, run_ended  # noqa: F401 (fixtures)
+from tests.support.in_process import run_ended
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

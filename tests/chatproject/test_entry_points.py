@@ -30,15 +30,7 @@ from chatproject.asgi import application
 from chatproject.websocket import SameOriginValidator
 from conversations.consumers import ConversationConsumer
 from conversations.routing import websocket_urlpatterns
-from tests.support.in_process import (  # noqa: F401 (fixtures)
-    TIMEOUT,
-    Person,
-    agent_runtime,
-    orm_threads_disconnect_after,
-    people,
-    receive,
-    run_ended,
-)
+from tests.support.in_process import TIMEOUT, Person, receive, run_ended
 from tests.support.frames import until_waiting
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fast_passwords")]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.support.in_process import agent_runtime, browser, orm_threads_disconnect_after, people  # noqa: F401 (fixtures)
+from tests.support.in_process import browser
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

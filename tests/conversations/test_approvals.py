@@ -13,17 +13,7 @@ from conversations.models import Approval, Run
 from conversations.orm import to_async
 from tests.live import free_port
 from tests.support.frames import EMAIL, reply_of, until_waiting
-from tests.support.in_process import (  # noqa: F401 (fixtures)
-    agent_runtime,
-    ask,
-    browser,
-    decide,
-    mail_to_files,
-    orm_threads_disconnect_after,
-    people,
-    run_ended,
-    statuses,
-)
+from tests.support.in_process import ask, browser, decide, run_ended, statuses
 from tests.support.mail import mails
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("mail_to_files")]

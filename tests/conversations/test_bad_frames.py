@@ -3,7 +3,7 @@
 import pytest
 
 from tests.support.frames import BAD_FRAMES
-from tests.support.in_process import agent_runtime, orm_threads_disconnect_after, people, table_counts  # noqa: F401 (fixtures)
+from tests.support.in_process import table_counts
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

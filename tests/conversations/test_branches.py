@@ -8,21 +8,8 @@ import pytest
 from conversations.models import Branch, Message, Run
 from conversations.orm import to_async
 from tests.support.frames import EMAIL, by_content, shown
-from tests.support.in_process import (  # noqa: F401 (fixtures)
-    agent_runtime,
-    ask,
-    browser,
-    decide,
-    fork,
-    mail_to_files,
-    orm_threads_disconnect_after,
-    people,
-    run_ended,
-    snapshot_of,
-    sql_rows,
-    switch,
-    table_counts,
-    talk,
+from tests.support.in_process import (
+    ask, browser, decide, fork, run_ended, snapshot_of, sql_rows, switch, table_counts, talk,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)

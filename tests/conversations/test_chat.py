@@ -9,17 +9,7 @@ from django.db import connection
 from conversations.models import Run
 from conversations.orm import to_async
 from conversations.selectors import SNAPSHOT_MAX_BYTES
-from tests.support.in_process import (  # noqa: F401 (fixtures)
-    TIMEOUT,
-    agent_runtime,
-    browser,
-    communicator,
-    orm_threads_disconnect_after,
-    people,
-    run_ended,
-    statuses,
-    table_counts,
-)
+from tests.support.in_process import TIMEOUT, browser, communicator, run_ended, statuses, table_counts
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -11,9 +11,7 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
 
 from conversations.models import Branch, Message, Run
-from tests.support.in_process import (  # noqa: F401 (fixtures)
-    TIMEOUT, agent_runtime, checkpoint_rows, logged_in_client, orm_threads_disconnect_after, people, run_ended,
-)
+from tests.support.in_process import TIMEOUT, checkpoint_rows, logged_in_client, run_ended
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

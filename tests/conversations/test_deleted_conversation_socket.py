@@ -6,14 +6,7 @@ import logging
 import pytest
 
 from conversations import consumers, events, services
-from tests.support.in_process import (  # noqa: F401 (fixtures)
-    agent_runtime,
-    closed_as_deleted,
-    new_conversation,
-    orm_threads_disconnect_after,
-    signed_in,
-    websocket,
-)
+from tests.support.in_process import closed_as_deleted, new_conversation, signed_in, websocket
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

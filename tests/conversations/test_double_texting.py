@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.support.in_process import agent_runtime, orm_threads_disconnect_after, people, run_ended, table_counts  # noqa: F401 (fixtures)
+from tests.support.in_process import run_ended, table_counts
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -6,18 +6,7 @@ import pytest
 from conversations.models import Message, Run
 from conversations.orm import to_async
 from tests.support.frames import EMAIL, by_content
-from tests.support.in_process import (  # noqa: F401 (fixtures)
-    agent_runtime,
-    ask,
-    browser,
-    decide,
-    fork,
-    mail_to_files,
-    orm_threads_disconnect_after,
-    people,
-    snapshot_of,
-    talk,
-)
+from tests.support.in_process import ask, browser, decide, fork, snapshot_of, talk
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -2,16 +2,7 @@
 
 import pytest
 
-from tests.support.in_process import (  # noqa: F401 (fixtures)
-    agent_runtime,
-    browser,
-    close_code,
-    communicator,
-    orm_threads_disconnect_after,
-    people,
-    table_counts,
-    TIMEOUT,
-)
+from tests.support.in_process import browser, close_code, communicator, table_counts, TIMEOUT
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -12,18 +12,7 @@ import pytest
 from conversations import limits
 from conversations.models import Approval, Run
 from tests.support.frames import EMAIL
-from tests.support.in_process import (  # noqa: F401 (fixtures)
-    TIMEOUT,
-    Socket,
-    agent_runtime,
-    close_code,
-    communicator,
-    orm_threads_disconnect_after,
-    people,
-    run_ended,
-    statuses,
-    table_counts,
-)
+from tests.support.in_process import TIMEOUT, Socket, close_code, communicator, run_ended, statuses, table_counts
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("counts_of_this_test")]
 

@@ -9,7 +9,7 @@ from asgiref.sync import sync_to_async
 
 from conversations.selectors import MESSAGE_PAGE_MAX, SNAPSHOT_MAX_BYTES
 from tests.live import Server, Session, add_messages, receive, send
-from tests.support.in_process import logged_in_client, new_conversation, orm_threads_disconnect_after, signed_in  # noqa: F401 (a fixture)
+from tests.support.in_process import logged_in_client, new_conversation, signed_in
 
 MESSAGES = 3_000
 

@@ -9,7 +9,6 @@ from django.test import Client
 
 from conversations import services
 from conversations.models import Conversation
-from tests.support.in_process import agent_runtime, orm_threads_disconnect_after, people  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

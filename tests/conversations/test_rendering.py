@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from conversations import rendering
 from conversations.rendering import (
     LINK_STEPS, RENDER_MAX_STEPS, html_budget, html_to_store, markdown_parser, message_html, parsing_steps, plain_text_html,
     render_markdown, sanitize,
