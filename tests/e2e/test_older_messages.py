@@ -3,7 +3,6 @@ a page at a time when the user scrolls to the top or presses "Load earlier messa
 the view staying where it was, each approval card in its place; a version switched to,
 and an approval linked to, on a message older than the snapshot's page are fetched back to."""
 
-
 import pytest
 from playwright.sync_api import expect
 
