@@ -127,6 +127,11 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+def median_and_spread(figures: list[float]) -> str:
+    """The median of the rounds, with the lowest and the highest."""
+    return f"{statistics.median(figures):.0f} ({min(figures):.0f}–{max(figures):.0f})"
+
+
 def human_bytes(n: float) -> str:
     for unit in ["B", "KB", "MB", "GB"]:
         if abs(n) < 1024 or unit == "GB":

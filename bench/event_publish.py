@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import header, ratio, table  # noqa: E402
+from bench.common import header, median_and_spread, ratio, table  # noqa: E402
 from tests.live import redis_available, redis_url  # noqa: E402
 
 FRAME = {"type": "token", "run_id": str(uuid.uuid4()), "message_id": str(uuid.uuid4()), "delta": " word"}
@@ -79,14 +79,10 @@ async def main() -> None:
     rows = []
     for label, index in [("CPU µs (this process)", 0), ("wall µs", 1)]:
         ours_figures, base_figures = [m[index] for m in mine], [t[index] for t in theirs]
-        rows.append([label, _median_and_spread(ours_figures), _median_and_spread(base_figures),
+        rows.append([label, median_and_spread(ours_figures), median_and_spread(base_figures),
                      ratio(statistics.median(ours_figures), statistics.median(base_figures))])
     rows.append(["Redis round trips", "1", "2", "0.50×"])
     table(["per event", "ours: one script", "INCR + group_send", "ours / baseline"], rows)
-
-
-def _median_and_spread(figures: list[float]) -> str:
-    return f"{statistics.median(figures):.0f} ({min(figures):.0f}–{max(figures):.0f})"
 
 
 if __name__ == "__main__":
