@@ -8,7 +8,7 @@ of the migrated database, we time (median of R) and count the queries
 (every query of every connection, counted by an execute wrapper) of: the first page, a page deep in the list (its cursor taken at
 the middle), and a search. Each through the Django test client (GET
 /api/conversations/, the whole request: session, user, view) and through
-`selectors.conversation_list` alone.
+`selectors.conversations.conversation_list` alone.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/0 \\
         .venv/bin/python bench/sidebar.py
@@ -99,12 +99,12 @@ def insert(user, start: int, count: int, rng: random.Random) -> None:
 def measure(user, repeats: int) -> list[list]:
     from django.test import Client
 
-    from conversations import selectors
     from conversations.models import Conversation
+    from conversations.selectors.conversations import conversation_list, encode_cursor
 
     total = Conversation.objects.filter(user=user).count()
     middle = Conversation.objects.filter(user=user).order_by("-updated_at", "-id")[total // 2]
-    cursor = selectors.encode_cursor(middle)
+    cursor = encode_cursor(middle)
     client = Client(SERVER_NAME="localhost")
     client.force_login(user)
     pages = [("first page", {}), ("a page deep (cursor at the middle)", {"cursor": cursor}), ("search 'needle'", {"q": "needle"})]
@@ -116,7 +116,7 @@ def measure(user, repeats: int) -> list[list]:
                     response = client.get("/api/conversations/", params)
                     assert response.status_code == 200, response.content[:500]
                     return response.json()
-                return selectors.conversation_list(user=user, **params)
+                return conversation_list(user=user, **params)
 
             call()  # warm
             with CountQueries() as queries:

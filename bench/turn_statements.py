@@ -42,14 +42,16 @@ def variants():
     from django.db.models import Case, Count, Exists, F, OuterRef, Subquery, Value, When
     from django.utils import timezone
 
-    from conversations import services, sql
+    from conversations import sql
     from conversations.models import MESSAGE_ORDER, Conversation, Message, Run
-    from conversations.selectors import HISTORY_FIELDS, HISTORY_PAGE
+    from conversations.selectors.messages import HISTORY_FIELDS, HISTORY_PAGE
+    from conversations.services.conversations import conversation_create
+    from conversations.services.turns import message_send
 
     user = User.objects.create_user(f"bench-{uuid.uuid4()}")
-    conversation = services.conversation_create(user=user)
+    conversation = conversation_create(user=user)
     for turn in range(20):
-        services.message_send(conversation=conversation, content=f"hello {turn}", client_id=None, owner="bench")
+        message_send(conversation=conversation, content=f"hello {turn}", client_id=None, owner="bench")
     pk, now = conversation.pk, timezone.now()
     later = now + timedelta(days=1)
     run_id = Run.objects.filter(conversation=conversation).values_list("pk", flat=True).first()

@@ -1,4 +1,5 @@
-"""The conversation websocket (docs/protocol.md): a thin adapter over services and the executor."""
+"""The conversation websocket (docs/protocol.md): a thin adapter over services, which
+publish what they change, and the executor."""
 
 from __future__ import annotations
 
@@ -8,10 +9,17 @@ import logging
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from . import events, limits, selectors, services
-from .models import Run
-from .presenters import approval_data, message_data, run_data
+from . import events, limits
+from .errors import Conflict, Invalid, NotFound
+from .pages import asnapshot_data
 from .runs.runtime import get_runtime
+from .selectors.conversations import aconversation_for_user
+from .selectors.messages import aclient_id_seen
+from .selectors.runs import aactive_run, aactive_runs, arun_for_conversation
+from .services.approvals import aapproval_decide
+from .services.branches import abranch_switch
+from .services.turns import amessage_edit, amessage_send, areply_regenerate, arun_retry
+from .validation import unstorable
 
 logger = logging.getLogger(__name__)
 
@@ -49,10 +57,10 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_NOT_LOGGED_IN)
             return
         try:
-            conversation = await selectors.aconversation_for_user(
+            conversation = await aconversation_for_user(
                 user=user, conversation_id=self.scope["url_route"]["kwargs"]["conversation_id"]
             )
-        except selectors.NotFound:
+        except NotFound:
             await self.accept()
             await self.close(code=CLOSE_NOT_FOUND)
             return
@@ -75,7 +83,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
 
     async def send_snapshot(self):
         seq, partials = await events.stream_state(self.conversation.id)
-        snapshot = await selectors.aconversation_snapshot(conversation=self.conversation, partials=partials)
+        snapshot = await asnapshot_data(conversation=self.conversation, partials=partials)
         await self.send_frame({"type": "snapshot", **snapshot, "seq": seq})
 
     async def dispatch(self, message):
@@ -122,9 +130,9 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await self.send_frame(
                 {"type": "error", "code": "rate_limited", "message": str(limited), "retry_after": limited.retry_after}
             )
-        except selectors.NotFound:
+        except NotFound:
             await self.refuse("not_found", "no such object in this conversation")
-        except services.Conflict as conflict:
+        except Conflict as conflict:
             await self.refuse("conflict", str(conflict))
 
     async def refuse(self, code: str, message: str):
@@ -136,8 +144,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
 
     async def conversation_gone(self) -> bool:
         try:
-            await selectors.aconversation_for_user(user=self.scope["user"], conversation_id=self.conversation.id)
-        except selectors.NotFound:
+            await aconversation_for_user(user=self.scope["user"], conversation_id=self.conversation.id)
+        except NotFound:
             return True
         return False
 
@@ -155,7 +163,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             raise FrameError("bad_request", "a frame must be a JSON object") from None
         if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
             raise FrameError("bad_request", "a frame must be a JSON object with a string 'type'")
-        if services.unstorable(frame):
+        if unstorable(frame):
             raise FrameError("bad_request", "frames may not contain NUL or unpaired surrogates")
         return frame
 
@@ -188,27 +196,21 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         if not await self.counted_as_new(client_id):
             return
         if settings.DOUBLE_TEXTING == "interrupt":
-            for active in await selectors.aactive_runs(conversation_id=self.conversation.id):
+            for active in await aactive_runs(conversation_id=self.conversation.id):
                 await self.runtime.executor.request_cancel(active, user=self.scope["user"])
-        accepted = await services.amessage_send(
+        accepted = await amessage_send(
             conversation=self.conversation,
             content=content,
             client_id=client_id,
             owner=self.runtime.executor.owner,
             reject_if_busy=settings.DOUBLE_TEXTING == "reject",
         )
-        if not accepted.created:
-            return
-        run = run_data(accepted.run)
-        frames = [{"type": "message", "message": message_data(accepted.message)}, {"type": "run", "run": run}]
-        if accepted.started:  # accepted and started in one step: both are reported
-            frames.insert(1, {"type": "run", "run": {**run, "status": Run.Status.QUEUED}})
-        await events.publish(self.conversation.id, *frames)
-        self.runtime.executor.submit(accepted.run, started=accepted.started)
+        if accepted.created:
+            self.runtime.executor.submit(accepted.run, started=accepted.started)
 
     async def on_message_edit(self, frame):
         await self.fork(
-            services.amessage_edit,
+            amessage_edit,
             message_id=self.id_of(frame, "message_id"),
             content=self.content_of(frame),
             client_id=self.client_id_of(frame),
@@ -216,14 +218,14 @@ class ConversationConsumer(AsyncWebsocketConsumer):
 
     async def on_message_regenerate(self, frame):
         await self.fork(
-            services.areply_regenerate, message_id=self.id_of(frame, "message_id"), client_id=self.client_id_of(frame)
+            areply_regenerate, message_id=self.id_of(frame, "message_id"), client_id=self.client_id_of(frame)
         )
 
     async def counted_as_new(self, client_id: str | None) -> bool:
         """A send, edit or regenerate is counted against the message limit, unless its
         client_id was seen here: sent again (a client retrying after a reconnect), it
         creates nothing and is not counted."""
-        if await selectors.aclient_id_seen(conversation=self.conversation, client_id=client_id):
+        if await aclient_id_seen(conversation=self.conversation, client_id=client_id):
             return False
         await limits.acheck_rate(user=self.scope["user"], action="messages")
         return True
@@ -235,41 +237,39 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             return
         try:
             accepted = await service(conversation=self.conversation, owner=self.runtime.executor.owner, **fields)
-        except services.Invalid as error:
+        except Invalid as error:
             raise FrameError("bad_request", str(error)) from None
         if accepted.created:
-            await events.publish_resync(self.conversation.id)
             self.runtime.executor.submit(accepted.run, started=accepted.started)
 
     async def on_branch_switch(self, frame):
         if (frame.get("message_id") is None) == (frame.get("branch_id") is None):
             raise FrameError("bad_request", "give one of 'message_id' or 'branch_id'")
         field = "message_id" if frame.get("message_id") is not None else "branch_id"
-        await services.abranch_switch(conversation=self.conversation, **{field: self.id_of(frame, field)})
-        await events.publish_resync(self.conversation.id)
+        await abranch_switch(conversation=self.conversation, **{field: self.id_of(frame, field)})
 
     async def on_run_cancel(self, frame):
         run_id = frame.get("run_id")
         if run_id is None:
-            run = await selectors.aactive_run(conversation_id=self.conversation.id)
+            run = await aactive_run(conversation_id=self.conversation.id)
             if run is None:
-                raise services.Conflict("no run is active")
+                raise Conflict("no run is active")
         else:
-            run = await selectors.arun_for_conversation(conversation=self.conversation, run_id=run_id)
+            run = await arun_for_conversation(conversation=self.conversation, run_id=run_id)
         if run.status not in run.ACTIVE:
-            raise services.Conflict(f"the run has already ended ({run.status})")
+            raise Conflict(f"the run has already ended ({run.status})")
         await self.runtime.executor.request_cancel(run, user=self.scope["user"])
 
     async def on_run_retry(self, frame):
         await self.fork(
-            services.arun_retry, run_id=self.id_of(frame, "run_id"), client_id=self.client_id_of(frame)
+            arun_retry, run_id=self.id_of(frame, "run_id"), client_id=self.client_id_of(frame)
         )
 
     async def on_approval_decide(self, frame):
         approval_id = self.id_of(frame, "approval_id")
         await limits.acheck_rate(user=self.scope["user"], action="decisions")
         try:
-            approval, run = await services.aapproval_decide(
+            _, run = await aapproval_decide(
                 user=self.scope["user"],
                 approval_id=approval_id,
                 decision=frame.get("decision"),
@@ -277,11 +277,9 @@ class ConversationConsumer(AsyncWebsocketConsumer):
                 comment=frame.get("comment") or "",
                 owner=self.runtime.executor.owner,
             )
-        except services.Invalid as error:
+        except Invalid as error:
             raise FrameError("bad_request", str(error)) from None
-        await events.publish(approval.conversation_id, {"type": "approval", "approval": approval_data(approval)})
         if run is not None:
-            await events.publish(run.conversation_id, {"type": "run", "run": run_data(run)})
             self.runtime.executor.submit(run)
 
     async def on_ping(self, frame):

@@ -11,20 +11,19 @@ import json
 
 from django.db.models import Sum
 
-from .models import MESSAGE_ORDER, USAGE_FIELDS, Approval, Conversation, Message
-from .presenters import approval_data, branch_data, conversation_data, message_data, run_data, summary_data
-from .selectors import conversation_lines, message_list
+from .models import MESSAGE_ORDER, USAGE_FIELDS, Conversation, Message
+from .presenters import approval_data, branch_data, conversation_data, line_message_data, message_data, run_data, summary_data
+from .selectors.approvals import approvals_with_names
+from .selectors.branches import conversation_lines
+from .selectors.messages import message_list
 
 FORMATS = ("json", "markdown")
 
 
 def export_conversation(*, conversation: Conversation, kind: str) -> tuple[str, str, str]:
     lines = conversation_lines(conversation_id=conversation.id)
-    shown = message_list(conversation=conversation, lines=lines)
-    approvals = [
-        approval_data(a)
-        for a in Approval.objects.filter(conversation=conversation).select_related("conversation", "decided_by").order_by("created_at")
-    ]
+    shown = [line_message_data(m) for m in message_list(conversation=conversation, lines=lines)]
+    approvals = [approval_data(a) for a in approvals_with_names().filter(conversation=conversation)]
     if kind == "markdown":
         return _markdown(conversation, lines, shown, approvals), "text/markdown; charset=utf-8", "md"
     data = {

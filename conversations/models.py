@@ -62,6 +62,14 @@ USAGE_FIELDS = ("input_tokens", "output_tokens", "reasoning_tokens")
 MESSAGE_ORDER = ["turn_at", "created_at", "id"]
 
 
+def graph_message_id(conversation_id, langchain_id: str) -> uuid.UUID:
+    """The Message id of a graph message: stable, so token frames and the stored row agree."""
+    try:
+        return uuid.UUID(langchain_id)
+    except ValueError:
+        return uuid.uuid5(uuid.UUID(str(conversation_id)), langchain_id)
+
+
 class Message(models.Model):
     """One message of the transcript users see; converges to the graph's state."""
 

@@ -1,9 +1,13 @@
 """Model objects → the JSON objects of docs/protocol.md."""
 
+from agent.models import Task
 from agent.tools import TOOLS
 
 from .models import USAGE_FIELDS, Approval, Branch, Conversation, Message, Run, Summary
 from .rendering import message_html
+from .selectors.branches import Versions
+from .selectors.messages import LineMessage
+from .selectors.snapshots import StreamingReply
 
 
 def _time(value):
@@ -11,7 +15,8 @@ def _time(value):
 
 
 def conversation_data(conversation: Conversation) -> dict:
-    # run_status and pending_approvals are annotations (selectors); a new conversation has neither.
+    # run_status and pending_approvals are annotations (selectors.conversations); a new
+    # conversation has neither.
     return {
         "id": str(conversation.id),
         "title": conversation.title,
@@ -48,20 +53,42 @@ def message_data(message: Message) -> dict:
     return data
 
 
-def streaming_message_data(partial: dict, *, turn_at) -> dict:
+def streaming_reply_data(reply: StreamingReply) -> dict:
     """An assistant reply still being written: its text so far, `streaming` true."""
-    return {
-        "id": partial["message_id"],
+    data = {
+        "id": reply.id,
         "role": Message.Role.ASSISTANT,
-        "content": partial["content"],
+        "content": reply.content,
         "html": None,
         "created_at": None,
-        "turn_at": _time(turn_at),
-        "run_id": partial["run_id"],
+        "turn_at": _time(reply.turn_at),
+        "run_id": reply.run_id,
         "stopped": False,
         "incomplete": None,
         "streaming": True,
     }
+    if reply.reasoning is not None:
+        data["reasoning"] = reply.reasoning
+    return data
+
+
+def line_message_data(shown: LineMessage) -> dict:
+    """A message of a line, with its versions when it was edited or regenerated."""
+    data = message_data(shown.message)
+    if shown.versions:
+        data["versions"] = versions_data(shown.versions)
+    return data
+
+
+def versions_data(versions: Versions) -> dict:
+    choices = [
+        {"message_id": _id(choice.message_id), "branch_id": _id(choice.branch_id)} for choice in versions.choices
+    ]
+    return {"index": versions.index, "count": len(choices), "choices": choices}
+
+
+def _id(value) -> str | None:
+    return str(value) if value else None
 
 
 def run_data(run: Run) -> dict:
@@ -106,6 +133,16 @@ def approval_data(approval: Approval) -> dict:
         "decided_at": _time(approval.decided_at),
         "created_at": _time(approval.created_at),
         "args_schema": tool.json_schema() if tool else None,
+    }
+
+
+def task_data(task: Task) -> dict:
+    return {
+        "id": str(task.id),
+        "title": task.title,
+        "due": task.due.isoformat() if task.due else None,
+        "conversation_id": str(task.conversation_id) if task.conversation_id else None,
+        "created_at": task.created_at.isoformat(),
     }
 
 

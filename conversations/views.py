@@ -14,9 +14,17 @@ from django.http import Http404, HttpResponse, JsonResponse, RawPostDataExceptio
 from django.shortcuts import render
 from django.utils.text import slugify
 
-from . import events, exports, selectors, services
-from .presenters import conversation_data
+from . import exports
+from .errors import Invalid, NotFound
+from .pages import message_page_data
+from .presenters import approval_data, conversation_data, line_message_data, task_data
 from .runs.runtime import get_runtime
+from .selectors.approvals import approval_list
+from .selectors.conversations import aconversation_for_user, conversation_for_user, conversation_list
+from .selectors.messages import MESSAGE_PAGE_MAX, MESSAGE_PAGE_SIZE, message_list
+from .selectors.tasks import task_list
+from .services.conversations import TITLE_MAX_CHARS, aconversation_delete, aconversation_update, conversation_create
+from .validation import unstorable
 
 JSON_BODY_MAX_BYTES = 64 * 1024
 HEALTH_TIMEOUT_SECONDS = 5
@@ -26,8 +34,8 @@ HEALTH_TIMEOUT_SECONDS = 5
 def chat_page(request, conversation_id=None):
     if conversation_id is not None:
         try:
-            selectors.conversation_for_user(user=request.user, conversation_id=conversation_id)
-        except selectors.NotFound:
+            conversation_for_user(user=request.user, conversation_id=conversation_id)
+        except NotFound:
             raise Http404 from None
     return render(
         request,
@@ -54,9 +62,9 @@ def api(*methods: str):
             request.user = user
             try:
                 return await view(request, *args, **kwargs)
-            except selectors.NotFound:
+            except NotFound:
                 return JsonResponse({"error": "not_found", "message": "no such conversation"}, status=404)
-            except (BadRequest, services.Invalid) as error:
+            except (BadRequest, Invalid) as error:
                 return JsonResponse({"error": "bad_request", "message": str(error)}, status=400)
 
         return wrapper
@@ -87,7 +95,7 @@ def raw_body(request) -> bytes:
 
 
 def storable(text: str, name: str) -> str:
-    if services.unstorable(text):
+    if unstorable(text):
         raise BadRequest(f"'{name}' may not contain NUL or unpaired surrogates")
     return text
 
@@ -96,8 +104,8 @@ def title_from(body: dict, *, required: bool) -> str:
     title = body.get("title", None if required else "")
     if not isinstance(title, str) or (required and not title.strip()):
         raise BadRequest("'title' must be a non-empty string")
-    if len(title) > services.TITLE_MAX_CHARS:
-        raise BadRequest(f"'title' is at most {services.TITLE_MAX_CHARS} characters")
+    if len(title) > TITLE_MAX_CHARS:
+        raise BadRequest(f"'title' is at most {TITLE_MAX_CHARS} characters")
     return storable(title, "title")
 
 
@@ -112,36 +120,32 @@ def model_from(body: dict) -> str | None:
 async def conversations_api(request):
     if request.method == "POST":
         body = json_body(request)
-        conversation = await sync_to_async(services.conversation_create)(
+        conversation = await sync_to_async(conversation_create)(
             user=request.user, title=title_from(body, required=False), model=model_from(body) or ""
         )
         return JsonResponse(conversation_data(conversation), status=201)
     try:
-        page = await sync_to_async(selectors.conversation_list)(
+        page = await sync_to_async(conversation_list)(
             user=request.user,
             q=storable(request.GET.get("q", "").strip()[:200], "q"),
             cursor=request.GET.get("cursor", ""),
         )
     except ValueError as error:
         raise BadRequest(str(error)) from None
-    return JsonResponse(page)
+    return JsonResponse({"results": [conversation_data(c) for c in page.conversations], "next": page.next_cursor})
 
 
 @api("GET", "PATCH", "DELETE")
 async def conversation_api(request, conversation_id):
-    conversation = await selectors.aconversation_for_user(user=request.user, conversation_id=conversation_id)
+    conversation = await aconversation_for_user(user=request.user, conversation_id=conversation_id)
     if request.method == "PATCH":
         body = json_body(request)
         if "title" not in body and "model" not in body:
             raise BadRequest("give a 'title' or a 'model'")
         title = title_from(body, required=True) if "title" in body else None
-        conversation = await sync_to_async(services.conversation_update)(
-            conversation=conversation, title=title, model=model_from(body)
-        )
-        # Its other tabs show the new title or model at once.
-        await events.publish(conversation.id, {"type": "conversation", "conversation": conversation_data(conversation)})
+        conversation = await aconversation_update(conversation=conversation, title=title, model=model_from(body))
     elif request.method == "DELETE":
-        await services.aconversation_delete(conversation=conversation)
+        await aconversation_delete(conversation=conversation)
         return HttpResponse(status=204)
     return JsonResponse(conversation_data(conversation))
 
@@ -149,13 +153,13 @@ async def conversation_api(request, conversation_id):
 @api("GET")
 async def messages_api(request, conversation_id):
     """Every message of the line shown; with `before` (a cursor) or `limit`, one page."""
-    conversation = await selectors.aconversation_for_user(user=request.user, conversation_id=conversation_id)
+    conversation = await aconversation_for_user(user=request.user, conversation_id=conversation_id)
     if "before" not in request.GET and "limit" not in request.GET:
-        results = await sync_to_async(selectors.message_list)(conversation=conversation)
-        return JsonResponse({"results": results, "has_older": False, "older_cursor": None})
+        shown = await sync_to_async(message_list)(conversation=conversation)
+        return JsonResponse({"results": [line_message_data(m) for m in shown], "has_older": False, "older_cursor": None})
     limit = page_limit(request.GET.get("limit"))
     try:
-        page = await sync_to_async(selectors.message_page)(
+        page = await sync_to_async(message_page_data)(
             conversation=conversation, cursor=request.GET.get("before", ""), limit=limit
         )
     except ValueError as error:
@@ -165,19 +169,19 @@ async def messages_api(request, conversation_id):
 
 def page_limit(value: str | None) -> int:
     if value is None:
-        return selectors.MESSAGE_PAGE_SIZE
+        return MESSAGE_PAGE_SIZE
     try:
         limit = int(value)
     except ValueError:  # not a number, or thousands of digits
         limit = 0
-    if not 1 <= limit <= selectors.MESSAGE_PAGE_MAX:
-        raise BadRequest(f"'limit' is a number from 1 to {selectors.MESSAGE_PAGE_MAX}")
+    if not 1 <= limit <= MESSAGE_PAGE_MAX:
+        raise BadRequest(f"'limit' is a number from 1 to {MESSAGE_PAGE_MAX}")
     return limit
 
 
 @api("GET")
 async def export_api(request, conversation_id):
-    conversation = await selectors.aconversation_for_user(user=request.user, conversation_id=conversation_id)
+    conversation = await aconversation_for_user(user=request.user, conversation_id=conversation_id)
     kind = request.GET.get("format", "json")
     if kind not in exports.FORMATS:
         raise BadRequest(f"'format' is one of {', '.join(exports.FORMATS)}")
@@ -197,17 +201,16 @@ async def models_api(request):
 @api("GET")
 async def approvals_api(request):
     try:
-        results = await sync_to_async(selectors.approval_list)(
-            user=request.user, status=request.GET.get("status", "pending")
-        )
+        approvals = await sync_to_async(approval_list)(user=request.user, status=request.GET.get("status", "pending"))
     except ValueError as error:
         raise BadRequest(str(error)) from None
-    return JsonResponse({"results": results})
+    return JsonResponse({"results": [approval_data(a) for a in approvals]})
 
 
 @api("GET")
 async def tasks_api(request):
-    return JsonResponse({"results": await sync_to_async(selectors.task_list)(user=request.user)})
+    tasks = await sync_to_async(task_list)(user=request.user)
+    return JsonResponse({"results": [task_data(task) for task in tasks]})
 
 
 @login_required
@@ -217,7 +220,7 @@ def approvals_page(request):
 
 @login_required
 def tasks_page(request):
-    return render(request, "conversations/tasks.html", {"tasks": selectors.task_list(user=request.user)})
+    return render(request, "conversations/tasks.html", {"tasks": task_list(user=request.user)})
 
 
 async def healthz(request):

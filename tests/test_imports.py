@@ -47,3 +47,29 @@ def test_no_function_imports_the_other_app(path):
         for node in ast.walk(function) for module in imported(node) if names_app(module, other)
     ]
     assert local == []
+
+
+def conversations_imports(path: Path) -> set[str]:
+    """The modules of the chat app a module of it imports, as dotted names within the app."""
+    package = path.relative_to(ROOT / "conversations").with_suffix("").parts[:-1]
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = package[: len(package) - (node.level - 1)]
+            names.add(".".join([*base, *(node.module.split(".") if node.module else [])]))
+    return names
+
+
+EDGES = {"consumers", "views", "pages", "exports", "admin"}
+
+
+@pytest.mark.parametrize("path", modules("conversations/selectors"), ids=lambda path: str(path.relative_to(ROOT)))
+def test_selectors_only_read(path):
+    """Selectors use no service, and make no JSON: that is the edges' (presenters and up)."""
+    forbidden = {name for name in conversations_imports(path) if name.split(".")[0] in {"services", "presenters", *EDGES}}
+    assert forbidden == set()
+
+
+@pytest.mark.parametrize("path", modules("conversations/services"), ids=lambda path: str(path.relative_to(ROOT)))
+def test_services_use_no_edge(path):
+    assert {name for name in conversations_imports(path) if name.split(".")[0] in EDGES} == set()

@@ -10,9 +10,10 @@ from langchain_core.messages import AIMessage, ToolMessage
 from agent import ledger
 from agent.model_calls import REASONING, Usage
 
-from .. import events, services
-from ..models import Message
+from .. import events
+from ..models import Message, graph_message_id
 from ..presenters import approval_data
+from ..services.approvals import aapproval_create
 from . import transitions
 
 # The key of the "updates" stream under which LangGraph reports interrupts.
@@ -81,7 +82,7 @@ class RunEvents:
     async def record_approvals(self, interrupts) -> None:
         """Each interrupt is a tool call waiting for the user: record it as an Approval."""
         for pending in interrupts:
-            approval = await services.aapproval_create(
+            approval = await aapproval_create(
                 interrupt_id=pending.id, run_id=self.run_id, conversation_id=self.conversation_id, request=pending.value
             )
             if approval is not None:
@@ -114,7 +115,7 @@ class RunEvents:
             {"id": c["id"], "name": c["name"], "args": c["args"], "error": c["error"] or "invalid"}
             for c in message.invalid_tool_calls
         ]
-        message_id = services.graph_message_id(self.conversation_id, message.id)
+        message_id = graph_message_id(self.conversation_id, message.id)
         usage = Usage.of(message)
         if message.usage_metadata:
             self.usage[str(message_id)] = usage
@@ -152,7 +153,7 @@ class RunEvents:
         )
 
     async def _store_tool_message(self, *, tool_call_id: str, name: str | None, text: str, status: str) -> None:
-        message_id = services.graph_message_id(self.conversation_id, f"tool:{tool_call_id}")
+        message_id = graph_message_id(self.conversation_id, f"tool:{tool_call_id}")
         if str(message_id) in self.stored:
             return
         await self._store(

@@ -33,10 +33,13 @@ from agent.graph import MODEL_NODE, TooManySteps, recursion_limit
 from agent.model_calls import ModelCallFailed, Usage
 from chatproject.logs import log_failure
 
-from .. import events, selectors
+from .. import events
 from ..checkpoints import TRIM_SLACK
 from ..models import Conversation, Message, Run
-from ..services import Conflict
+from ..errors import Conflict
+from ..selectors.approvals import aapproval_resume_values
+from ..selectors.branches import afork_checkpoint
+from ..selectors.runs import aheld_runs, arun_so_far
 from . import transitions
 from .attempt import RunEvents
 from .control import CONTROL_GROUP, arun_stop_request
@@ -124,7 +127,7 @@ class RunExecutor:
                 # may have stopped on a database outage: submit what is not executing (what
                 # still cannot start is deferred again, so the deferred are only those held).
                 self._deferred.clear()
-                for run_id, conversation_id in await selectors.aheld_runs(owner=self.owner):
+                for run_id, conversation_id in await aheld_runs(owner=self.owner):
                     self._submit(run_id, conversation_id)
                 for run in await transitions.arun_claim_expired(owner=self.owner, dead_owner=_is_dead_local_owner):
                     logger.info("resuming run %s (its owner stopped renewing its lease)", run.id)
@@ -288,7 +291,7 @@ class RunExecutor:
         # A run's first start has no checkpoint of its own to look for, nor any usage.
         may_have_checkpoints = not started.first_start
         if may_have_checkpoints:
-            earlier = await selectors.arun_so_far(run_id=run_id)
+            earlier = await arun_so_far(run_id=run_id)
             turn.stored |= earlier.stored
             turn.usage.update({key: Usage(**fields) for key, fields in earlier.usage.items()})
         while True:
@@ -341,7 +344,7 @@ class RunExecutor:
         if state is not None and state.metadata and state.metadata.get(RUN_METADATA_KEY) == str(run.id):
             if state.interrupts:
                 await turn.record_approvals(state.interrupts)  # a crash may have come first
-                decisions = await selectors.aapproval_resume_values(
+                decisions = await aapproval_resume_values(
                     run_id=run.id, interrupt_ids=[i.id for i in state.interrupts]
                 )
                 return (WAIT if decisions is None else Command(resume=decisions)), config
@@ -363,7 +366,7 @@ class RunExecutor:
             # Command, unlike an input, keeps the steps a stopped run left unfinished,
             # and would run them again (a tool call waiting for approval, say).
             return Command(update=fresh, goto=MODEL_NODE), config
-        fork_from = await selectors.afork_checkpoint(run=run)
+        fork_from = await afork_checkpoint(run=run)
         if fork_from is None:
             return fresh, config
         return fresh, {**config, "configurable": {**config["configurable"], "checkpoint_id": fork_from}}

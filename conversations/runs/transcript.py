@@ -8,8 +8,9 @@ from datetime import datetime
 
 from agent.context import ChatContext, HistoryRow
 
-from .. import selectors, services
 from ..models import Summary
+from ..selectors.messages import HISTORY_PAGE, ahistory_rows, alatest_summary
+from ..services.summaries import asummary_store
 
 
 @dataclass(frozen=True)
@@ -19,25 +20,25 @@ class LineTranscript:
     # The line (None: the conversation never forked), and the run's turn on it.
     branch_id: str | None
     turn_at: datetime
-    page_size: int = selectors.HISTORY_PAGE
+    page_size: int = HISTORY_PAGE
 
     async def history_rows(
         self, *, after_turn_at: datetime | None = None, older_than: HistoryRow | None = None,
         newer_than: HistoryRow | None = None, newest_first: bool = True,
     ) -> list[HistoryRow]:
-        return await selectors.ahistory_rows(
+        return await ahistory_rows(
             conversation_id=self.conversation_id, branch_id=self.branch_id, before_turn_at=self.turn_at,
             after_turn_at=after_turn_at, older_than=older_than, newer_than=newer_than, newest_first=newest_first,
             limit=self.page_size,
         )
 
     async def latest_summary(self) -> Summary | None:
-        return await selectors.alatest_summary(
+        return await alatest_summary(
             conversation_id=self.conversation_id, branch_id=self.branch_id, before_turn_at=self.turn_at
         )
 
     async def summary_store(self, **fields) -> Summary:
-        return await services.asummary_store(conversation_id=self.conversation_id, run_id=self.run_id, **fields)
+        return await asummary_store(conversation_id=self.conversation_id, run_id=self.run_id, **fields)
 
 
 def chat_context(*, conversation_id: str, user_id: int, run_id: str, branch_id: str | None, turn_at: datetime,

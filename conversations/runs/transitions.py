@@ -6,7 +6,7 @@ run's event to its conversation's sockets, so every event reports a committed ch
       └───────────────┴─► cancel
 
 queue and resume happen inside the transaction of what causes them (a turn stored,
-the last approval decided: conversations.services). While a run is queued or running
+the last approval decided: conversations.services.approvals). While a run is queued or running
 the process that executes it holds a lease on it: renew, claim (another process's run
 whose lease ran out), release (at shutdown).
 """
@@ -25,12 +25,13 @@ from django.utils import timezone
 
 from agent.context import RunGone
 
-from .. import events, selectors, sql
+from .. import events, sql
 from ..checkpoints import checkpoints_trim
 from ..models import USAGE_FIELDS, Approval, Conversation, Message, Run
 from ..orm import to_async
-from ..presenters import message_data, run_data, run_ended_frames
+from ..presenters import line_message_data, message_data, run_data, run_ended_frames
 from ..rendering import html_to_store
+from ..selectors.messages import amessage_with_versions
 
 # Why a run's pending approvals were rejected when it ended.
 STOPPED = "The run was stopped."
@@ -386,5 +387,5 @@ amessage_store = to_async(message_store)
 
 async def message_frame(stored: Message) -> dict:
     """The `message` frame of a message a run stored; one on a branch carries its versions."""
-    message = await selectors.amessage_frame_data(stored) if stored.branch_id else message_data(stored)
+    message = line_message_data(await amessage_with_versions(stored)) if stored.branch_id else message_data(stored)
     return {"type": "message", "message": message}

@@ -12,22 +12,25 @@ from agent.context import ChatContext
 from agent.context_window import fold_into_summary, window_for
 from agent.llm import chat_model
 from agent.prompts import NOT_RUN, SUMMARY_HEADING
-from conversations import orm, selectors, services
+from conversations import orm
 from conversations.models import Message, Run, Summary
 from conversations.runs import transitions
 from conversations.runs.transcript import chat_context
+from conversations.selectors.messages import message_list
+from conversations.services.conversations import conversation_create
+from conversations.services.turns import message_send
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @orm.to_async
 def new_conversation():
-    return services.conversation_create(user=User.objects.create_user(f"u{uuid.uuid4().hex[:8]}"))
+    return conversation_create(user=User.objects.create_user(f"u{uuid.uuid4().hex[:8]}"))
 
 
 @orm.to_async
 def send(conversation, content: str):
-    accepted = services.message_send(conversation=conversation, content=content, client_id=None, owner="test")
+    accepted = message_send(conversation=conversation, content=content, client_id=None, owner="test")
     return accepted.message, accepted.run
 
 
@@ -69,8 +72,8 @@ async def test_a_queued_message_sees_the_whole_turn_ahead_of_it_and_is_shown_aft
         ("human", "my name is Zed"), ("ai", "Hello Zed"), ("human", "slow 15"), ("ai", "tick1 tick2"),
         ("human", "what is my name?"),
     ]
-    shown = await orm.to_async(selectors.message_list)(conversation=conversation)
-    assert [m["content"] for m in shown] == ["my name is Zed", "Hello Zed", "slow 15", "tick1 tick2", "what is my name?"]
+    shown = await orm.to_async(message_list)(conversation=conversation)
+    assert [m.message.content for m in shown] == ["my name is Zed", "Hello Zed", "slow 15", "tick1 tick2", "what is my name?"]
 
 
 async def test_earlier_tool_calls_come_with_one_result_each():

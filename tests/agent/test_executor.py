@@ -12,10 +12,12 @@ from django.contrib.auth.models import User
 from langchain_core.messages import AIMessage
 
 from agent.graph import MODEL_NODE
-from conversations import events, orm, services
+from conversations import events, orm
 from conversations.models import Message, Run
 from conversations.runs import transitions
 from conversations.runs.executor import RunExecutor
+from conversations.services.conversations import conversation_create
+from conversations.services.turns import amessage_send
 from tests.support.executor import GraphThatEndsAtOnce, send, watching
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("orm_threads_disconnect_after")]
@@ -23,7 +25,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("
 
 @orm.to_async  # as the app's calls: on the pool's threads, whose connections are closed after
 def new_conversation():
-    return services.conversation_create(user=User.objects.create_user("alice"))
+    return conversation_create(user=User.objects.create_user("alice"))
 
 
 @orm.to_async
@@ -44,7 +46,7 @@ async def test_a_run_started_by_its_send_is_not_started_again(monkeypatch, setti
     executor = RunExecutor(GraphThatEndsAtOnce())
     conversation = await new_conversation()
     accepted = [
-        await services.amessage_send(conversation=conversation, content=text, client_id=None, owner=executor.owner)
+        await amessage_send(conversation=conversation, content=text, client_id=None, owner=executor.owner)
         for text in ("one", "two")
     ]
     for turn in accepted:
@@ -78,10 +80,12 @@ async def test_the_runs_last_reply_is_stored_and_goes_out_with_its_end_in_one_st
     conversation = await new_conversation()
     async with watching(conversation) as receive:
         run = await send_and_run(executor, conversation)
-        first = await asyncio.wait_for(receive(), 5)
+        sent = await asyncio.wait_for(receive(), 5)
+        ended = await asyncio.wait_for(receive(), 5)
+    assert [json.loads(text)["type"] for text in sent["texts"]] == ["message", "run", "run"]
     # A client that answers the reply at once finds the run ended.
-    frames = [json.loads(text) for text in first["texts"]]
-    assert [(frame["type"], frame["seq"]) for frame in frames] == [("message", 1), ("run", 2)]
+    frames = [json.loads(text) for text in ended["texts"]]
+    assert [(frame["type"], frame["seq"]) for frame in frames] == [("message", 4), ("run", 5)]
     assert frames[0]["message"]["content"] == "All done." and frames[1]["run"]["status"] == "succeeded"
     assert (await stored([run]))[0].status == Run.Status.SUCCEEDED
     # Stored by the run's end (transitions.run_finish), not by a call of its own.
@@ -136,6 +140,7 @@ async def test_a_database_failure_at_the_runs_end_leaves_it_to_resume_from_its_c
     conversation = await new_conversation()
     async with watching(conversation) as receive:
         run = await send_and_run(executor, conversation)
+        await asyncio.wait_for(receive(), 5)  # the send's message and run
         with pytest.raises(asyncio.TimeoutError):
             await asyncio.wait_for(receive(), 0.5)
     assert (await stored([run]))[0].status == Run.Status.RUNNING

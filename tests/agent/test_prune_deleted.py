@@ -10,8 +10,9 @@ from django.core.management import call_command
 from langgraph.checkpoint.base import empty_checkpoint
 
 from agent.checkpointer import open_checkpointer
+from conversations import orm
 from conversations.checkpoints import checkpoints_prune
-from conversations import orm, services
+from conversations.services.conversations import aconversation_delete, conversation_create
 from tests.support.in_process import checkpoint_rows, clear_checkpoint_tables
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("orm_threads_disconnect_after")]
@@ -37,7 +38,7 @@ async def write_thread(saver, thread_id: str) -> None:
 @orm.to_async
 def two_conversations():
     user = User.objects.create_user("alice")
-    return services.conversation_create(user=user), services.conversation_create(user=user)
+    return conversation_create(user=user), conversation_create(user=user)
 
 
 @orm.to_async
@@ -53,7 +54,7 @@ async def test_the_checkpoints_of_deleted_conversations_are_deleted_and_no_other
     threads = {"live": str(live.id), "gone": str(gone.id), "other": "healthz"}
     for thread_id in threads.values():
         await write_thread(saver, thread_id)
-    await services.aconversation_delete(conversation=gone)
+    await aconversation_delete(conversation=gone)
     assert await checkpoint_rows(threads["gone"]) == 0  # the delete took them
     await write_thread(saver, threads["gone"])  # then a run wrote, and its process died
     rows = {name: await checkpoint_rows(thread_id) for name, thread_id in threads.items()}

@@ -6,8 +6,9 @@ from django.contrib.auth.models import User
 from langgraph.checkpoint.base import empty_checkpoint
 
 from agent.checkpointer import open_checkpointer
+from conversations import orm
 from conversations.checkpoints import checkpoints_prune
-from conversations import orm, services
+from conversations.services.conversations import conversation_create
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("orm_threads_disconnect_after")]
 
@@ -37,7 +38,7 @@ async def write_checkpoints(saver, thread_id: str, namespace: str, values: list[
 
 @orm.to_async
 def a_conversation():
-    return services.conversation_create(user=User.objects.create_user("alice"))
+    return conversation_create(user=User.objects.create_user("alice"))
 
 
 async def test_the_latest_checkpoints_of_each_namespace_are_kept(saver):

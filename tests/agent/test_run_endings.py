@@ -21,11 +21,16 @@ from agent import ledger
 from agent.context import RunGone
 from agent.graph import MODEL_NODE
 from agent.tools import TOOLS
-from conversations import exports, orm, services, signals
+from conversations import exports, orm, signals
+from conversations.errors import Conflict, NotFound
 from conversations.models import Approval, Conversation, Run
 from conversations.runs import transitions
 from conversations.runs.executor import RunExecutor
 from conversations.runs.transcript import chat_context
+from conversations.services import approvals as approval_services
+from conversations.services.approvals import aapproval_create, aapproval_decide, approval_create, approval_decide
+from conversations.services.conversations import aconversation_delete, conversation_create, conversation_delete
+from conversations.services.turns import amessage_send, message_send
 from tests.support.executor import GraphThatEndsAtOnce, send, watching
 from tests.support.in_process import checkpoint_rows
 
@@ -67,7 +72,7 @@ async def fail():
 @orm.to_async
 def alice_and_her_conversation() -> tuple[User, Conversation]:
     user = User.objects.create_user("alice")
-    return user, services.conversation_create(user=user)
+    return user, conversation_create(user=user)
 
 
 @orm.to_async
@@ -90,8 +95,8 @@ async def assert_settled(frames, user, owner: str, reason: str) -> None:
     cards = [(f["approval"]["id"], f["approval"]["status"]) for f in frames if f["type"] == "approval"]
     assert cards == [(approval.id, "pending"), (approval.id, "rejected")]
     assert [f["type"] for f in frames[-2:]] == ["approval", "run"]
-    with pytest.raises(services.Conflict):
-        await services.aapproval_decide(user=user, approval_id=approval.id, decision="approve", owner=owner)
+    with pytest.raises(Conflict):
+        await aapproval_decide(user=user, approval_id=approval.id, decision="approve", owner=owner)
     assert (await stored_approval()).status == "rejected"
     # The export records the decision no one made as what it was.
     markdown, _, _ = await orm.to_async(exports.export_conversation)(conversation=approval.conversation, kind="markdown")
@@ -130,10 +135,10 @@ async def test_cancelling_a_queued_run_settles_an_approval_it_holds():
     executor = RunExecutor(GraphThatEndsAtOnce())
     user, conversation = await alice_and_her_conversation()
     for content in ("first", "second"):  # the first is running (not executed here): the second waits
-        queued = (await services.amessage_send(
+        queued = (await amessage_send(
             conversation=conversation, content=content, client_id=None, owner=executor.owner
         )).run
-    await services.aapproval_create(
+    await aapproval_create(
         interrupt_id="interrupt-1", run_id=queued.id, conversation_id=conversation.id, request=REQUEST
     )
     async with watching(conversation) as receive:
@@ -152,15 +157,15 @@ async def test_cancelling_a_queued_run_settles_an_approval_it_holds():
 def run_writes_to_a_deleted_conversation(write: str):
     """One of the writes a run makes, after its conversation was deleted."""
     user = User.objects.create_user("alice")
-    conversation = services.conversation_create(user=user)
-    run = services.message_send(conversation=conversation, content="hi", client_id=None, owner="me").run
-    services.conversation_delete(conversation=conversation)
+    conversation = conversation_create(user=user)
+    run = message_send(conversation=conversation, content="hi", client_id=None, owner="me").run
+    conversation_delete(conversation=conversation)
     fields = {"run_id": run.id}
     if write == "message":
         transitions.message_store(message_id=run.id, conversation_id=conversation.id, branch_id=None, role="assistant",
                                content="hello", turn_at=run.created_at, **fields)
     elif write == "approval":
-        services.approval_create(interrupt_id="i", conversation_id=conversation.id, request=REQUEST, **fields)
+        approval_create(interrupt_id="i", conversation_id=conversation.id, request=REQUEST, **fields)
     elif write == "wait":
         transitions.run_wait(**fields)
     elif write == "end":
@@ -182,13 +187,13 @@ async def test_a_runs_writes_after_its_conversation_was_deleted_say_so(write):
 def decide_and_stop_after_the_delete(monkeypatch):
     """A decision and a Stop that read their approval and run just before the delete."""
     user = User.objects.create_user("alice")
-    conversation = services.conversation_create(user=user)
-    run = services.message_send(conversation=conversation, content="hi", client_id=None, owner="me").run
-    approval = services.approval_create(interrupt_id="i", run_id=run.id, conversation_id=conversation.id, request=REQUEST)
-    services.conversation_delete(conversation=conversation)
-    monkeypatch.setattr(services, "approval_for_user", lambda **fields: approval)
-    with pytest.raises(services.selectors.NotFound):
-        services.approval_decide(user=user, approval_id=approval.id, decision="approve", owner="me")
+    conversation = conversation_create(user=user)
+    run = message_send(conversation=conversation, content="hi", client_id=None, owner="me").run
+    approval = approval_create(interrupt_id="i", run_id=run.id, conversation_id=conversation.id, request=REQUEST)
+    conversation_delete(conversation=conversation)
+    monkeypatch.setattr(approval_services, "approval_for_user", lambda **fields: approval)
+    with pytest.raises(NotFound):
+        approval_decide(user=user, approval_id=approval.id, decision="approve", owner="me")
     assert transitions.run_cancel(run_id=run.id, seen=Run.Status.WAITING, user=user) is None
 
 
@@ -212,7 +217,7 @@ async def delete_mid_reply(executor, words: int) -> tuple[Conversation, Run, flo
     run to stop. The conversation, the run, and the seconds from the delete to the stop."""
     _, conversation = await alice_and_her_conversation()
     async with watching(conversation) as receive:
-        accepted = await services.amessage_send(
+        accepted = await amessage_send(
             conversation=conversation, content=f"slow {words}", client_id=None, owner=executor.owner
         )
         run = accepted.run
@@ -220,7 +225,7 @@ async def delete_mid_reply(executor, words: int) -> tuple[Conversation, Run, flo
         await tokens_until(receive, "tick5")
         assert await checkpoint_rows(conversation.id) > 0
         deleted = asyncio.get_running_loop().time()
-        await services.aconversation_delete(conversation=conversation)
+        await aconversation_delete(conversation=conversation)
         await asyncio.wait_for(asyncio.gather(*executor._tasks.values()), 30)
     return conversation, run, asyncio.get_running_loop().time() - deleted
 

@@ -5,14 +5,14 @@ import pytest
 from django.contrib.auth.models import User
 
 from agent.models import Task
-from conversations import services
+from conversations.services.conversations import conversation_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_deleting_a_conversation_deletes_its_tasks():
     user = User.objects.create_user("alice")
-    deleted, kept = services.conversation_create(user=user), services.conversation_create(user=user)
+    deleted, kept = conversation_create(user=user), conversation_create(user=user)
     for conversation in (deleted, kept):
         Task.objects.create(user=user, conversation=conversation, title=f"from {conversation.id}")
 

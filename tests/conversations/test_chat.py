@@ -8,7 +8,7 @@ from django.db import connection
 
 from conversations.models import Run
 from conversations.orm import to_async
-from conversations.selectors import SNAPSHOT_MAX_BYTES
+from conversations.pages import SNAPSHOT_MAX_BYTES
 from tests.support.in_process import TIMEOUT, browser, communicator, run_ended, statuses, table_counts
 
 pytestmark = pytest.mark.django_db(transaction=True)

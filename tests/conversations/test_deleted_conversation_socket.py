@@ -5,7 +5,8 @@ import logging
 
 import pytest
 
-from conversations import consumers, events, services
+from conversations import consumers, events
+from conversations.services.conversations import aconversation_delete
 from tests.support.in_process import closed_as_deleted, new_conversation, signed_in, websocket
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -17,7 +18,7 @@ async def test_every_socket_on_a_deleted_conversation_is_told_at_once(agent_runt
     first, _ = await websocket(cookie, conversation.id)
     second, _ = await websocket(cookie, conversation.id)
 
-    await services.aconversation_delete(conversation=conversation)
+    await aconversation_delete(conversation=conversation)
 
     await closed_as_deleted(first)
     await closed_as_deleted(second)
@@ -46,7 +47,7 @@ async def test_a_frame_that_reaches_the_socket_before_it_is_told_gets_not_found_
     user, cookie = await signed_in("alice")
     conversation = await new_conversation(user)
     socket, _ = await websocket(cookie, conversation.id)
-    await services.aconversation_delete(conversation=conversation)
+    await aconversation_delete(conversation=conversation)
 
     await socket.send_json_to({"type": frame_type, **FRAMES[frame_type]})
 
@@ -62,7 +63,7 @@ async def test_a_frame_sent_after_the_close_is_not_answered(agent_runtime):
     user, cookie = await signed_in("alice")
     conversation = await new_conversation(user)
     socket, _ = await websocket(cookie, conversation.id)
-    await services.aconversation_delete(conversation=conversation)
+    await aconversation_delete(conversation=conversation)
     await closed_as_deleted(socket)
 
     await socket.send_json_to({"type": "ping"})

@@ -7,7 +7,8 @@ import json
 import pytest
 from asgiref.sync import sync_to_async
 
-from conversations.selectors import MESSAGE_PAGE_MAX, SNAPSHOT_MAX_BYTES
+from conversations.pages import SNAPSHOT_MAX_BYTES
+from conversations.selectors.messages import MESSAGE_PAGE_MAX
 from tests.live import Server, Session, add_messages, receive, send
 from tests.support.in_process import logged_in_client, new_conversation, signed_in
 

@@ -7,8 +7,8 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.test import Client
 
-from conversations import services
 from conversations.models import Conversation
+from conversations.services.conversations import conversation_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -58,6 +58,6 @@ async def test_the_models_offered_and_a_conversations_choice(people, offered):
 
 @pytest.mark.django_db
 def test_a_model_no_longer_offered_falls_back_to_the_default(settings, offered, django_user_model):
-    conversation = services.conversation_create(user=django_user_model.objects.create_user("alice"), model="openai:gpt-test")
+    conversation = conversation_create(user=django_user_model.objects.create_user("alice"), model="openai:gpt-test")
     settings.CHAT_MODELS = ["offline"]
     assert Conversation.objects.get(pk=conversation.pk).chat_model == "offline"

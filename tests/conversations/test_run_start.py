@@ -11,9 +11,12 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from conversations import services
+from conversations.errors import Conflict
 from conversations.models import Conversation, Run
 from conversations.runs import transitions
+from conversations.services.branches import branch_switch
+from conversations.services.conversations import conversation_create
+from conversations.services.turns import message_send
 
 pytestmark = pytest.mark.django_db
 
@@ -23,17 +26,17 @@ OWNER = "host:1:abc"
 def queued_run() -> Run:
     """A run that was queued behind an earlier run of its conversation, which then ended."""
     user = User.objects.create_user("alice")
-    conversation = services.conversation_create(user=user)
-    earlier = services.message_send(conversation=conversation, content="earlier", client_id=None, owner=OWNER).run
-    run = services.message_send(conversation=conversation, content="hello", client_id=None, owner=OWNER).run
+    conversation = conversation_create(user=user)
+    earlier = message_send(conversation=conversation, content="earlier", client_id=None, owner=OWNER).run
+    run = message_send(conversation=conversation, content="hello", client_id=None, owner=OWNER).run
     transitions.run_finish(run_id=earlier.id, status=Run.Status.SUCCEEDED)
     return run
 
 
 def test_a_send_to_an_idle_conversation_starts_its_run_in_the_same_transaction():
-    conversation = services.conversation_create(user=User.objects.create_user("alice"))
-    sent_first = services.message_send(conversation=conversation, content="one", client_id=None, owner=OWNER)
-    sent_second = services.message_send(conversation=conversation, content="two", client_id=None, owner=OWNER)
+    conversation = conversation_create(user=User.objects.create_user("alice"))
+    sent_first = message_send(conversation=conversation, content="one", client_id=None, owner=OWNER)
+    sent_second = message_send(conversation=conversation, content="two", client_id=None, owner=OWNER)
     first, second = sent_first.run, sent_second.run
     assert (first.status, first.attempts, sent_first.started is not None, sent_first.started.first_start) == (Run.Status.RUNNING, 1, True, True)
     assert first.started_at is not None and first.user_message.conversation == conversation
@@ -69,14 +72,14 @@ def test_a_switch_while_a_run_is_active_is_refused_by_the_lock_alone(django_asse
     first = queued_run()
     conversation = Conversation.objects.get(pk=first.conversation_id)
     # The lock with its runs; (inside the test's transaction) the savepoint, its rollback and release.
-    with django_assert_num_queries(4), pytest.raises(services.Conflict):
-        services.branch_switch(conversation=conversation, message_id=str(first.user_message_id))
+    with django_assert_num_queries(4), pytest.raises(Conflict):
+        branch_switch(conversation=conversation, message_id=str(first.user_message_id))
 
 
 def test_a_known_run_that_is_not_its_turn_does_not_start():
     first = queued_run()
     conversation = Conversation.objects.get(pk=first.conversation_id)
-    second = services.message_send(conversation=conversation, content="and", client_id=None, owner=OWNER).run
+    second = message_send(conversation=conversation, content="and", client_id=None, owner=OWNER).run
     transitions.run_start(run_id=first.id, owner=OWNER, known=first)
     assert transitions.run_start(run_id=second.id, owner=OWNER, known=second) is None
     assert Run.objects.get(pk=second.id).status == Run.Status.QUEUED
@@ -90,9 +93,9 @@ def test_a_send_locks_and_counts_the_queue_in_one_query(settings, django_assert_
     # Lock with the queue's length, the message, the run, the conversation's time, and
     # (inside the test's transaction) a savepoint and its release.
     with django_assert_num_queries(6):
-        services.message_send(conversation=conversation, content="two", client_id=None, owner=OWNER)
-    with pytest.raises(services.Conflict, match="2 messages already wait"):
-        services.message_send(conversation=conversation, content="three", client_id=None, owner=OWNER)
+        message_send(conversation=conversation, content="two", client_id=None, owner=OWNER)
+    with pytest.raises(Conflict, match="2 messages already wait"):
+        message_send(conversation=conversation, content="three", client_id=None, owner=OWNER)
     assert Run.objects.filter(conversation=conversation, status=Run.Status.QUEUED).count() == 2
 
 
@@ -109,8 +112,8 @@ def test_only_leases_running_out_before_the_round_after_next_are_renewed(setting
 
 def run_of_another_user() -> Run:
     user = User.objects.create_user("bob")
-    conversation = services.conversation_create(user=user)
-    return services.message_send(conversation=conversation, content="hi", client_id=None, owner=OWNER).run
+    conversation = conversation_create(user=user)
+    return message_send(conversation=conversation, content="hi", client_id=None, owner=OWNER).run
 
 
 @pytest.mark.postgres
@@ -123,7 +126,7 @@ def test_a_send_and_a_start_read_only_the_conversations_active_runs():
     conversation = Conversation.objects.get(pk=first.conversation_id)
     Run.objects.bulk_create(Run(conversation=conversation, status=Run.Status.SUCCEEDED) for _ in range(2000))
     with CaptureQueriesContext(connection) as send:
-        run = services.message_send(conversation=conversation, content="again", client_id=None, owner=OWNER).run
+        run = message_send(conversation=conversation, content="again", client_id=None, owner=OWNER).run
     Run.objects.filter(pk=first.pk).update(status=Run.Status.SUCCEEDED)
     with CaptureQueriesContext(connection) as start:
         assert transitions.run_start(run_id=run.id, owner=OWNER, known=run) is not None
@@ -155,7 +158,7 @@ def test_claiming_expired_runs_asks_about_each_other_owner_once():
     dead (a syscall or three each): once per owner, not once per run."""
     user = User.objects.create_user("alice")
     for owner in ["host:2:aaa", "host:2:aaa", "host:2:aaa", "host:3:bbb"]:
-        services.message_send(conversation=services.conversation_create(user=user), content="hi", client_id=None, owner=owner)
+        message_send(conversation=conversation_create(user=user), content="hi", client_id=None, owner=owner)
     asked = []
 
     def dead_owner(owner):

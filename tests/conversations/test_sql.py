@@ -11,9 +11,12 @@ from django.db.models import Count, Exists, OuterRef, Subquery
 from django.db.models.sql.compiler import SQLCompiler, SQLUpdateCompiler
 from django.utils import timezone
 
-from conversations import selectors, services, sql
+from conversations import sql
 from conversations.models import MESSAGE_ORDER, Conversation, Message, Run
 from conversations.runs.transitions import run_finish
+from conversations.selectors.messages import HISTORY_FIELDS, history_rows
+from conversations.services.conversations import conversation_create
+from conversations.services.turns import message_send
 
 pytestmark = pytest.mark.django_db
 
@@ -45,7 +48,7 @@ def locked_by_the_orm(pk) -> Conversation:
 
 
 def a_conversation(title: str = "") -> Conversation:
-    return services.conversation_create(user=User.objects.create_user(f"u-{uuid.uuid4()}"), title=title)
+    return conversation_create(user=User.objects.create_user(f"u-{uuid.uuid4()}"), title=title)
 
 
 def state(conversation: Conversation) -> tuple:
@@ -58,8 +61,8 @@ def test_the_locked_read_gives_the_conversation_and_its_runs_state_as_the_orm_do
     with transaction.atomic():
         assert state(sql.conversation_locked(conversation.pk)) == state(locked_by_the_orm(conversation.pk))
         assert sql.conversation_locked(str(conversation.pk)).latest_run_status is None
-    first = services.message_send(conversation=conversation, content="one", client_id=None, owner="o").message
-    services.message_send(conversation=conversation, content="two", client_id=None, owner="o")
+    first = message_send(conversation=conversation, content="one", client_id=None, owner="o").message
+    message_send(conversation=conversation, content="two", client_id=None, owner="o")
     with transaction.atomic():
         locked = sql.conversation_locked(conversation.pk)
         assert state(locked) == state(locked_by_the_orm(conversation.pk))
@@ -84,7 +87,7 @@ def test_the_updates_change_what_the_orm_would_and_count_the_rows():
     assert Conversation.objects.get(pk=untitled.pk).updated_at == now + timedelta(seconds=1)
     assert sql.conversation_touched(uuid.uuid4(), now=now) == 0
 
-    run = services.message_send(conversation=untitled, content="hi", client_id=None, owner="o").run
+    run = message_send(conversation=untitled, content="hi", client_id=None, owner="o").run
     ended = {"status": Run.Status.FAILED, "error": "boom", "finished_at": now, "owner": "", "lease_expires_at": None,
              "checkpoint_id": "cp", "model": "m", "input_tokens": 1, "output_tokens": 2, "reasoning_tokens": None}
     assert sql.run_ended(run.pk, **ended) == 1
@@ -96,11 +99,11 @@ def test_the_updates_change_what_the_orm_would_and_count_the_rows():
 def test_the_history_page_is_the_orms_newest_first_with_its_types():
     conversation = a_conversation()
     for content in ("one", "two", "three"):
-        services.message_send(conversation=conversation, content=content, client_id=None, owner="o")
+        message_send(conversation=conversation, content=content, client_id=None, owner="o")
     later = timezone.now() + timedelta(seconds=1)
     by_the_orm = list(
         Message.objects.filter(conversation=conversation, turn_at__lt=later)
-        .order_by(*[f"-{name}" for name in MESSAGE_ORDER]).values_list(*selectors.HISTORY_FIELDS)[:2]
+        .order_by(*[f"-{name}" for name in MESSAGE_ORDER]).values_list(*HISTORY_FIELDS)[:2]
     )
     page = sql.history_page(str(conversation.pk), before_turn_at=later, limit=2)
     assert [row[:3] + row[4:] for row in page] == [row[:3] + row[4:] for row in by_the_orm]
@@ -112,12 +115,12 @@ def test_the_history_page_is_the_orms_newest_first_with_its_types():
 def test_a_turns_reads_and_updates_are_not_compiled(compiles):
     """The send's locked read, the model's history and the run's end: a turn compiles none
     of them (only INSERTs), and each does what it did."""
-    conversation = services.conversation_create(user=User.objects.create_user("alice"))
+    conversation = conversation_create(user=User.objects.create_user("alice"))
 
     def turn(content: str) -> list:
-        accepted = services.message_send(conversation=conversation, content=content, client_id=None, owner="o")
+        accepted = message_send(conversation=conversation, content=content, client_id=None, owner="o")
         message, run = accepted.message, accepted.run
-        history = selectors.history_rows(
+        history = history_rows(
             conversation_id=str(conversation.id), branch_id=None, before_turn_at=message.turn_at + timedelta(seconds=1)
         )
         run_finish(run_id=str(run.id), status=Run.Status.SUCCEEDED, checkpoint_id=f"cp-{content}", run=run, trim=False,

@@ -5,8 +5,9 @@ import contextlib
 
 from channels.layers import get_channel_layer
 
-from conversations import events, services
+from conversations import events
 from conversations.models import Run
+from conversations.services.turns import amessage_send
 
 
 class StubSaver:
@@ -45,6 +46,6 @@ async def watching(conversation):
 
 async def send(executor, conversation) -> Run:
     """A message sent to the conversation; its run submitted to the executor."""
-    accepted = await services.amessage_send(conversation=conversation, content="hi", client_id=None, owner=executor.owner)
+    accepted = await amessage_send(conversation=conversation, content="hi", client_id=None, owner=executor.owner)
     executor.submit(accepted.run, started=accepted.started)
     return accepted.run

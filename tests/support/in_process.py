@@ -17,11 +17,12 @@ from django.contrib.auth.models import User
 from django.db import connection, connections
 from django.test import AsyncClient, Client
 
-from conversations.checkpoints import CHECKPOINT_TABLES_POSTGRES, CHECKPOINT_TABLES_SQLITE
-from conversations.runs import runtime as runtime_module
 from chatproject.asgi import application
-from conversations import orm, services
+from conversations import orm
+from conversations.checkpoints import CHECKPOINT_TABLES_POSTGRES, CHECKPOINT_TABLES_SQLITE
 from conversations.models import Conversation, Message, Run
+from conversations.runs import runtime as runtime_module
+from conversations.services.conversations import conversation_create
 from tests.support.frames import until_waiting
 
 TIMEOUT = 30
@@ -67,7 +68,7 @@ def signed_in(username: str) -> tuple[User, str]:
 
 @orm.to_async
 def new_conversation(user: User):
-    return services.conversation_create(user=user)
+    return conversation_create(user=user)
 
 
 async def websocket(cookie: str, conversation_id) -> tuple[WebsocketCommunicator, dict]:
@@ -130,7 +131,7 @@ class Person:
         self.cookie = cookie
 
     async def conversation(self, **fields):
-        return await orm.to_async(services.conversation_create)(user=self.user, **fields)
+        return await orm.to_async(conversation_create)(user=self.user, **fields)
 
     async def open(self, conversation_id) -> Socket:
         return Socket(*await websocket(self.cookie, conversation_id))
