@@ -68,13 +68,26 @@ def lease_until():
 
 def run_queue(
     conversation: Conversation, *, user_message: Message, client_id: str | None, owner: str, branch_id, run_id=None,
-    start: bool = False,
 ) -> Run:
-    """A queued run, in the transaction that stores its turn; with `start` (no other run
-    of the conversation is active, which its caller checked under the conversation's
-    lock) one already running, its first attempt begun: its process executes it without
-    a second write to start it."""
-    started = {"status": Run.Status.RUNNING, "attempts": 1, "started_at": timezone.now()} if start else {}
+    """A queued run, in the transaction that stores its turn."""
+    return _run_create(conversation, user_message, client_id=client_id, owner=owner, branch_id=branch_id, run_id=run_id)
+
+
+def run_queue_started(
+    conversation: Conversation, *, user_message: Message, client_id: str | None, owner: str, branch_id, run_id=None,
+    follows_a_finished_graph: bool = False,
+) -> StartedRun:
+    """A run queued and started at once, its first attempt begun, in the transaction that
+    stores its turn: no other run of the conversation is active, which its caller checked
+    under the conversation's lock. Its process executes it without a second write."""
+    run = _run_create(
+        conversation, user_message, client_id=client_id, owner=owner, branch_id=branch_id, run_id=run_id,
+        status=Run.Status.RUNNING, attempts=1, started_at=timezone.now(),
+    )
+    return StartedRun(run, first_start=True, follows_a_finished_graph=follows_a_finished_graph)
+
+
+def _run_create(conversation: Conversation, user_message: Message, *, client_id, owner, branch_id, run_id, **started) -> Run:
     return Run.objects.create(
         id=run_id or uuid.uuid4(),
         conversation=conversation,

@@ -17,7 +17,7 @@ from ..models import MESSAGE_ORDER, Conversation, Message, Run
 from ..orm import to_async
 from ..presenters import message_data, run_data
 from ..rendering import html_to_store
-from ..runs.transitions import StartedRun, run_queue
+from ..runs.transitions import StartedRun, run_queue, run_queue_started
 from ..selectors.branches import conversation_lines, message_on_line
 from ..selectors.conversations import parse_uuid
 from .branches import branch_create, branch_fork_point, conversation_require_idle
@@ -54,16 +54,11 @@ def message_send(
             raise Conflict("a reply is in progress: wait for it, or stop it first")
         if locked.queued_runs >= settings.RUN_QUEUE_MAX:
             raise Conflict(f"{settings.RUN_QUEUE_MAX} messages already wait for a reply here: wait for them, or stop them")
-        message, run = _store_turn(
+        return _store_turn(
             locked, content=content, client_id=client_id, owner=owner, branch_id=locked.current_branch_id,
             start=not locked.busy,
+            follows_a_finished_graph=locked.current_branch_id is None and locked.latest_run_status == Run.Status.SUCCEEDED,
         )
-        if locked.busy:
-            return Accepted(message, run)
-        follows_a_finished_graph = (
-            locked.current_branch_id is None and locked.latest_run_status == Run.Status.SUCCEEDED
-        )
-        return Accepted(message, run, started=StartedRun(run, first_start=True, follows_a_finished_graph=follows_a_finished_graph))
 
     return _once_per_client_id(conversation, client_id, store)
 
@@ -71,8 +66,8 @@ def message_send(
 def _once_per_client_id(conversation: Conversation, client_id: str | None, store) -> Accepted:
     """Run `store` on the locked conversation; if this client_id was stored before, return
     the first message and run instead, and create nothing. Not looked up first: the socket
-    has just done so (selectors.messages.aclient_id_seen, to count only new messages against the
-    limit), so a repeat is rare, and the unique (conversation, client_id) refuses its run."""
+    has just done so (selectors.messages.aclient_id_seen, to count only new messages
+    against the limit), so a repeat is rare, and the unique (conversation, client_id) refuses its run."""
     try:
         with transaction.atomic():
             locked = conversation_lock(conversation)
@@ -90,8 +85,10 @@ def _once_per_client_id(conversation: Conversation, client_id: str | None, store
 
 
 def _store_turn(
-    conversation: Conversation, *, content: str, client_id: str | None, owner: str, branch_id, start: bool = False
-) -> tuple[Message, Run]:
+    conversation: Conversation, *, content: str, client_id: str | None, owner: str, branch_id, start: bool = False,
+    follows_a_finished_graph: bool = False,
+) -> Accepted:
+    """The user's message and its run: queued, or with `start` running at once."""
     # The message names its run before the run exists: foreign keys are checked at commit.
     run_id = uuid.uuid4()
     message = Message.objects.create(
@@ -103,12 +100,14 @@ def _store_turn(
         run_id=run_id,
         turn_at=timezone.now(),
     )
-    message.run = run = run_queue(
-        conversation, run_id=run_id, user_message=message, client_id=client_id, owner=owner, branch_id=branch_id,
-        start=start,
-    )
+    fields = {"run_id": run_id, "user_message": message, "client_id": client_id, "owner": owner, "branch_id": branch_id}
+    if start:
+        started = run_queue_started(conversation, **fields, follows_a_finished_graph=follows_a_finished_graph)
+        message.run = started.run
+    else:
+        started, message.run = None, run_queue(conversation, **fields)
     sql.conversation_turn_stored(conversation.pk, now=timezone.now(), title=" ".join(content.split())[:AUTO_TITLE_CHARS])
-    return message, run
+    return Accepted(message, message.run, started=started)
 
 
 _amessage_send = to_async(message_send)
@@ -154,7 +153,7 @@ def message_edit(
         if edited.role != Message.Role.USER:
             raise Invalid("only your own messages can be edited; regenerate a reply instead")
         branch = branch_create(locked, lines, edited)
-        return Accepted(*_store_turn(locked, content=content, client_id=client_id, owner=owner, branch_id=branch.id))
+        return _store_turn(locked, content=content, client_id=client_id, owner=owner, branch_id=branch.id)
 
     return _once_per_client_id(conversation, client_id, store)
 
@@ -208,10 +207,10 @@ def run_retry(*, conversation: Conversation, run_id, client_id: str | None, owne
         else:
             lines, first_reply = branch_fork_point(locked, written.id)
             branch_id = branch_create(locked, lines, first_reply).id
-        run = run_queue(
-            locked, user_message=user_message, client_id=client_id, owner=owner, branch_id=branch_id, start=True
+        started = run_queue_started(
+            locked, user_message=user_message, client_id=client_id, owner=owner, branch_id=branch_id
         )
-        return Accepted(user_message, run, started=StartedRun(run, first_start=True))
+        return Accepted(user_message, started.run, started=started)
 
     return _once_per_client_id(conversation, client_id, store)
 
