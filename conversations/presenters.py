@@ -14,6 +14,10 @@ def _time(value):
     return value.isoformat() if value else None
 
 
+def _id(value) -> str | None:
+    return str(value) if value else None
+
+
 def conversation_data(conversation: Conversation) -> dict:
     # run_status and pending_approvals are annotations (selectors.conversations); a new
     # conversation has neither.
@@ -36,8 +40,8 @@ def message_data(message: Message) -> dict:
         "html": message_html(message.content, message.html),
         "created_at": _time(message.created_at),
         "turn_at": _time(message.turn_at),
-        "run_id": str(message.run_id) if message.run_id else None,
-        "branch_id": str(message.branch_id) if message.branch_id else None,
+        "run_id": _id(message.run_id),
+        "branch_id": _id(message.branch_id),
         "stopped": message.stopped,
         "incomplete": message.incomplete or None,
     }
@@ -87,10 +91,6 @@ def versions_data(versions: Versions) -> dict:
     return {"index": versions.index, "count": len(choices), "choices": choices}
 
 
-def _id(value) -> str | None:
-    return str(value) if value else None
-
-
 def run_data(run: Run) -> dict:
     return {
         "id": str(run.id),
@@ -98,8 +98,8 @@ def run_data(run: Run) -> dict:
         "status": run.status,
         "error": run.error,
         "created_at": _time(run.created_at),
-        "user_message_id": str(run.user_message_id) if run.user_message_id else None,
-        "branch_id": str(run.branch_id) if run.branch_id else None,
+        "user_message_id": _id(run.user_message_id),
+        "branch_id": _id(run.branch_id),
         "model": run.model or None,
         "usage": {name: getattr(run, name) for name in USAGE_FIELDS} if run.input_tokens is not None else None,
     }
@@ -108,8 +108,8 @@ def run_data(run: Run) -> dict:
 def branch_data(branch: Branch) -> dict:
     return {
         "id": str(branch.id),
-        "parent_id": str(branch.parent_id) if branch.parent_id else None,
-        "forked_at": str(branch.forked_at_id) if branch.forked_at_id else None,
+        "parent_id": _id(branch.parent_id),
+        "forked_at": _id(branch.forked_at_id),
         "created_at": _time(branch.created_at),
     }
 
@@ -141,7 +141,7 @@ def task_data(task: Task) -> dict:
         "id": str(task.id),
         "title": task.title,
         "due": task.due.isoformat() if task.due else None,
-        "conversation_id": str(task.conversation_id) if task.conversation_id else None,
+        "conversation_id": _id(task.conversation_id),
         "created_at": task.created_at.isoformat(),
     }
 
