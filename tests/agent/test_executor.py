@@ -131,7 +131,8 @@ async def test_a_database_failure_at_the_runs_end_leaves_it_to_resume_from_its_c
     def database_down(**fields):
         raise psycopg.OperationalError("the database went away")
 
-    monkeypatch.setattr(transitions, "run_finish", database_down)
+    # The first write of the run's end (transitions.run_finish) fails.
+    monkeypatch.setattr(transitions, "message_store", database_down)
     executor = RunExecutor(GraphThatReplies())
     conversation = await new_conversation()
     async with watching(conversation) as receive:
