@@ -26,7 +26,7 @@ from conversations.models import Approval, Conversation, Run
 from conversations.runs import transitions
 from conversations.runs.executor import RunExecutor
 from conversations.runs.transcript import chat_context
-from tests.support.executor import GraphThatEndsAtOnce, send, watching
+from tests.support.executor import GraphThatEndsAtOnce, attempt_tasks, send, watching
 from tests.support.in_process import checkpoint_rows
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("orm_threads_disconnect_after")]
@@ -221,7 +221,7 @@ async def delete_mid_reply(executor, words: int) -> tuple[Conversation, Run, flo
         assert await checkpoint_rows(conversation.id) > 0
         deleted = asyncio.get_running_loop().time()
         await services.aconversation_delete(conversation=conversation)
-        await asyncio.wait_for(asyncio.gather(*executor._tasks.values()), 30)
+        await asyncio.wait_for(asyncio.gather(*attempt_tasks(executor)), 30)
     return conversation, run, asyncio.get_running_loop().time() - deleted
 
 
