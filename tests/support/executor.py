@@ -55,3 +55,10 @@ def attempt_tasks(executor) -> list[asyncio.Task]:
     """The tasks of the attempts executing on the executor now."""
     return [attempt.task for attempt in executor._attempts.values()]
 
+
+def assert_holds_nothing(executor) -> None:
+    """The executor keeps nothing of the attempts that ended: none of them, no run
+    waiting for its turn, no conversation (nor its lock)."""
+    assert executor._attempts == {}
+    assert not any(executor._deferred.values())
+    assert executor._conversations == {}
