@@ -6,6 +6,7 @@ conversation is sent."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import sqlite3
 
@@ -84,7 +85,10 @@ class RunAttempt:
     def cancel(self) -> None:
         """The user's Stop: the run ends cancelled, keeping what it wrote."""
         self.cancel_requested = True
-        self.task.cancel()
+        # A task cancelled before its first step never runs its coroutine, so the run
+        # would not end: a task that has not begun sees the request as it begins.
+        if inspect.getcoroutinestate(self.task.get_coro()) != inspect.CORO_CREATED:
+            self.task.cancel()
 
     async def execute(self, in_turn: asyncio.Lock) -> bool:
         """Execute the run when it has `in_turn` (its conversation's lock on this process)
@@ -94,6 +98,8 @@ class RunAttempt:
         once its lock is released: the conversation's next run may try to start first,
         and then waits for that end (it is deferred)."""
         try:
+            if self.cancel_requested:
+                raise asyncio.CancelledError  # stopped before it began (see cancel)
             async with in_turn:
                 return await self._drive()
         except asyncio.CancelledError:

@@ -111,6 +111,20 @@ async def test_a_stopped_run_leaves_nothing_behind():
     assert_holds_nothing(executor)
 
 
+async def test_a_run_stopped_before_its_task_began_ends_cancelled():
+    """A task cancelled before its first step would never run: the attempt sees the Stop as it begins."""
+    executor = RunExecutor(GraphThatHangs())
+    conversation = await new_conversation()
+    try:
+        run = await send(executor, conversation)
+        assert executor.cancel(run.id)  # at once: its task has not had a step yet
+        await until_ended(executor)
+    finally:
+        await events.forget(conversation.id)
+    assert await status_of(run) == Run.Status.CANCELLED
+    assert_holds_nothing(executor)
+
+
 async def test_a_run_whose_conversation_is_deleted_leaves_nothing_behind():
     conversation = await new_conversation()
     executor = RunExecutor(GraphWhoseConversationIsDeleted(conversation))
