@@ -22,7 +22,7 @@ def conversation_deleted(sender, instance: Conversation, using, **kwargs) -> Non
 @receiver(post_delete, sender=Run, dispatch_uid="stop-deleted-runs")
 def stop_run(sender, instance: Run, using, **kwargs) -> None:
     """Ask every process to stop the run, if it may be executing: the one that executes
-    it finds it gone and removes what it wrote after the delete (RunExecutor._forget_deleted)."""
+    it finds it gone and removes what it wrote after the delete (RunAttempt._forget_deleted)."""
     if instance.status in Run.ACTIVE:
         _after_commit(arun_stop_request, str(instance.id), using=using)
 

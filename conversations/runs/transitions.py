@@ -149,8 +149,11 @@ def _with_message(run: Run | None) -> bool:
     )
 
 
+_run_start_async = to_async(run_start)
+
+
 async def arun_start(*, run_id, owner: str, known: Run | None = None) -> StartedRun | None:
-    started = await to_async(run_start)(run_id=run_id, owner=owner, known=known)
+    started = await _run_start_async(run_id=run_id, owner=owner, known=known)
     if started is not None:
         await events.publish(started.run.conversation_id, {"type": "run", "run": run_data(started.run)})
     return started
@@ -176,8 +179,11 @@ def run_wait(*, run_id) -> Run | None:
     return Run.objects.get(pk=run_id)
 
 
+_run_wait_async = to_async(run_wait)
+
+
 async def arun_wait(*, run_id) -> Run | None:
-    waiting = await to_async(run_wait)(run_id=run_id)
+    waiting = await _run_wait_async(run_id=run_id)
     if waiting is not None:
         await events.publish(waiting.conversation_id, {"type": "run", "run": run_data(waiting)})
     return waiting
@@ -240,11 +246,14 @@ def _run_ended(run_id, ended: dict, run: Run | None) -> Run:
     return run
 
 
+_run_finish_async = to_async(run_finish)
+
+
 async def arun_finish(**fields) -> EndedRun | None:
     """run_finish, then its frames: its last reply (if it stored one), each approval it
     settled, and the run. None if the run was deleted: nothing to tell."""
     try:
-        ended = await to_async(run_finish)(**fields)
+        ended = await _run_finish_async(**fields)
     except RunGone:
         return None
     frames = run_ended_frames(ended.run, ended.settled_approvals)
@@ -292,8 +301,11 @@ def run_cancel(*, run_id, seen: str, user) -> EndedRun | None:
     return EndedRun(Run.objects.get(pk=run_id), settled)
 
 
+_run_cancel_async = to_async(run_cancel)
+
+
 async def arun_cancel(*, run_id, seen: str, user) -> EndedRun | None:
-    ended = await to_async(run_cancel)(run_id=run_id, seen=seen, user=user)
+    ended = await _run_cancel_async(run_id=run_id, seen=seen, user=user)
     if ended is not None:
         await events.publish(ended.run.conversation_id, *run_ended_frames(ended.run, ended.settled_approvals))
     return ended

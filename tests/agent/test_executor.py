@@ -18,7 +18,7 @@ from conversations.runs import transitions
 from conversations.runs.executor import RunExecutor
 from conversations.services.conversations import conversation_create
 from conversations.services.turns import amessage_send
-from tests.support.executor import GraphThatEndsAtOnce, send, watching
+from tests.support.executor import GraphThatEndsAtOnce, attempt_tasks, send, watching
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("orm_threads_disconnect_after")]
 
@@ -51,7 +51,7 @@ async def test_a_run_started_by_its_send_is_not_started_again(monkeypatch, setti
     ]
     for turn in accepted:
         executor.submit(turn.run, started=turn.started)
-    await asyncio.wait_for(asyncio.gather(*executor._tasks.values()), 30)
+    await asyncio.wait_for(asyncio.gather(*attempt_tasks(executor)), 30)
 
     sent = [turn.run for turn in accepted]
     assert [turn.started is not None for turn in accepted] == [True, False]
@@ -63,7 +63,7 @@ async def test_a_run_started_by_its_send_is_not_started_again(monkeypatch, setti
 async def send_and_run(executor, conversation) -> Run:
     """A message sent to the conversation, and its run executed until it stops."""
     run = await send(executor, conversation)
-    await asyncio.wait_for(asyncio.gather(*executor._tasks.values()), 30)
+    await asyncio.wait_for(asyncio.gather(*attempt_tasks(executor)), 30)
     return run
 
 
@@ -120,7 +120,7 @@ async def test_a_stop_after_the_last_reply_keeps_it_whole(settings):
         await asyncio.wait_for(graph.replied.wait(), 30)
         assert await replies(run) == []  # held for the run's end
         assert executor.cancel(run.id)
-        await asyncio.wait_for(asyncio.gather(*executor._tasks.values(), return_exceptions=True), 30)
+        await asyncio.wait_for(asyncio.gather(*attempt_tasks(executor), return_exceptions=True), 30)
     finally:
         await events.forget(conversation.id)
     assert (await stored([run]))[0].status == Run.Status.CANCELLED
@@ -135,7 +135,8 @@ async def test_a_database_failure_at_the_runs_end_leaves_it_to_resume_from_its_c
     def database_down(**fields):
         raise psycopg.OperationalError("the database went away")
 
-    monkeypatch.setattr(transitions, "run_finish", database_down)
+    # The first write of the run's end (transitions.run_finish) fails.
+    monkeypatch.setattr(transitions, "message_store", database_down)
     executor = RunExecutor(GraphThatReplies())
     conversation = await new_conversation()
     async with watching(conversation) as receive:

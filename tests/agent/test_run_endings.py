@@ -31,7 +31,7 @@ from conversations.services import approvals as approval_services
 from conversations.services.approvals import aapproval_create, aapproval_decide, approval_create, approval_decide
 from conversations.services.conversations import aconversation_delete, conversation_create, conversation_delete
 from conversations.services.turns import amessage_send, message_send
-from tests.support.executor import GraphThatEndsAtOnce, send, watching
+from tests.support.executor import GraphThatEndsAtOnce, attempt_tasks, send, watching
 from tests.support.in_process import checkpoint_rows
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("orm_threads_disconnect_after")]
@@ -226,7 +226,7 @@ async def delete_mid_reply(executor, words: int) -> tuple[Conversation, Run, flo
         assert await checkpoint_rows(conversation.id) > 0
         deleted = asyncio.get_running_loop().time()
         await aconversation_delete(conversation=conversation)
-        await asyncio.wait_for(asyncio.gather(*executor._tasks.values()), 30)
+        await asyncio.wait_for(asyncio.gather(*attempt_tasks(executor)), 30)
     return conversation, run, asyncio.get_running_loop().time() - deleted
 
 

@@ -1,6 +1,7 @@
 """The executor around a stand-in graph: what the executor does around the graph is
 under test, not the graph; and what a conversation's sockets are sent."""
 
+import asyncio
 import contextlib
 
 from channels.layers import get_channel_layer
@@ -49,3 +50,16 @@ async def send(executor, conversation) -> Run:
     accepted = await amessage_send(conversation=conversation, content="hi", client_id=None, owner=executor.owner)
     executor.submit(accepted.run, started=accepted.started)
     return accepted.run
+
+
+def attempt_tasks(executor) -> list[asyncio.Task]:
+    """The tasks of the attempts executing on the executor now."""
+    return [attempt.task for attempt in executor._attempts.values()]
+
+
+def assert_holds_nothing(executor) -> None:
+    """The executor keeps nothing of the attempts that ended: none of them, no run
+    waiting for its turn, no conversation (nor its lock)."""
+    assert executor._attempts == {}
+    assert not any(executor._deferred.values())
+    assert executor._conversations == {}
