@@ -318,7 +318,7 @@ export function resetDecisions() {
 }
 
 // A conversation opened: the approval of the URL's #approval-<id> is shown once it comes.
-export function revealFromHash() {
+function revealFromHash() {
   revealId = approvalIdFromHash(location.hash);
 }
 
@@ -358,6 +358,10 @@ function jumpToPendingApproval() {
 }
 
 export function initApprovals() {
+  on('opened', () => {
+    resetDecisions();
+    revealFromHash();
+  });
   // After the older messages (messages.js listens first): approvals go among them by time.
   on('older', ({ approvals }) => {
     for (const a of approvals) upsertApproval(a, { place: 'time' });

@@ -17,7 +17,7 @@ const BRANCH_TIMEOUT_MS = 20000;
 let pending = null;
 
 // Under the message, or as a notice if it is not shown.
-export function messageError(id, text) {
+function messageError(id, text) {
   const node = findMessageElement(id);
   const error = node && node.isConnected ? node.querySelector(':scope > .message-error') : null;
   if (!error) {
@@ -146,6 +146,7 @@ function updateBranchControls() {
 }
 
 export function initBranches() {
+  on('opened', clearBranchPending);
   on('controls', updateBranchControls);
 }
 
@@ -234,7 +235,7 @@ function sendBranchFrame(frame, messageId, focus) {
   return true;
 }
 
-export function clearBranchPending() {
+function clearBranchPending() {
   if (pending) clearTimeout(pending.timer);
   pending = null;
 }

@@ -1,13 +1,9 @@
 /* The conversation shown: opening one (the URL /c/<id>/), its title, and one that is not
  * found. */
-import { resetDecisions, revealFromHash } from './approvals.js';
-import { clearBranchPending } from './branches.js';
 import { el } from './elements.js';
-import { syncModel } from './models.js';
 import { clearConversationNotices, showNotice } from './notices.js';
 import { setOlderCursor } from './older.js';
 import { renderOutbox } from './outbox.js';
-import { forgetRetry } from './runs.js';
 import { stickToBottom } from './scroll.js';
 import { closeSidebar, renderSidebar } from './sidebar.js';
 import { connect, resetBackoff, setConnection, socketAlive, teardownSocket } from './socket.js';
@@ -66,16 +62,11 @@ export function openConversation(id) {
   }
   teardownSocket();
   resetBackoff();
-  clearBranchPending();
-  forgetRetry();
-  resetDecisions();
   clearItems();
-  // Last of the resets: the views redraw what the page allows from it.
-  openConversationState(id);
-  revealFromHash();
+  setOlderCursor({});
   stickToBottom();
   el.app.dataset.conversationId = id;
-  setOlderCursor({});
+  openConversationState(id);
   el.messages.setAttribute('aria-busy', 'false');
   clearConversationNotices();
 
@@ -85,8 +76,6 @@ export function openConversation(id) {
 
   updateEmptyState();
   renderOutbox();
-  renderSidebar();
-  syncModel();
   if (id) {
     connect();
   } else {

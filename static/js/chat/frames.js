@@ -12,11 +12,11 @@ import { appendToken, upsertMessage } from './messages.js';
 import { clearNotice, showNotice } from './notices.js';
 import { hasOlder, setOlderCursor } from './older.js';
 import { ackOutbox, ackOutboxFromSnapshot, flushOutbox, renderOutbox, takeRefused } from './outbox.js';
-import { applyRun, forgetRetry, retryRefused, showLastTurnFailure } from './runs.js';
+import { forgetRetry, retryRefused, showLastTurnFailure } from './runs.js';
 import { scheduleScroll } from './scroll.js';
 import { connect, resetBackoff, setConnection } from './socket.js';
 import {
-  acceptSeq, beginSnapshot, endSnapshot, learnConversation, setCancelling, setLastSent, state, touchConversation,
+  acceptSeq, applyRunFrame, beginSnapshot, endSnapshot, learnConversation, setCancelling, setLastSent, state, touchConversation,
 } from './store.js';
 import { upsertTool } from './tool-cards.js';
 import { clearItems, shownMessage } from './turns.js';
@@ -48,7 +48,7 @@ export function onFrame(frame) {
       appendToken(frame);
       break;
     case 'run':
-      applyRun(frame.run);
+      applyRunFrame(frame.run);
       break;
     case 'approval':
       upsertApproval(frame.approval);

@@ -24,7 +24,7 @@ import { initModelPicker, loadModels } from './models.js';
 import { clearNotice } from './notices.js';
 import { initOlder } from './older.js';
 import { renderOutbox } from './outbox.js';
-import { cancelRun } from './runs.js';
+import { cancelRun, initRuns } from './runs.js';
 import { initScrolling } from './scroll.js';
 import { closeSidebar, initSidebar, loadConversations } from './sidebar.js';
 import { connect, resetBackoff, setConnection, setSocketHandlers, showOfflineNotice, teardownSocket } from './socket.js';
@@ -79,11 +79,13 @@ function initConnectivity() {
 
 function start() {
   setSocketHandlers({ frame: onFrame, notFound: markNotFound, closed: renderOutbox });
-  // The store's listeners run in this order. Send and Stop first, then the indicators
-  // under the messages, then the branch buttons (what updateControls did in one call);
-  // an older page's messages before its approvals, which go among them by time.
+  // The store's listeners run in the order they are added here: Send and Stop first, then
+  // the indicators under the messages, then the branch buttons; a stopped reply settled
+  // before its run's usage is shown; an older page's messages before its approvals, which
+  // go among them by time.
   initComposer();
   initMessages();
+  initRuns();
   initBranches();
   initApprovals();
   initConversation();

@@ -40,7 +40,7 @@ function enhanceCodeBlocks(root) {
   }
 }
 
-export function buildMessage(message) {
+function buildMessage(message) {
   const role = ROLES.has(message.role) ? message.role : 'other';
   const node = make('article', `message ${role}`);
   node.dataset.messageId = String(message.id);
@@ -153,7 +153,8 @@ export function appendToken(frame) {
   updateStreamingFlag();
 }
 
-export function finishStreaming(runId) {
+// A run stopped or failed: what it was writing stays as it is.
+function finishStreaming(runId) {
   for (const node of el.messages.querySelectorAll('.message[data-streaming="true"]')) {
     if (!runId || node.dataset.runId === runId) {
       delete node.dataset.streaming;
@@ -189,4 +190,7 @@ export function initMessages() {
   // The run's model and usage go on its last reply only.
   on('reply-replaced', ({ id }) => shownMessage(id)?.querySelector('.reply-usage')?.remove());
   on('older', drawOlder);
+  on('run', ({ id, status }) => {
+    if (status === 'failed' || status === 'cancelled') finishStreaming(id);
+  });
 }

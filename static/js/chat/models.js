@@ -40,7 +40,7 @@ function currentModel() {
   return newChatModel || (models ? models.default : '');
 }
 
-export function syncModel() {
+function syncModel() {
   const model = currentModel();
   if (!model) return;
   if (models && models.ids.includes(model)) picker.select.value = model;
@@ -67,6 +67,7 @@ async function chooseModel() {
 }
 
 export function initModelPicker() {
+  on('opened', syncModel);
   on('conversation', syncModel);
   picker.select.addEventListener('change', () => chooseModel());
 }

@@ -2,10 +2,9 @@
  * each user message, Stop, and Retry for a failed one. */
 import { el } from './elements.js';
 import { showQueued, showRunDetails } from './message-notes.js';
-import { finishStreaming } from './messages.js';
 import { clearNotice, showNotice } from './notices.js';
 import { sendFrame } from './socket.js';
-import { applyRunFrame, runIsActive, runIsOpen, setCancelling, state, turnOfMessage } from './store.js';
+import { on, runIsActive, runIsOpen, setCancelling, state, turnOfMessage } from './store.js';
 import { shownMessage } from './turns.js';
 import { button, uuid } from '../dom.js';
 
@@ -100,17 +99,14 @@ export function retryRefused(text) {
   return true;
 }
 
-export function applyRun(run) {
-  if (!run || run.id === undefined) return;
-  const id = String(run.id);
-  applyRunFrame(run);
-  if (run.status === 'failed') {
-    showRunFailure(id);
-    finishStreaming(id);
-  } else if (run.status === 'cancelled') {
-    finishStreaming(id);
-  }
-  showRunChange(id);
+// After messages.js's listener, which settles a stopped reply first: its usage is shown
+// only once it no longer streams.
+export function initRuns() {
+  on('opened', forgetRetry);
+  on('run', ({ id, status }) => {
+    if (status === 'failed') showRunFailure(id);
+    showRunChange(id);
+  });
 }
 
 export function cancelRun() {

@@ -6,10 +6,12 @@
  * stays private to that module.
  *
  * Topics:
+ *  'opened'         another conversation is shown (or a new chat): what a view kept of the last goes
  *  'controls'       the active run, a Stop in flight or "not found" changed: what the page allows
  *  'conversations'  the conversation list, or a conversation in it, changed
  *  'conversation'   (conv) the shown conversation's title or model changed
  *  'message'        ({id}) a message looks different though the server sent nothing new (its editor)
+ *  'run'            ({id, status}) a run frame came (after 'controls')
  *  'reply-replaced' ({id}) a reply is no longer its run's last one (the run's usage moves on)
  *  'older'          ({messages, approvals}) a page of older items, learned, to show above the rest */
 import { isDecided } from '../approval-card.js';
@@ -70,7 +72,8 @@ export function runIsOpen() {
 
 /* The conversation shown. */
 
-// Everything of the conversation shown before is forgotten.
+// Everything of the conversation shown before is forgotten: the views forget theirs
+// ('opened'), then draw the list's active item and what the page allows.
 export function openConversationState(id) {
   state.conversationId = id;
   state.conversation = findConversation(id) || null;
@@ -81,6 +84,8 @@ export function openConversationState(id) {
   forgetRuns();
   state.messages.clear();
   state.approvals.clear();
+  emit('opened');
+  emit('conversations');
   emit('controls');
 }
 
@@ -173,7 +178,7 @@ export function touchConversation(iso) {
 }
 
 // The shown conversation's run status and pending approvals, as the list shows them.
-export function syncListedStatus() {
+function syncListedStatus() {
   if (!state.synced) return; // the list's own values stand until the snapshot
   const conv = findConversation(state.conversationId);
   if (!conv) return;
@@ -231,7 +236,7 @@ function forgetRuns() {
   state.lastReplies.clear();
 }
 
-export function learnRun(run) {
+function learnRun(run) {
   const id = String(run.id);
   const known = { ...run, id };
   state.runs.set(id, known);
@@ -250,6 +255,7 @@ function queuedBehindActive(run) {
 
 // A run frame: the run learned, and the active run it makes.
 export function applyRunFrame(run) {
+  if (!run || run.id === undefined) return;
   const id = String(run.id);
   learnRun(run);
   if (OPEN_RUN.has(run.status)) {
@@ -260,6 +266,7 @@ export function applyRunFrame(run) {
   }
   syncListedStatus();
   emit('controls');
+  emit('run', { id, status: run.status });
 }
 
 // Tokens of a run the page did not know was running.
