@@ -55,6 +55,14 @@ export function timeOf(iso) {
   return Number.isNaN(t) ? 0 : t;
 }
 
+// An ISO time in microseconds: Date.parse keeps milliseconds, the server's times have six digits.
+export function microsOf(iso) {
+  const ms = timeOf(iso);
+  if (!ms) return 0;
+  const fraction = /\.(\d+)/.exec(iso);
+  return ms * 1000 + (fraction ? Number(fraction[1].slice(3, 6).padEnd(3, '0')) : 0);
+}
+
 export async function copyText(text, btn) {
   let ok = false;
   try {

@@ -2,8 +2,10 @@
  * newest first, each linking to its card in the conversation
  * (/c/<conversation_id>/#approval-<id>). Text only through textContent. */
 import { buildDecision, statusChip } from './approval-card.js';
+import { announceApprovalsChanged } from './approvals-changed.js';
 import { byId, make, timeElement, timeOf } from './dom.js';
 import { goToLogin } from './http.js';
+import { approvalPath, displayTitle } from './links.js';
 
 // Loaded by templates/conversations/approvals.html only, which has these elements.
 const el = {
@@ -32,8 +34,7 @@ const state = {
 };
 
 function conversationTitle(a) {
-  const t = typeof a.conversation_title === 'string' ? a.conversation_title.trim() : '';
-  return t || 'New chat';
+  return displayTitle({ title: a.conversation_title });
 }
 
 function filterFromUrl() {
@@ -73,7 +74,7 @@ function buildItem(a) {
 
   if (a.conversation_id !== undefined && a.conversation_id !== null) {
     const link = make('a', 'btn btn-small approval-link');
-    link.href = `/c/${encodeURIComponent(String(a.conversation_id))}/#approval-${encodeURIComponent(id)}`;
+    link.href = approvalPath(String(a.conversation_id), id);
     link.append(document.createTextNode(status === 'pending' ? 'Review' : 'Open'));
     link.append(make('span', 'visually-hidden', ` ${a.tool || 'tool'} in “${conversationTitle(a)}”`));
     if (status === 'pending') link.classList.add('btn-primary');
@@ -143,7 +144,7 @@ async function load({ quiet = false } = {}) {
   delete el.status.dataset.kind;
   render(results);
   if (filter === 'pending') {
-    document.dispatchEvent(new CustomEvent('approvals:changed', { detail: { count: results.length } }));
+    announceApprovalsChanged(results.length);
   }
 }
 

@@ -1,9 +1,9 @@
 /* The top bar's approvals link and its count of pending approvals.
  *
- * Loaded on every page for a logged-in user. Other scripts ask for a refresh with
- *   document.dispatchEvent(new CustomEvent('approvals:changed'))
- * or hand over a count they already know with {detail: {count: n}}.
+ * Loaded on every page for a logged-in user. Other scripts ask for a refresh, or hand over
+ * a count they already know, with announceApprovalsChanged (approvals-changed.js).
  */
+import { onApprovalsChanged } from './approvals-changed.js';
 import { byId } from './dom.js';
 
 // base.html renders both, and loads this module, only for a logged-in user.
@@ -52,8 +52,7 @@ function schedule(delay = DEBOUNCE_MS) {
   }, delay);
 }
 
-document.addEventListener('approvals:changed', (event) => {
-  const count = event && event.detail ? event.detail.count : undefined;
+onApprovalsChanged((count) => {
   if (typeof count === 'number') {
     clearTimeout(timer);
     timer = null;

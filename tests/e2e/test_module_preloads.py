@@ -8,8 +8,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 STATIC = ROOT / "static"
+TEMPLATES = ROOT / "templates"
 IMPORT = re.compile(r"^import \{[^}]*\} from '([^']+)';$", re.M)
 PRELOAD = re.compile(r"""<link rel="modulepreload" href="\{% static '([^']+)' %\}">""")
+INCLUDE = re.compile(r"""\{% include "([^"]+)" %\}""")
+
+
+def preloaded_by(template: str) -> list[str]:
+    """The modules a template preloads, with those of the templates it includes."""
+    text = (TEMPLATES / template).read_text(encoding="utf-8")
+    return PRELOAD.findall(text) + [m for included in INCLUDE.findall(text) for m in preloaded_by(included)]
 
 
 def imported_by(entry: str) -> set[str]:
@@ -32,6 +40,6 @@ def imported_by(entry: str) -> set[str]:
     [("conversations/chat.html", "js/chat/main.js"), ("conversations/approvals.html", "js/inbox.js")],
 )
 def test_a_page_preloads_exactly_the_modules_its_entry_imports(template, entry):
-    preloaded = PRELOAD.findall((ROOT / "templates" / template).read_text(encoding="utf-8"))
+    preloaded = preloaded_by(template)
     assert len(preloaded) == len(set(preloaded))
     assert set(preloaded) == imported_by(entry)

@@ -3,17 +3,20 @@
 import { el } from './elements.js';
 import { frameTooLarge } from './limits.js';
 import { showNotice } from './notices.js';
-import { loadOlderUntil } from './older.js';
-import { scheduleScroll } from './scroll.js';
-import { syncSidebarStatus } from './sidebar.js';
+import { hasOlder, loadOlderUntil } from './older.js';
+import { scheduleScroll, unstick } from './scroll.js';
 import { sendFrame } from './socket.js';
-import { state } from './store.js';
-import { microsOf, placeItem, setTurn, turnOfRun } from './turns.js';
+import { on, recordApproval, setLastSent, state, turnOfRun } from './store.js';
+import { placeItem, setTurn } from './turns.js';
 import { allowedOf, buildApprovalBody, buildApprovalHead, isDecided } from '../approval-card.js';
-import { button, make, uid } from '../dom.js';
+import { button, make, microsOf, uid } from '../dom.js';
+import { approvalIdFromHash } from '../links.js';
 import { buildEditForm } from '../schema-form.js';
 
 const DECISION_TIMEOUT_MS = 20000;
+
+const deciding = new Map(); // approval id -> {decision, timer}: a decision in flight
+let revealId = ''; // approval id from #approval-<id>, to scroll to once shown
 
 function findApprovalCard(id) {
   return el.messages.querySelector(`.approval-card[data-approval-id="${CSS.escape(id)}"]`);
@@ -22,19 +25,15 @@ function findApprovalCard(id) {
 /**
  * Show an approval: a new card, or the existing one updated in place, in its run's turn.
  * place: 'append' (a live frame: it happens now, last of its turn) or 'time' (snapshot,
- * history: among its turn's items by created_at).
+ * history: among its turn's items by created_at). kept: cards of a list redrawn (keptCards).
  */
-export function upsertApproval(approval, { place = 'append' } = {}) {
+export function upsertApproval(approval, { place = 'append', kept = null } = {}) {
   if (!approval || approval.id === undefined || approval.id === null) return;
+  if (!recordApproval(approval)) return;
   const id = String(approval.id);
-  const previous = state.approvals.get(id);
-  // Approvals only move from pending to decided: an older pending copy never undoes a decision.
-  if (previous && isDecided(previous) && !isDecided(approval)) return;
-  state.approvals.set(id, approval);
 
   let card = findApprovalCard(id);
-  if (!card && state.reuseCards) card = state.reuseCards.get(id) || null;
-  const isNew = !card;
+  if (!card && kept) card = kept.get(id) || null;
   if (!card) {
     card = make('div', 'card approval-card');
     card.dataset.approvalId = id;
@@ -48,8 +47,19 @@ export function upsertApproval(approval, { place = 'append' } = {}) {
     placeItem(card, place === 'time' ? created : 0);
   }
   renderApprovalCard(card, approval, id);
-  if (isNew || !isDecided(previous) !== !isDecided(approval)) syncSidebarStatus();
   scheduleScroll();
+}
+
+// The cards shown, to be kept (an open edit form, a typed comment) when a snapshot redraws them.
+export function keptCards() {
+  const kept = new Map();
+  for (const card of el.messages.querySelectorAll('.approval-card')) kept.set(card.dataset.approvalId, card);
+  return kept;
+}
+
+// A snapshot's approvals, oldest first, each among its turn's items by its time.
+export function showApprovals(approvals, kept) {
+  for (const a of approvals) upsertApproval(a, { place: 'time', kept });
 }
 
 function renderApprovalCard(card, approval, id) {
@@ -88,12 +98,12 @@ function renderApprovalCard(card, approval, id) {
       else card.append(fresh);
       controls = fresh;
     }
-    setCardBusy(card, state.deciding.has(id));
+    setCardBusy(card, deciding.has(id));
   } else {
-    const mine = state.deciding.get(id);
+    const mine = deciding.get(id);
     if (mine) {
       clearTimeout(mine.timer);
-      state.deciding.delete(id);
+      deciding.delete(id);
       hideCardError(card); // our decision went through
     }
     delete card.dataset.deciding;
@@ -125,7 +135,7 @@ function setCardBusy(card, busy) {
   const controls = card.querySelector(':scope > .approval-controls');
   if (busy) {
     if (controls && controls.contains(document.activeElement)) card.focus({ preventScroll: true });
-    card.dataset.deciding = state.deciding.get(card.dataset.approvalId)?.decision || 'true';
+    card.dataset.deciding = deciding.get(card.dataset.approvalId)?.decision || 'true';
     card.setAttribute('aria-busy', 'true');
   } else {
     delete card.dataset.deciding;
@@ -222,7 +232,7 @@ function buildControls(card, approval, id, allowed) {
   if (allowed.includes('edit')) {
     editBtn = button('btn btn-small edit-btn', 'Edit');
     editForm = buildEditForm(approval, {
-      busy: () => state.deciding.has(id),
+      busy: () => deciding.has(id),
       onSubmit: (edit) => decide(id, 'edit', edit),
       onCancel: () => {
         editForm.hidden = true;
@@ -258,7 +268,7 @@ function buildControls(card, approval, id, allowed) {
 }
 
 function decide(id, decision, extra = {}) {
-  if (state.deciding.has(id)) return; // a double click sends one frame
+  if (deciding.has(id)) return; // a double click sends one frame
   const approval = state.approvals.get(id);
   const card = findApprovalCard(id);
   if (!approval || !card || isDecided(approval)) return;
@@ -273,18 +283,22 @@ function decide(id, decision, extra = {}) {
     return;
   }
   const timer = setTimeout(() => {
-    if (!state.deciding.has(id)) return;
+    if (!deciding.has(id)) return;
     failDecision(id, 'No answer from the server yet. Your decision may not have arrived; you can try again.');
   }, DECISION_TIMEOUT_MS);
-  state.deciding.set(id, { decision, timer });
-  state.lastSent = { type: 'approval.decide', approvalId: id };
+  deciding.set(id, { decision, timer });
+  setLastSent({ type: 'approval.decide', approvalId: id });
   setCardBusy(card, true);
 }
 
+export function isDeciding(id) {
+  return deciding.has(id);
+}
+
 export function failDecision(id, text) {
-  const entry = state.deciding.get(id);
+  const entry = deciding.get(id);
   if (entry) clearTimeout(entry.timer);
-  state.deciding.delete(id);
+  deciding.delete(id);
   const card = findApprovalCard(id);
   if (!card) {
     if (text) showNotice(text, { kind: 'error' });
@@ -295,40 +309,35 @@ export function failDecision(id, text) {
 }
 
 export function resetDecisions() {
-  for (const [id, entry] of state.deciding) {
+  for (const [id, entry] of deciding) {
     clearTimeout(entry.timer);
     const card = findApprovalCard(id);
-    state.deciding.delete(id);
+    deciding.delete(id);
     if (card) setCardBusy(card, false);
   }
 }
 
-export function hashedApprovalId() {
-  const m = /^#approval-(.+)$/.exec(location.hash || '');
-  if (!m) return '';
-  try {
-    return decodeURIComponent(m[1]);
-  } catch (_) {
-    return m[1];
-  }
+// A conversation opened: the approval of the URL's #approval-<id> is shown once it comes.
+function revealFromHash() {
+  revealId = approvalIdFromHash(location.hash);
 }
 
 export function revealHashedApproval() {
-  const id = state.revealApproval;
+  const id = revealId;
   if (!id) return;
   const card = findApprovalCard(id);
   if (!card) {
     // Decided long ago: its card comes with an older page.
-    if (state.olderCursor) {
+    if (hasOlder()) {
       loadOlderUntil(() => findApprovalCard(id)).then((found) => {
         if (found) revealHashedApproval();
-        else if (!state.olderCursor && state.revealApproval === id) state.revealApproval = ''; // not here
+        else if (!hasOlder() && revealId === id) revealId = ''; // not here
       });
     }
     return;
   }
-  state.revealApproval = '';
-  state.stick = false;
+  revealId = '';
+  unstick();
   requestAnimationFrame(() => {
     if (!card.isConnected) return;
     card.scrollIntoView({ block: 'center' });
@@ -340,7 +349,7 @@ export function revealHashedApproval() {
 
 function jumpToPendingApproval() {
   for (const card of el.messages.querySelectorAll('.approval-card[data-status="pending"]')) {
-    state.stick = false;
+    unstick();
     card.scrollIntoView({ block: 'center' });
     const first = card.querySelector('.approve-btn, .reject-btn, .edit-btn');
     (first && !first.disabled ? first : card).focus({ preventScroll: true });
@@ -348,15 +357,19 @@ function jumpToPendingApproval() {
   }
 }
 
-export function notifyApprovalsChanged() {
-  document.dispatchEvent(new CustomEvent('approvals:changed'));
-}
-
-export function initApprovalLinks() {
+export function initApprovals() {
+  on('opened', () => {
+    resetDecisions();
+    revealFromHash();
+  });
+  // After the older messages (messages.js listens first): approvals go among them by time.
+  on('older', ({ approvals }) => {
+    for (const a of approvals) upsertApproval(a, { place: 'time' });
+  });
   window.addEventListener('hashchange', () => {
-    const id = hashedApprovalId();
+    const id = approvalIdFromHash(location.hash);
     if (!id) return;
-    state.revealApproval = id;
+    revealId = id;
     revealHashedApproval();
   });
 

@@ -2,14 +2,38 @@
  * message.regenerate, branch.switch). One such frame at a time; its answer is a snapshot. */
 import { el } from './elements.js';
 import { charCount, frameTooLarge, MAX_CHARS } from './limits.js';
-import { clearMessageErrors, messageError, rerender } from './messages.js';
-import { loadOlderUntil } from './older.js';
+import { showNotice } from './notices.js';
+import { hasOlder, loadOlderUntil } from './older.js';
+import { unstick } from './scroll.js';
 import { sendFrame } from './socket.js';
-import { OPEN_RUN, state } from './store.js';
+import { dropEditing, on, runIsOpen, setEditClientId, setEditDraft, setEditing, state } from './store.js';
+import { findMessageElement, shownMessage } from './turns.js';
 import { button, make, uid, uuid } from '../dom.js';
 
 export const BRANCH_FRAMES = new Set(['message.edit', 'message.regenerate', 'branch.switch']);
 const BRANCH_TIMEOUT_MS = 20000;
+
+// {type, messageId, ws, timer, focus}: a fork or switch sent, not yet answered.
+let pending = null;
+
+// Under the message, or as a notice if it is not shown.
+function messageError(id, text) {
+  const node = findMessageElement(id);
+  const error = node && node.isConnected ? node.querySelector(':scope > .message-error') : null;
+  if (!error) {
+    showNotice(text, { kind: 'error' });
+    return;
+  }
+  error.textContent = text;
+  error.hidden = false;
+}
+
+function clearMessageErrors() {
+  for (const e of el.messages.querySelectorAll('.message-error:not([hidden])')) {
+    e.textContent = '';
+    e.hidden = true;
+  }
+}
 
 export function versionsOf(message) {
   const v = message && message.versions;
@@ -62,7 +86,7 @@ export function buildEditor(node, message) {
     applyBranchControlState(node);
   };
   input.addEventListener('input', () => {
-    if (state.editing && state.editing.messageId === id) state.editing.draft = input.value;
+    if (state.editing && state.editing.messageId === id) setEditDraft(input.value);
     refresh();
   });
   // As in the composer: Enter saves, Shift+Enter is a new line. Esc cancels.
@@ -90,7 +114,7 @@ export function buildEditor(node, message) {
 
 // A fork or a switch is refused while a run is open, or while one of ours is unanswered.
 function branchBlocked() {
-  return !!(state.activeRun && OPEN_RUN.has(state.activeRun.status)) || !!state.branchPending || state.notFound;
+  return runIsOpen() || !!pending || state.notFound;
 }
 
 export function applyBranchControlState(root) {
@@ -110,29 +134,27 @@ export function applyBranchControlState(root) {
       else b.removeAttribute('title');
     }
   }
-  const pending = state.branchPending;
   if (root.classList && root.classList.contains('message')) {
     if (pending && pending.messageId === root.dataset.messageId) root.setAttribute('aria-busy', 'true');
     else if (root.dataset.streaming !== 'true') root.removeAttribute('aria-busy');
   }
 }
 
-export function updateBranchControls() {
+function updateBranchControls() {
   el.app.dataset.branchBlocked = branchBlocked() ? 'true' : 'false';
   for (const node of el.messages.querySelectorAll('.message')) applyBranchControlState(node);
+}
+
+export function initBranches() {
+  on('opened', clearBranchPending);
+  on('controls', updateBranchControls);
 }
 
 export function startEdit(id) {
   const m = state.messages.get(id);
   if (!m || m.role !== 'user' || branchBlocked()) return;
-  if (state.editing && state.editing.messageId !== id) {
-    const before = state.editing.messageId;
-    state.editing = null;
-    rerender(before);
-  }
-  state.editing = { messageId: id, draft: m.content || '', clientId: null };
-  const node = rerender(id);
-  const input = node && node.querySelector('.edit-input');
+  setEditing({ messageId: id, draft: m.content || '', clientId: null });
+  const input = shownMessage(id)?.querySelector('.edit-input');
   if (input) {
     input.focus();
     input.setSelectionRange(input.value.length, input.value.length);
@@ -142,10 +164,9 @@ export function startEdit(id) {
 function cancelEdit() {
   if (!state.editing) return;
   const id = state.editing.messageId;
-  if (state.branchPending && state.branchPending.messageId === id) return; // saving: wait for the answer
-  state.editing = null;
-  const node = rerender(id);
-  const edit = node && node.querySelector('.edit-message');
+  if (pending && pending.messageId === id) return; // saving: wait for the answer
+  setEditing(null);
+  const edit = shownMessage(id)?.querySelector('.edit-message');
   if (edit) edit.focus();
 }
 
@@ -159,7 +180,7 @@ function saveEdit(id, value) {
     return;
   }
   // The same client_id if Save is pressed again after a lost answer: the server creates nothing twice.
-  if (!state.editing.clientId) state.editing.clientId = uuid();
+  if (!state.editing.clientId) setEditClientId(uuid());
   const frame = { type: 'message.edit', message_id: id, content, client_id: state.editing.clientId };
   if (frameTooLarge(frame)) {
     messageError(id, 'Your message is too large to send (64 KiB limit). Please shorten it.');
@@ -191,7 +212,7 @@ function switchVersion(id, delta) {
   }
   // After the new snapshot: the message at the same place (the version chosen), the same button.
   const nodes = Array.from(el.messages.querySelectorAll('.message'));
-  const node = state.messageEls.get(id);
+  const node = shownMessage(id);
   sendBranchFrame(frame, id, {
     kind: 'switch', messageId: frame.message_id || null, index: nodes.indexOf(node), which: delta < 0 ? 'prev' : 'next',
   });
@@ -203,26 +224,36 @@ function sendBranchFrame(frame, messageId, focus) {
     messageError(messageId, 'Not connected. Try again when the connection is back.');
     return false;
   }
-  const pending = { type: frame.type, messageId, ws: state.ws, focus, timer: null };
-  pending.timer = setTimeout(() => {
-    if (state.branchPending !== pending) return;
-    state.branchPending = null;
+  const sent = { type: frame.type, messageId, ws: state.ws, focus, timer: null };
+  sent.timer = setTimeout(() => {
+    if (pending !== sent) return;
+    pending = null;
     updateBranchControls();
   }, BRANCH_TIMEOUT_MS);
-  state.branchPending = pending;
+  pending = sent;
   updateBranchControls();
   return true;
 }
 
-export function clearBranchPending() {
-  if (state.branchPending) clearTimeout(state.branchPending.timer);
-  state.branchPending = null;
+function clearBranchPending() {
+  if (pending) clearTimeout(pending.timer);
+  pending = null;
+}
+
+// An `error` answered our edit, regenerate or switch: said at the message, an open
+// editor's text kept. False if none was waiting.
+export function branchRefused(text) {
+  if (!pending) return false;
+  const { messageId } = pending;
+  clearBranchPending();
+  updateBranchControls();
+  messageError(messageId, text);
+  return true;
 }
 
 // Called by applySnapshot before it rebuilds the messages.
 export function branchSnapshotStart(messages) {
   const ids = new Set(messages.map((m) => String(m && m.id)));
-  const pending = state.branchPending;
   let done = null;
   if (pending) {
     if (pending.ws !== state.ws) {
@@ -234,7 +265,7 @@ export function branchSnapshotStart(messages) {
     }
     if (done) clearBranchPending();
   }
-  if (state.editing && !ids.has(state.editing.messageId)) state.editing = null;
+  if (state.editing && !ids.has(state.editing.messageId)) dropEditing();
   return done;
 }
 
@@ -244,9 +275,9 @@ export function branchSnapshotEnd(done, focusLost) {
   if (!done || !done.focus) return;
   if (done.focus.kind === 'switch') {
     const target = done.focus.messageId;
-    if (target && !state.messageEls.has(target) && state.olderCursor) {
+    if (target && !shownMessage(target) && hasOlder()) {
       // The version chosen is older than the snapshot's page: fetch back to it.
-      loadOlderUntil(() => state.messageEls.has(target)).then((found) => {
+      loadOlderUntil(() => !!shownMessage(target)).then((found) => {
         const now = document.activeElement;
         if (found) focusSwitched(done.focus, () => focusLost() && (!now || now === document.body));
       });
@@ -259,7 +290,7 @@ export function branchSnapshotEnd(done, focusLost) {
 }
 
 function focusSwitched(focus, focusLost) {
-  const node = (focus.messageId && state.messageEls.get(focus.messageId))
+  const node = (focus.messageId && shownMessage(focus.messageId))
     || el.messages.querySelectorAll('.message')[focus.index];
   if (!node) return;
   const want = node.querySelector(`.version-${focus.which}:not(:disabled)`);
@@ -267,6 +298,6 @@ function focusSwitched(focus, focusLost) {
   const target = want || other;
   if (target && focusLost()) target.focus({ preventScroll: true });
   // Stay at the switched message instead of jumping to the end of the line.
-  state.stick = false;
+  unstick();
   node.scrollIntoView({ block: 'nearest' });
 }

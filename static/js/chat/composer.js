@@ -1,24 +1,24 @@
-/* The composer: its text and counter, Send and Stop, and the indicators under the messages
- * (typing, waiting for an approval). */
-import { updateBranchControls } from './branches.js';
-import { navigate, titleFromMessage } from './conversation.js';
+/* The composer: its text and counter, Send and Stop, and a new chat's first message. */
+import { navigate } from './conversation.js';
 import { el } from './elements.js';
 import { charCount, frameTooLarge, MAX_CHARS } from './limits.js';
+import { newChatModelChoice } from './models.js';
 import { clearNotice, showNotice } from './notices.js';
 import { enqueue } from './outbox.js';
 import { cancelRun } from './runs.js';
-import { upsertConversation } from './sidebar.js';
-import { runIsActive, state } from './store.js';
+import { stickToBottom } from './scroll.js';
+import { on, runIsActive, state, upsertConversation } from './store.js';
 import { uuid } from '../dom.js';
 import { api } from '../http.js';
 
 const COUNTER_FROM = 30000;
 
-export function updateTyping() {
-  const streaming = !!el.messages.querySelector('.message[data-streaming="true"]');
-  const waiting = !!(state.activeRun && state.activeRun.status === 'waiting');
-  el.typing.hidden = !(runIsActive() && !streaming) || waiting;
-  if (el.waiting) el.waiting.hidden = !waiting;
+let creating = false; // a new chat's POST is unanswered
+
+// A new chat's title: the first line of its first message.
+function titleFromMessage(content) {
+  const line = content.split('\n').map((s) => s.trim()).find(Boolean) || '';
+  return line.length > 60 ? line.slice(0, 57).trimEnd() + '…' : line;
 }
 
 function composerContent() {
@@ -39,7 +39,7 @@ export function updateComposerState() {
     delete el.counter.dataset.over;
   }
   el.composer.setAttribute('aria-invalid', over ? 'true' : 'false');
-  el.send.disabled = !content || over || state.notFound || state.creating;
+  el.send.disabled = !content || over || state.notFound || creating;
 }
 
 export function autosize() {
@@ -49,7 +49,8 @@ export function autosize() {
   el.composer.style.height = `${el.composer.scrollHeight + 2}px`;
 }
 
-export function updateControls() {
+// What the page allows changed (store.js, topic 'controls'): Send or Stop.
+function updateControls() {
   const running = runIsActive();
   const focusWasSend = document.activeElement === el.send;
   const focusWasStop = document.activeElement === el.stop;
@@ -61,13 +62,19 @@ export function updateControls() {
   el.app.dataset.runStatus = state.activeRun ? state.activeRun.status : '';
   el.composer.disabled = state.notFound;
   updateComposerState();
-  updateTyping();
-  updateBranchControls();
+}
+
+// A message.send the server refused: its text back in an empty composer.
+export function giveBack(content) {
+  if (el.composer.value.trim()) return;
+  el.composer.value = content;
+  autosize();
+  updateComposerState();
 }
 
 function submitComposer() {
   const content = composerContent();
-  if (!content || state.notFound || state.creating) return;
+  if (!content || state.notFound || creating) return;
   if (runIsActive()) return;
   if (charCount(content) > MAX_CHARS) {
     showNotice(`Your message is too long: the limit is ${MAX_CHARS.toLocaleString('en-US')} characters.`, { key: 'too-long' });
@@ -81,7 +88,7 @@ function submitComposer() {
   el.composer.value = '';
   autosize();
   updateComposerState();
-  state.stick = true;
+  stickToBottom();
   if (!state.conversationId) {
     createAndSend(content);
   } else {
@@ -90,14 +97,13 @@ function submitComposer() {
 }
 
 async function createAndSend(content) {
-  state.creating = true;
+  creating = true;
   updateComposerState();
   let conv;
   try {
-    const model = state.newChatModel ? { model: state.newChatModel } : {};
-    conv = await api('POST', '/api/conversations/', { title: titleFromMessage(content), ...model });
+    conv = await api('POST', '/api/conversations/', { title: titleFromMessage(content), ...newChatModelChoice() });
   } catch (err) {
-    state.creating = false;
+    creating = false;
     if (!el.composer.value) {
       el.composer.value = content;
       autosize();
@@ -106,7 +112,7 @@ async function createAndSend(content) {
     if (err.status !== 401) showNotice(`Could not start a conversation: ${err.message}`, { key: 'create-failed' });
     return;
   }
-  state.creating = false;
+  creating = false;
   clearNotice('create-failed');
   upsertConversation(conv, { toTop: true });
   navigate(String(conv.id));
@@ -115,6 +121,7 @@ async function createAndSend(content) {
 }
 
 export function initComposer() {
+  on('controls', updateControls);
   el.form.addEventListener('submit', (e) => {
     e.preventDefault();
     submitComposer();

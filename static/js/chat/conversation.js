@@ -1,23 +1,17 @@
 /* The conversation shown: opening one (the URL /c/<id>/), its title, and one that is not
  * found. */
-import { hashedApprovalId, resetDecisions } from './approvals.js';
-import { clearBranchPending } from './branches.js';
-import { updateControls } from './composer.js';
 import { el } from './elements.js';
-import { syncModel } from './models.js';
 import { clearConversationNotices, showNotice } from './notices.js';
 import { setOlderCursor } from './older.js';
 import { renderOutbox } from './outbox.js';
-import { forgetRuns } from './runs.js';
-import { closeSidebar, findConversation, renderSidebar, upsertConversation } from './sidebar.js';
-import { connect, setConnection, teardownSocket } from './socket.js';
-import { state } from './store.js';
+import { stickToBottom } from './scroll.js';
+import { closeSidebar, renderSidebar } from './sidebar.js';
+import { connect, resetBackoff, setConnection, socketAlive, teardownSocket } from './socket.js';
+import { on, openConversationState, setNotFound, state } from './store.js';
+import { clearItems } from './turns.js';
+import { conversationPath, displayTitle } from '../links.js';
 
 const APP_NAME = 'Agent Chat';
-
-export function conversationPath(id) {
-  return id ? `/c/${encodeURIComponent(id)}/` : '/';
-}
 
 export function idFromPath(pathname) {
   const m = /^\/c\/([^/]+)\/?$/.exec(pathname);
@@ -29,16 +23,6 @@ export function idFromPath(pathname) {
   }
 }
 
-export function displayTitle(conv) {
-  const t = conv && typeof conv.title === 'string' ? conv.title.trim() : '';
-  return t || 'New chat';
-}
-
-export function titleFromMessage(content) {
-  const line = content.split('\n').map((s) => s.trim()).find(Boolean) || '';
-  return line.length > 60 ? line.slice(0, 57).trimEnd() + '…' : line;
-}
-
 function showTitle(title) {
   el.title.textContent = title;
   document.title = `${title} · ${APP_NAME}`;
@@ -46,30 +30,11 @@ function showTitle(title) {
 
 export function markNotFound() {
   teardownSocket();
-  state.notFound = true;
+  setNotFound();
   setConnection('offline', 'Not found');
   el.title.textContent = 'Conversation not found';
   document.title = `Not found · ${APP_NAME}`;
   showNotice('Conversation not found. It may have been deleted. Start a new chat from the sidebar.', { key: 'not-found' });
-  state.conversations = state.conversations.filter((c) => String(c.id) !== state.conversationId);
-  renderSidebar();
-  updateControls();
-}
-
-export function applyConversation(conv) {
-  if (!conv || String(conv.id) !== state.conversationId) {
-    if (conv) upsertConversation(conv);
-    return;
-  }
-  state.conversation = conv;
-  showTitle(displayTitle(conv));
-  upsertConversation(conv, { onlyIfListed: !!state.query });
-  syncModel();
-}
-
-export function applyTitle(conv) {
-  if (state.conversation && String(state.conversation.id) === String(conv.id)) state.conversation.title = conv.title;
-  showTitle(displayTitle(conv));
 }
 
 export function updateEmptyState() {
@@ -91,30 +56,17 @@ export function navigate(id, { push = true } = {}) {
 
 export function openConversation(id) {
   closeSidebar(false);
-  if (id === state.conversationId && (state.ws || state.reconnectTimer || !id) && !state.notFound) {
+  if (id === state.conversationId && (socketAlive() || !id) && !state.notFound) {
     renderSidebar();
     return;
   }
   teardownSocket();
-  state.conversationId = id;
-  state.conversation = findConversation(id) || null;
-  state.notFound = false;
-  state.attempts = 0;
-  state.activeRun = null;
-  state.cancelling = null;
-  state.branchId = null;
-  state.editing = null;
-  clearBranchPending();
-  forgetRuns();
-  state.messages.clear();
-  state.messageEls.clear();
-  resetDecisions();
-  state.approvals.clear();
-  state.revealApproval = hashedApprovalId();
-  state.stick = true;
-  el.app.dataset.conversationId = id;
-  el.messages.replaceChildren();
+  resetBackoff();
+  clearItems();
   setOlderCursor({});
+  stickToBottom();
+  el.app.dataset.conversationId = id;
+  openConversationState(id);
   el.messages.setAttribute('aria-busy', 'false');
   clearConversationNotices();
 
@@ -123,13 +75,14 @@ export function openConversation(id) {
   document.title = id ? `${title} · ${APP_NAME}` : APP_NAME;
 
   updateEmptyState();
-  updateControls();
   renderOutbox();
-  renderSidebar();
-  syncModel();
   if (id) {
     connect();
   } else {
     setConnection(navigator.onLine ? 'online' : 'offline');
   }
+}
+
+export function initConversation() {
+  on('conversation', (conv) => showTitle(displayTitle(conv)));
 }

@@ -6,27 +6,28 @@
  * This module wires the modules together, then opens the conversation of the URL.
  *
  * What the split relies on:
- *  - Imports may be circular (a message frame touches messages, runs, the sidebar and the
- *    composer, which call back). ES modules allow that as long as nothing runs an import
- *    before its module is evaluated: the chat modules only declare functions and
- *    constants (elements.js and models.js call byId of dom.js, which imports nothing and
- *    so is evaluated first), and this one runs start() once all of them are evaluated.
+ *  - Imports go one way, from this module down to store.js and the shared modules of
+ *    static/js (docs/architecture.md; tests/e2e/test_module_graph.py fails on a cycle). A
+ *    view learns of a change by subscribing to the store (the init* calls below), not by
+ *    being called by the module that made it.
  *  - Relative imports ('./store.js') resolve because static files are served under their
  *    own names (WhiteNoise, Django's default storage). A manifest storage that hashes file
  *    names would have to rewrite import paths too. */
-import { initApprovalLinks } from './approvals.js';
+import { initApprovals } from './approvals.js';
+import { initBranches } from './branches.js';
 import { autosize, initComposer, updateComposerState } from './composer.js';
-import { idFromPath, markNotFound, openConversation } from './conversation.js';
+import { idFromPath, initConversation, markNotFound, navigate, openConversation } from './conversation.js';
 import { el } from './elements.js';
 import { onFrame } from './frames.js';
+import { initMessages } from './messages.js';
 import { initModelPicker, loadModels } from './models.js';
 import { clearNotice } from './notices.js';
 import { initOlder } from './older.js';
 import { renderOutbox } from './outbox.js';
-import { cancelRun } from './runs.js';
+import { cancelRun, initRuns } from './runs.js';
 import { initScrolling } from './scroll.js';
 import { closeSidebar, initSidebar, loadConversations } from './sidebar.js';
-import { connect, setConnection, setSocketHandlers, showOfflineNotice, teardownSocket } from './socket.js';
+import { connect, resetBackoff, setConnection, setSocketHandlers, showOfflineNotice, teardownSocket } from './socket.js';
 import { runIsActive, state } from './store.js';
 
 function initNavigation() {
@@ -61,7 +62,7 @@ function initConnectivity() {
 
   window.addEventListener('online', () => {
     clearNotice('offline');
-    state.attempts = 0;
+    resetBackoff();
     if (state.conversationId && !state.notFound) connect();
     else setConnection('online');
     if (!state.listLoaded) loadConversations({ reset: true });
@@ -70,7 +71,7 @@ function initConnectivity() {
   document.addEventListener('visibilitychange', () => {
     if (document.visibilityState !== 'visible') return;
     if (state.conversationId && !state.notFound && !state.ws && navigator.onLine) {
-      state.attempts = 0;
+      resetBackoff();
       connect();
     }
   });
@@ -78,18 +79,25 @@ function initConnectivity() {
 
 function start() {
   setSocketHandlers({ frame: onFrame, notFound: markNotFound, closed: renderOutbox });
-  initModelPicker();
-  initSidebar();
-  initApprovalLinks();
-  initNavigation();
+  // The store's listeners run in the order they are added here: Send and Stop first, then
+  // the indicators under the messages, then the branch buttons; a stopped reply settled
+  // before its run's usage is shown; an older page's messages before its approvals, which
+  // go among them by time.
   initComposer();
+  initMessages();
+  initRuns();
+  initBranches();
+  initApprovals();
+  initConversation();
+  initModelPicker();
+  initSidebar({ navigate });
+  initNavigation();
   initEscape();
   initScrolling();
   initOlder();
   initConnectivity();
 
   const initial = el.app.dataset.conversationId || '';
-  state.conversationId = null; // openConversation does its work only for another conversation
   history.replaceState({ conversationId: initial }, '', location.href);
   openConversation(initial);
   loadConversations({ reset: true });

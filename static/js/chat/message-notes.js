@@ -1,7 +1,7 @@
 /* What a message shows besides its text: its thinking, why it is incomplete, a user
  * message's place in the queue, and on a run's last reply the run's model and usage. */
-import { OPEN_RUN, state } from './store.js';
-import { setTurn, turnOfMessage } from './turns.js';
+import { OPEN_RUN, state, turnOfMessage } from './store.js';
+import { setTurn } from './turns.js';
 import { make } from '../dom.js';
 
 const INCOMPLETE_NOTES = {

@@ -1,15 +1,12 @@
 /* The messages of the conversation shown: built from the server's objects, replaced in
- * place when they change, and a reply written token by token while it streams. */
+ * place when they change, a reply written token by token while it streams, and the
+ * indicators under them (the assistant is working, a run waits for an approval). */
 import { applyBranchControlState, buildEditor, buildVersionSwitcher, regenerate, startEdit, versionsOf } from './branches.js';
-import { updateControls, updateTyping } from './composer.js';
 import { el } from './elements.js';
 import { appendDelta, decorateMessage, keepThinkingOpen, settleThinking } from './message-notes.js';
-import { showNotice } from './notices.js';
-import { learnMessage } from './runs.js';
 import { scheduleScroll } from './scroll.js';
-import { syncSidebarStatus } from './sidebar.js';
-import { OPEN_RUN, state } from './store.js';
-import { placeItem, setTurn, turnOfRun } from './turns.js';
+import { on, recordMessage, runIsActive, state, tokensOfRun, turnOfRun } from './store.js';
+import { findMessageElement, placeItem, rememberMessage, setTurn, shownMessage } from './turns.js';
 import { button, copyText, make } from '../dom.js';
 
 const ROLES = new Set(['user', 'assistant', 'tool']);
@@ -43,7 +40,7 @@ function enhanceCodeBlocks(root) {
   }
 }
 
-export function buildMessage(message) {
+function buildMessage(message) {
   const role = ROLES.has(message.role) ? message.role : 'other';
   const node = make('article', `message ${role}`);
   node.dataset.messageId = String(message.id);
@@ -106,55 +103,39 @@ export function buildMessage(message) {
   return node;
 }
 
-export function messageError(id, text) {
-  const node = state.messageEls.get(id) || findMessageEl(id);
-  const error = node && node.isConnected ? node.querySelector(':scope > .message-error') : null;
-  if (!error) {
-    showNotice(text, { kind: 'error' });
-    return;
-  }
-  error.textContent = text;
-  error.hidden = false;
-}
-
-export function clearMessageErrors() {
-  for (const e of el.messages.querySelectorAll('.message-error:not([hidden])')) {
-    e.textContent = '';
-    e.hidden = true;
-  }
-}
-
-export function rerender(id) {
-  const m = state.messages.get(id);
-  if (m) upsertMessage(m);
-  return state.messageEls.get(id) || null;
-}
-
 export function upsertMessage(message) {
   if (!message || message.id === undefined || message.id === null) return;
+  recordMessage(message);
+  drawMessage(message);
+}
+
+function drawMessage(message) {
   const id = String(message.id);
-  state.messages.set(id, message);
-  learnMessage(message);
   const fresh = buildMessage(message);
-  const old = state.messageEls.get(id) || findMessageEl(id);
+  const old = findMessageElement(id);
   if (old && old.isConnected) {
     keepThinkingOpen(old, fresh);
     old.replaceWith(fresh);
   } else {
     placeItem(fresh);
   }
-  state.messageEls.set(id, fresh);
+  rememberMessage(id, fresh);
   updateStreamingFlag();
 }
 
-function findMessageEl(id) {
-  return el.messages.querySelector(`.message[data-message-id="${CSS.escape(id)}"]`);
+// Older messages (older.js) above those shown, in their order.
+function drawOlder({ messages }) {
+  const before = el.messages.firstChild;
+  for (const m of messages) {
+    const node = buildMessage(m);
+    el.messages.insertBefore(node, before);
+    rememberMessage(String(m.id), node);
+  }
 }
 
 export function appendToken(frame) {
   const id = String(frame.message_id);
-  let node = state.messageEls.get(id);
-  if (!node || !node.isConnected) node = findMessageEl(id);
+  let node = findMessageElement(id);
   if (!node) {
     node = make('article', 'message assistant');
     node.dataset.messageId = id;
@@ -164,21 +145,16 @@ export function appendToken(frame) {
     node.append(make('div', 'message-body streaming-body'));
     setTurn(node, turnOfRun(frame.run_id));
     placeItem(node);
-    state.messageEls.set(id, node);
+    rememberMessage(id, node);
   }
   if (node.dataset.streaming !== 'true') return; // already final
   if (typeof frame.delta === 'string' && frame.delta) appendDelta(node, frame);
-  if (frame.run_id && (!state.activeRun || state.activeRun.id !== String(frame.run_id))) {
-    if (!state.activeRun || !OPEN_RUN.has(state.activeRun.status)) {
-      state.activeRun = { id: String(frame.run_id), status: 'running' };
-      updateControls();
-      syncSidebarStatus();
-    }
-  }
+  if (frame.run_id) tokensOfRun(String(frame.run_id));
   updateStreamingFlag();
 }
 
-export function finishStreaming(runId) {
+// A run stopped or failed: what it was writing stays as it is.
+function finishStreaming(runId) {
   for (const node of el.messages.querySelectorAll('.message[data-streaming="true"]')) {
     if (!runId || node.dataset.runId === runId) {
       delete node.dataset.streaming;
@@ -194,4 +170,27 @@ function updateStreamingFlag() {
   el.messages.setAttribute('aria-busy', streaming ? 'true' : 'false');
   updateTyping();
   scheduleScroll();
+}
+
+// "Assistant is working…" until its reply streams; "Waiting for your approval" instead.
+function updateTyping() {
+  const streaming = !!el.messages.querySelector('.message[data-streaming="true"]');
+  const waiting = !!(state.activeRun && state.activeRun.status === 'waiting');
+  el.typing.hidden = !(runIsActive() && !streaming) || waiting;
+  if (el.waiting) el.waiting.hidden = !waiting;
+}
+
+export function initMessages() {
+  on('controls', updateTyping);
+  // The editor opened or closed: the message is drawn again from what is known of it.
+  on('message', ({ id }) => {
+    const m = state.messages.get(id);
+    if (m) drawMessage(m);
+  });
+  // The run's model and usage go on its last reply only.
+  on('reply-replaced', ({ id }) => shownMessage(id)?.querySelector('.reply-usage')?.remove());
+  on('older', drawOlder);
+  on('run', ({ id, status }) => {
+    if (status === 'failed' || status === 'cancelled') finishStreaming(id);
+  });
 }

@@ -2,8 +2,11 @@
  * socket, and gone when the server's message (or a snapshot) shows them. */
 import { el } from './elements.js';
 import { scheduleScroll } from './scroll.js';
-import { state } from './store.js';
+import { setLastSent, state } from './store.js';
 import { make, uuid } from '../dom.js';
+
+// Oldest first: {convId, content, clientId, sentCount, knownIds, sentOn (the socket)}.
+let outbox = [];
 
 // The user messages with this text shown now: a snapshot's other one is the one sent.
 function userMessageIds(content) {
@@ -17,7 +20,7 @@ function sameContent(a, b) {
 }
 
 export function enqueue(convId, content) {
-  state.outbox.push({
+  outbox.push({
     convId,
     content,
     clientId: uuid(),
@@ -33,10 +36,10 @@ export function enqueue(convId, content) {
 export function flushOutbox() {
   const ws = state.ws;
   if (!ws || ws.readyState !== WebSocket.OPEN || !state.synced) return;
-  for (const entry of state.outbox) {
+  for (const entry of outbox) {
     if (entry.convId !== state.conversationId || entry.sentOn === ws) continue;
     ws.send(JSON.stringify({ type: 'message.send', content: entry.content, client_id: entry.clientId }));
-    state.lastSent = { type: 'message.send' };
+    setLastSent({ type: 'message.send' });
     entry.sentOn = ws;
     entry.sentCount += 1;
   }
@@ -44,16 +47,16 @@ export function flushOutbox() {
 }
 
 export function ackOutbox(content) {
-  const i = state.outbox.findIndex((e) => e.convId === state.conversationId && sameContent(e.content, content));
+  const i = outbox.findIndex((e) => e.convId === state.conversationId && sameContent(e.content, content));
   if (i >= 0) {
-    state.outbox.splice(i, 1);
+    outbox.splice(i, 1);
     renderOutbox();
   }
 }
 
 export function ackOutboxFromSnapshot(messages) {
   const consumed = new Set();
-  state.outbox = state.outbox.filter((entry) => {
+  outbox = outbox.filter((entry) => {
     if (entry.convId !== state.conversationId || entry.sentCount === 0) return true;
     const stored = messages.find((m) => m && m.role === 'user' && sameContent(m.content, entry.content)
       && !entry.knownIds.has(String(m.id)) && !consumed.has(String(m.id)));
@@ -63,10 +66,24 @@ export function ackOutboxFromSnapshot(messages) {
   });
 }
 
+// A message.send refused (an error frame answered it): taken out, its text returned.
+export function takeRefused() {
+  const i = outbox.findIndex((e) => e.convId === state.conversationId && e.sentOn === state.ws && state.ws);
+  if (i < 0) return null;
+  const [entry] = outbox.splice(i, 1);
+  renderOutbox();
+  return entry.content;
+}
+
+// The conversation is deleted: what waits for it is not sent.
+export function dropOutbox(convId) {
+  outbox = outbox.filter((e) => e.convId !== convId);
+}
+
 export function renderOutbox() {
   el.outbox.replaceChildren();
   const connected = state.ws && state.ws.readyState === WebSocket.OPEN && state.synced;
-  for (const entry of state.outbox) {
+  for (const entry of outbox) {
     if (entry.convId !== state.conversationId) continue;
     const item = make('div', 'outbox-item');
     item.dataset.clientId = entry.clientId;

@@ -1,73 +1,29 @@
 /* Runs of the turns shown (run frames, snapshot.runs): which run is active, which answers
  * each user message, Stop, and Retry for a failed one. */
-import { updateControls } from './composer.js';
 import { el } from './elements.js';
 import { showQueued, showRunDetails } from './message-notes.js';
-import { finishStreaming } from './messages.js';
 import { clearNotice, showNotice } from './notices.js';
-import { syncSidebarStatus } from './sidebar.js';
 import { sendFrame } from './socket.js';
-import { OPEN_RUN, runIsActive, state } from './store.js';
-import { microsOf, turnOfMessage } from './turns.js';
+import { on, runIsActive, runIsOpen, setCancelling, state, turnOfMessage } from './store.js';
+import { shownMessage } from './turns.js';
 import { button, uuid } from '../dom.js';
 
-export function forgetRuns() {
-  state.runs.clear();
-  state.runTurns.clear();
-  state.latestRuns.clear();
-  state.lastReplies.clear();
-  state.retrying = '';
-}
+let retrying = ''; // id of the failed run whose run.retry is unanswered
 
-export function learnRun(run) {
-  const id = String(run.id);
-  const known = { ...run, id };
-  state.runs.set(id, known);
-  const asked = run.user_message_id ? String(run.user_message_id) : '';
-  const latest = asked ? state.latestRuns.get(asked) : null;
-  if (asked && (!latest || latest.id === id || microsOf(latest.created_at) <= microsOf(run.created_at))) {
-    state.latestRuns.set(asked, known);
-  }
-}
-
-// A run queued behind the active one does not take its place: the page goes on showing
-// (and Stop goes on stopping) the run that is being written or waits for approval.
-function queuedBehindActive(run) {
-  return run.status === 'queued' && !!state.activeRun && state.activeRun.id !== String(run.id);
-}
-
-// The snapshot's runs (and its active run) are known before its messages are built.
 // A run.retry is answered by a snapshot, and a new socket's frame may be lost: either way
 // it is not waited for any more.
-export function learnSnapshotRuns(frame) {
-  forgetRuns();
-  for (const run of Array.isArray(frame.runs) ? frame.runs : []) if (run && run.id !== undefined) learnRun(run);
-  if (frame.run && frame.run.id !== undefined) learnRun(frame.run);
+export function forgetRetry() {
+  retrying = '';
   clearNotice('retry-failed');
-}
-
-// What a message says of its turn and run: called by upsertMessage before building it.
-export function learnMessage(message) {
-  if (!message.run_id) return;
-  const runId = String(message.run_id);
-  if (message.turn_at) state.runTurns.set(runId, microsOf(message.turn_at));
-  if (message.role !== 'assistant') return;
-  const id = String(message.id);
-  const before = state.lastReplies.get(runId);
-  const shown = before ? state.messages.get(before) : null;
-  if (before !== id && shown && microsOf(shown.created_at) > microsOf(message.created_at)) return;
-  state.lastReplies.set(runId, id);
-  // The run's model and usage go on its last reply only.
-  if (before && before !== id) state.messageEls.get(before)?.querySelector('.reply-usage')?.remove();
 }
 
 // A run changed: its user message's Queued mark, its last reply's model and usage, Retry.
 function showRunChange(runId) {
   const run = state.runs.get(runId);
   if (!run) return;
-  const asked = run.user_message_id ? state.messageEls.get(String(run.user_message_id)) : null;
+  const asked = run.user_message_id ? shownMessage(String(run.user_message_id)) : null;
   if (asked && asked.isConnected) showQueued(asked, String(run.user_message_id));
-  const reply = state.messageEls.get(state.lastReplies.get(runId) || '');
+  const reply = shownMessage(state.lastReplies.get(runId) || '');
   if (reply && reply.isConnected && reply.dataset.streaming !== 'true') showRunDetails(reply, run);
   refreshFailureNotices();
 }
@@ -104,7 +60,7 @@ export function showLastTurnFailure() {
 // Retry is offered while the failed run is the latest of the last turn and nothing runs;
 // a failure answered again (a retry, from any tab) is no news any more.
 function refreshFailureNotices() {
-  const idle = !(state.activeRun && OPEN_RUN.has(state.activeRun.status));
+  const idle = !runIsOpen();
   const lastAsked = lastUserMessageId();
   for (const notice of el.notices.querySelectorAll('.notice[data-run-id]')) {
     const run = state.runs.get(notice.dataset.runId);
@@ -117,48 +73,40 @@ function refreshFailureNotices() {
     const retry = notice.querySelector('.retry-btn');
     if (!retry) continue;
     retry.hidden = !(run && idle && run.status === 'failed' && String(run.user_message_id) === lastAsked);
-    retry.disabled = !!state.retrying;
-    retry.textContent = state.retrying === notice.dataset.runId ? 'Retrying…' : 'Retry';
+    retry.disabled = !!retrying;
+    retry.textContent = retrying === notice.dataset.runId ? 'Retrying…' : 'Retry';
   }
 }
 
 function retryRun(runId) {
-  if (state.retrying) return;
+  if (retrying) return;
   clearNotice('retry-failed');
   if (!state.synced || !sendFrame({ type: 'run.retry', run_id: runId, client_id: uuid() })) {
     showNotice('Could not retry: not connected. Try again when the connection is back.', { key: 'retry-failed' });
     return;
   }
-  state.retrying = runId;
+  retrying = runId;
   refreshFailureNotices();
 }
 
-// An `error` answered the run.retry (conflict: a run is active; bad_request: not the last turn).
+// An `error` answered the run.retry (conflict: a run is active; bad_request: not the last
+// turn). False if no retry was waiting.
 export function retryRefused(text) {
-  state.retrying = '';
+  if (!retrying) return false;
+  retrying = '';
   showNotice(`Could not retry: ${text}`, { key: 'retry-failed' });
   refreshFailureNotices();
+  return true;
 }
 
-export function applyRun(run) {
-  if (!run || run.id === undefined) return;
-  const id = String(run.id);
-  learnRun(run);
-  if (OPEN_RUN.has(run.status)) {
-    if (!queuedBehindActive(run)) state.activeRun = { ...run, id };
-  } else {
-    if (!state.activeRun || state.activeRun.id === id) state.activeRun = null;
-    if (state.cancelling === id) state.cancelling = null;
-    if (run.status === 'failed') {
-      showRunFailure(id);
-      finishStreaming(id);
-    } else if (run.status === 'cancelled') {
-      finishStreaming(id);
-    }
-  }
-  updateControls();
-  syncSidebarStatus();
-  showRunChange(id);
+// After messages.js's listener, which settles a stopped reply first: its usage is shown
+// only once it no longer streams.
+export function initRuns() {
+  on('opened', forgetRetry);
+  on('run', ({ id, status }) => {
+    if (status === 'failed') showRunFailure(id);
+    showRunChange(id);
+  });
 }
 
 export function cancelRun() {
@@ -169,6 +117,5 @@ export function cancelRun() {
     showNotice('Not connected. The run could not be stopped right now.', { key: 'cancel-offline' });
     return;
   }
-  state.cancelling = runId;
-  updateControls();
+  setCancelling(runId);
 }

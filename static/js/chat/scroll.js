@@ -1,7 +1,7 @@
 /* The message list sticks to the bottom while the user has not scrolled up. */
 import { el } from './elements.js';
-import { state } from './store.js';
 
+let stick = true;
 let scrollQueued = false;
 
 function nearBottom() {
@@ -9,23 +9,33 @@ function nearBottom() {
   return s.scrollHeight - s.scrollTop - s.clientHeight < 48;
 }
 
+// `force`: stick to the bottom again (a message sent, another conversation).
 export function scheduleScroll(force) {
-  if (force) state.stick = true;
+  if (force) stick = true;
   if (scrollQueued) return;
   scrollQueued = true;
   requestAnimationFrame(() => {
     scrollQueued = false;
-    if (state.stick) el.scroller.scrollTop = el.scroller.scrollHeight;
-    el.scrollBottom.hidden = state.stick || nearBottom();
+    if (stick) el.scroller.scrollTop = el.scroller.scrollHeight;
+    el.scrollBottom.hidden = stick || nearBottom();
   });
+}
+
+// The view was moved to an item (an approval, a version chosen): stay there.
+export function unstick() {
+  stick = false;
+}
+
+export function stickToBottom() {
+  stick = true;
 }
 
 export function initScrolling() {
   el.scroller.addEventListener(
     'scroll',
     () => {
-      state.stick = nearBottom();
-      el.scrollBottom.hidden = state.stick;
+      stick = nearBottom();
+      el.scrollBottom.hidden = stick;
     },
     { passive: true },
   );

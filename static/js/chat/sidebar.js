@@ -1,42 +1,25 @@
 /* The sidebar: the conversation list by date (search, paging, rename, delete) and, on a
  * phone, the drawer that holds it. */
-import { applyTitle, conversationPath, displayTitle, navigate } from './conversation.js';
 import { el } from './elements.js';
 import { clearNotice, showNotice } from './notices.js';
-import { ACTIVE_RUN, state } from './store.js';
+import { dropOutbox } from './outbox.js';
+import {
+  ACTIVE_RUN, findConversation, learnConversationPage, on, removeConversation, setConversationTitle, setQuery, state,
+  upsertConversation,
+} from './store.js';
 import { button, make, timeOf } from '../dom.js';
 import { api } from '../http.js';
+import { conversationPath, displayTitle } from '../links.js';
 
 const SEARCH_DEBOUNCE_MS = 250;
 
-export function findConversation(id) {
-  return state.conversations.find((c) => String(c.id) === String(id));
-}
-
-export function upsertConversation(conv, { toTop = false, onlyIfListed = false } = {}) {
-  if (!conv || conv.id === undefined) return;
-  const id = String(conv.id);
-  const existing = findConversation(id);
-  if (existing) {
-    Object.assign(existing, conv, { id });
-  } else if (!onlyIfListed) {
-    const copy = { ...conv, id };
-    if (toTop) state.conversations.unshift(copy);
-    else state.conversations.push(copy);
-  }
-  renderSidebar();
-}
-
-export function syncSidebarStatus() {
-  if (!state.synced) return; // the list's own values stand until the snapshot
-  const conv = findConversation(state.conversationId);
-  if (!conv) return;
-  conv.run_status = state.activeRun ? state.activeRun.status : null;
-  let pending = 0;
-  for (const a of state.approvals.values()) if ((a.status || 'pending') === 'pending') pending += 1;
-  conv.pending_approvals = pending;
-  renderSidebar();
-}
+// The list's paging and the conversation being renamed; the list itself is the store's.
+let nextCursor = null;
+let listRequest = 0;
+let loadingMore = false;
+let renamingId = null;
+// Opens a conversation (conversation.js's navigate), set by initSidebar.
+let open = null;
 
 function groupOf(iso, now) {
   const t = timeOf(iso);
@@ -61,12 +44,9 @@ function statusOf(conv) {
   return '';
 }
 
+// Also on every change of the list (store.js, topic 'conversations').
 export function renderSidebar() {
-  if (state.renamingId) {
-    state.sidebarDirty = true;
-    return;
-  }
-  state.sidebarDirty = false;
+  if (renamingId) return; // the rename's end draws the list
   const hadFocus = el.groups.contains(document.activeElement) ? describeFocus(document.activeElement) : null;
 
   const sorted = state.conversations
@@ -95,7 +75,7 @@ export function renderSidebar() {
   } else {
     el.listEmpty.hidden = true;
   }
-  el.loadMore.hidden = !state.nextCursor;
+  el.loadMore.hidden = !nextCursor;
   if (hadFocus) restoreFocus(hadFocus);
 }
 
@@ -164,7 +144,7 @@ function buildItem(conv) {
   const active = id === state.conversationId;
   if (active) li.classList.add('active');
 
-  if (state.renamingId === id) {
+  if (renamingId === id) {
     const label = make('label', 'visually-hidden', 'Conversation title');
     const input = make('input', 'rename-input');
     input.type = 'text';
@@ -207,37 +187,24 @@ function listUrl(cursor) {
 }
 
 export async function loadConversations({ reset }) {
-  if (!reset && (state.loadingMore || !state.nextCursor)) return;
-  const req = ++state.listRequest;
-  if (reset) state.loadingMore = false;
-  else state.loadingMore = true;
+  if (!reset && (loadingMore || !nextCursor)) return;
+  const req = ++listRequest;
+  loadingMore = !reset;
   el.list.setAttribute('aria-busy', 'true');
   el.loadMore.disabled = true;
   try {
-    const data = await api('GET', listUrl(reset ? null : state.nextCursor));
-    if (req !== state.listRequest) return;
+    const data = await api('GET', listUrl(reset ? null : nextCursor));
+    if (req !== listRequest) return;
     const results = data && Array.isArray(data.results) ? data.results : [];
-    if (reset) state.conversations = [];
-    for (const c of results) {
-      const id = String(c.id);
-      const existing = findConversation(id);
-      if (existing) Object.assign(existing, c, { id });
-      else state.conversations.push({ ...c, id });
-    }
-    state.nextCursor = data && data.next ? String(data.next) : null;
-    state.listLoaded = true;
+    nextCursor = data && data.next ? String(data.next) : null;
     clearNotice('list-failed');
-    if (!state.query && state.conversationId && state.conversation && !findConversation(state.conversationId)) {
-      state.conversations.unshift({ ...state.conversation, id: state.conversationId });
-    }
-    syncSidebarStatus();
-    renderSidebar();
+    learnConversationPage(results, { reset });
   } catch (err) {
-    if (req !== state.listRequest) return;
+    if (req !== listRequest) return;
     if (err.status !== 401) showNotice(`Could not load conversations: ${err.message}`, { key: 'list-failed', global: true });
   } finally {
-    if (req === state.listRequest) {
-      state.loadingMore = false;
+    if (req === listRequest) {
+      loadingMore = false;
       el.list.setAttribute('aria-busy', 'false');
       el.loadMore.disabled = false;
     }
@@ -245,13 +212,13 @@ export async function loadConversations({ reset }) {
 }
 
 function startRename(id) {
-  if (state.renamingId && state.renamingId !== id) return;
-  state.renamingId = null;
+  if (renamingId && renamingId !== id) return;
+  renamingId = null;
   renderSidebar();
-  state.renamingId = id;
+  renamingId = id;
   const li = el.groups.querySelector(`.conversation-item[data-conversation-id="${CSS.escape(id)}"]`);
   if (!li) {
-    state.renamingId = null;
+    renamingId = null;
     return;
   }
   li.replaceWith(buildItem(findConversation(id)));
@@ -265,20 +232,18 @@ function startRename(id) {
     done = true;
     const conv = findConversation(id);
     const title = input.value.trim();
-    state.renamingId = null;
+    renamingId = null;
     const previous = conv ? conv.title : '';
     if (save && conv && title !== (conv.title || '')) {
-      conv.title = title; // optimistic
-      renderSidebar();
-      if (id === state.conversationId) applyTitle(conv);
+      setConversationTitle(id, title); // optimistic
       try {
         const updated = await api('PATCH', `/api/conversations/${encodeURIComponent(id)}/`, { title });
-        if (updated) upsertConversation(updated, { onlyIfListed: true });
-        if (id === state.conversationId && updated) applyTitle(updated);
+        if (updated) {
+          upsertConversation(updated, { onlyIfListed: true });
+          setConversationTitle(id, updated.title);
+        }
       } catch (err) {
-        conv.title = previous;
-        renderSidebar();
-        if (id === state.conversationId) applyTitle(conv);
+        setConversationTitle(id, previous);
         if (err.status !== 401) showNotice(`Could not rename the conversation: ${err.message}`, { key: 'rename-failed', global: true });
       }
     } else {
@@ -312,11 +277,10 @@ async function deleteConversation(id) {
       return;
     }
   }
-  state.conversations = state.conversations.filter((c) => String(c.id) !== id);
-  state.outbox = state.outbox.filter((e) => e.convId !== id);
-  renderSidebar();
+  dropOutbox(id);
+  removeConversation(id);
   if (id === state.conversationId) {
-    navigate('');
+    open('');
     el.composer.focus();
   } else {
     el.newChat.focus();
@@ -348,7 +312,10 @@ export function closeSidebar(returnFocus = true) {
 
 let searchTimer = null;
 
-export function initSidebar() {
+// navigate(id): opens a conversation ('' a new chat) and puts it in the URL.
+export function initSidebar({ navigate }) {
+  open = navigate;
+  on('conversations', renderSidebar);
   if (el.menuToggle) {
     el.menuToggle.addEventListener('click', () => {
       if (el.app.dataset.sidebarOpen === 'true') closeSidebar();
@@ -361,7 +328,7 @@ export function initSidebar() {
   });
 
   el.newChat.addEventListener('click', () => {
-    navigate('');
+    open('');
     el.composer.focus();
   });
 
@@ -370,8 +337,8 @@ export function initSidebar() {
     searchTimer = setTimeout(() => {
       const q = el.search.value.trim();
       if (q === state.query) return;
-      state.query = q;
-      state.nextCursor = null;
+      setQuery(q);
+      nextCursor = null;
       loadConversations({ reset: true });
     }, SEARCH_DEBOUNCE_MS);
   });
@@ -390,7 +357,7 @@ export function initSidebar() {
     'scroll',
     () => {
       const l = el.list;
-      if (state.nextCursor && !state.loadingMore && l.scrollHeight - l.scrollTop - l.clientHeight < 80) {
+      if (nextCursor && !loadingMore && l.scrollHeight - l.scrollTop - l.clientHeight < 80) {
         loadConversations({ reset: false });
       }
     },
@@ -417,7 +384,7 @@ export function initSidebar() {
     if (link) {
       if (e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
       e.preventDefault();
-      navigate(id);
+      open(id);
       if (phone.matches) el.composer.focus();
     }
   });

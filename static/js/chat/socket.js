@@ -2,13 +2,20 @@
  * connection status shown. What the frames mean is frames.js's business. */
 import { el } from './elements.js';
 import { showNotice } from './notices.js';
-import { state } from './store.js';
+import { setLastSent, setSocket, state } from './store.js';
 import { goToLogin } from '../http.js';
 
 const PING_MS = 25000;
 const STALE_MS = 2 * PING_MS + 15000;
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 10000;
+
+// The socket's own bookkeeping; the socket itself is state.ws (store.js).
+let attempts = 0;
+let reconnectTimer = null;
+let pingTimer = null;
+let opened = false;
+let lastFrameAt = 0;
 
 // What the socket hands on, set once by main.js: each frame, the news that the conversation
 // does not exist, and that the socket is gone (what waits to be sent shows it).
@@ -39,23 +46,31 @@ export function sendFrame(obj) {
   const ws = state.ws;
   if (!ws || ws.readyState !== WebSocket.OPEN) return false;
   ws.send(JSON.stringify(obj));
-  state.lastSent = { type: obj.type };
+  setLastSent({ type: obj.type });
   return true;
 }
 
+// The next reconnection is tried at once: the browser is back, a snapshot came.
+export function resetBackoff() {
+  attempts = 0;
+}
+
+// A socket is open, or one is about to be tried.
+export function socketAlive() {
+  return !!state.ws || !!reconnectTimer;
+}
+
 function clearTimers() {
-  if (state.reconnectTimer) clearTimeout(state.reconnectTimer);
-  state.reconnectTimer = null;
-  if (state.pingTimer) clearInterval(state.pingTimer);
-  state.pingTimer = null;
+  if (reconnectTimer) clearTimeout(reconnectTimer);
+  reconnectTimer = null;
+  if (pingTimer) clearInterval(pingTimer);
+  pingTimer = null;
 }
 
 export function teardownSocket() {
   clearTimers();
   const ws = state.ws;
-  state.ws = null;
-  state.synced = false;
-  state.lastSeq = null;
+  setSocket(null);
   if (ws) {
     ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
     try {
@@ -84,17 +99,17 @@ export function connect() {
     scheduleReconnect();
     return;
   }
-  state.ws = ws;
-  state.wsOpened = false;
+  setSocket(ws);
+  opened = false;
   ws.onopen = () => {
     if (ws !== state.ws) return;
-    state.wsOpened = true;
-    state.lastFrameAt = Date.now();
-    state.pingTimer = setInterval(ping, PING_MS);
+    opened = true;
+    lastFrameAt = Date.now();
+    pingTimer = setInterval(ping, PING_MS);
   };
   ws.onmessage = (event) => {
     if (ws !== state.ws) return;
-    state.lastFrameAt = Date.now();
+    lastFrameAt = Date.now();
     let frame;
     try {
       frame = JSON.parse(event.data);
@@ -113,9 +128,7 @@ export function connect() {
   };
   ws.onclose = (event) => {
     if (ws !== state.ws) return;
-    const opened = state.wsOpened;
-    state.ws = null;
-    state.synced = false;
+    setSocket(null);
     clearTimers();
     handlers.closed();
     onSocketClosed(event.code, opened, id);
@@ -125,7 +138,7 @@ export function connect() {
 function ping() {
   const ws = state.ws;
   if (!ws || ws.readyState !== WebSocket.OPEN) return;
-  if (Date.now() - state.lastFrameAt > STALE_MS) {
+  if (Date.now() - lastFrameAt > STALE_MS) {
     // No frame (not even a pong) for too long: the connection is dead.
     connect();
     return;
@@ -133,7 +146,7 @@ function ping() {
   ws.send(JSON.stringify({ type: 'ping' }));
 }
 
-function onSocketClosed(code, opened, id) {
+function onSocketClosed(code, wasOpen, id) {
   if (id !== state.conversationId) return;
   if (code === 4401) {
     setConnection('offline');
@@ -150,7 +163,7 @@ function onSocketClosed(code, opened, id) {
     return;
   }
   setConnection('offline', 'Offline, reconnecting…');
-  if (!opened) {
+  if (!wasOpen) {
     // A refused handshake carries no close code: ask over HTTP why.
     probeConversation(id);
   }
@@ -172,12 +185,12 @@ async function probeConversation(id) {
 }
 
 function scheduleReconnect() {
-  if (state.reconnectTimer || state.notFound || !state.conversationId) return;
-  const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** state.attempts);
+  if (reconnectTimer || state.notFound || !state.conversationId) return;
+  const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** attempts);
   const delay = base / 2 + Math.random() * (base / 2);
-  state.attempts += 1;
-  state.reconnectTimer = setTimeout(() => {
-    state.reconnectTimer = null;
+  attempts += 1;
+  reconnectTimer = setTimeout(() => {
+    reconnectTimer = null;
     connect();
   }, delay);
 }

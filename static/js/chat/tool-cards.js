@@ -1,7 +1,8 @@
 /* A tool call's card: its name, status, arguments and result. */
 import { el } from './elements.js';
 import { scheduleScroll } from './scroll.js';
-import { placeItem, setTurn, turnOfRun } from './turns.js';
+import { turnOfRun } from './store.js';
+import { placeItem, setTurn } from './turns.js';
 import { formatJSON, make } from '../dom.js';
 
 function cardField(label, value, className) {

@@ -1,35 +1,33 @@
-/* Turns: every item shown (a message, a reply being written, a tool card, an approval card)
- * belongs to a turn, the time its user message was accepted (`turn_at`). Items stand in
- * turn order, and within a turn in the order they came (or were created), so a message
- * queued behind a running turn stays after everything that turn still writes. The server
- * orders stored messages by (turn_at, created_at), so a reload shows the same. */
+/* The items of the message list (a message, a reply being written, a tool card, an approval
+ * card), and where each goes: items stand in turn order (store.js, turnOfRun), and within
+ * a turn in the order they came (or were created), so a message queued behind a running
+ * turn stays after everything that turn still writes. The server orders stored messages by
+ * (turn_at, created_at), so a reload shows the same. */
 import { el } from './elements.js';
 import { state } from './store.js';
-import { timeOf } from '../dom.js';
+import { microsOf } from '../dom.js';
 
-// An ISO time in microseconds: Date.parse keeps milliseconds, the server's times have six digits.
-export function microsOf(iso) {
-  const ms = timeOf(iso);
-  if (!ms) return 0;
-  const fraction = /\.(\d+)/.exec(iso);
-  return ms * 1000 + (fraction ? Number(fraction[1].slice(3, 6).padEnd(3, '0')) : 0);
+const messageNodes = new Map(); // message id -> its element, as last drawn
+
+export function shownMessage(id) {
+  return messageNodes.get(id) || null;
 }
 
-export function turnOfMessage(message) {
-  return microsOf(message && (message.turn_at || message.created_at));
+// The element of a message, even one drawn before the last snapshot.
+export function findMessageElement(id) {
+  const node = messageNodes.get(id);
+  if (node && node.isConnected) return node;
+  return el.messages.querySelector(`.message[data-message-id="${CSS.escape(id)}"]`);
 }
 
-// A run's turn: its user message's (run frames and snapshot.runs name it), or that of a
-// message it wrote (every message of a turn carries the turn's turn_at).
-export function turnOfRun(runId) {
-  const id = String(runId || '');
-  if (!state.runTurns.has(id)) {
-    const run = state.runs.get(id);
-    const asked = run && run.user_message_id ? state.messages.get(String(run.user_message_id)) : null;
-    const turn = turnOfMessage(asked);
-    if (turn) state.runTurns.set(id, turn);
-  }
-  return state.runTurns.get(id) || 0;
+export function rememberMessage(id, node) {
+  messageNodes.set(id, node);
+}
+
+// The list is emptied: a snapshot, or another conversation.
+export function clearItems() {
+  messageNodes.clear();
+  el.messages.replaceChildren();
 }
 
 export function setTurn(node, turn) {
