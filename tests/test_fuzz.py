@@ -1,11 +1,14 @@
-"""Generated bad input (hypothesis) against a real server: websocket frames and the JSON API.
+"""Generated bad input (hypothesis): websocket frames and the JSON API.
 
-Every input gets a well-formed answer, the socket and the server stay up, and the database
-stays consistent. One server per test serves every example: hypothesis runs inside the test.
+Every input gets a well-formed answer, the socket and the app stay up, and the database
+stays consistent. In-process: one agent runtime per test serves every example, the
+socket through channels' communicator, the API through Django's client. What only the
+server shows (a text frame that is not UTF-8 fails the connection) runs against daphne.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
@@ -15,19 +18,28 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from urllib.parse import quote, quote_from_bytes
 
+import hypothesis
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings, strategies as st
+from django.db import connection
+from hypothesis import HealthCheck, Phase, given, strategies as st
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from conversations.consumers import ConversationConsumer
-from tests.live import Session
+from tests.support.in_process import (
+    TIMEOUT,
+    Browser,
+    Person,
+    browser,
+    clear_checkpoint_tables,
+    sql_rows,
+)
 
 # derandomize: the same examples on every run, so CI is repeatable; database=None: no
 # example store left behind to change the next run. No shrinking: every example changes
-# the live server's state, so a smaller one would not fail alike; the failing input is
-# reported as drawn.
-FUZZ = settings(
+# the app's state, so a smaller one would not fail alike; the failing input is reported
+# as drawn.
+FUZZ = hypothesis.settings(
     derandomize=True,
     database=None,
     phases=[Phase.explicit, Phase.generate],
@@ -40,14 +52,34 @@ EVENT_TYPES = {"message", "token", "tool", "approval", "run"}
 FRAME_TYPES = sorted(ConversationConsumer.HANDLERS)
 
 
+# The app's tasks (on the test's loop, in another thread than hypothesis's) use the
+# `random` module while hypothesis draws an example, which it takes for a strategy's use.
+pytestmark = pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies")
+
+
 @pytest.fixture
-def server(make_server):
-    # Replies without pauses, so that the runs of valid messages end between examples; and
-    # rate limits far above what the fuzzing sends, so that valid frames take effect
-    # (rate_limited is still a well-formed answer).
-    return make_server(
-        OFFLINE_MODEL_DELAY_MS="0", RATE_LIMIT_MESSAGES="100000/60", RATE_LIMIT_DECISIONS="100000/60"
-    ).start()
+def fast_runs(agent_runtime, settings):
+    """Replies without pauses, so that the runs of valid messages end between examples; and
+    rate limits far above what the fuzzing sends, so that valid frames take effect
+    (rate_limited is still a well-formed answer). The offline model reads its pause when
+    a loop first uses it, after agent_runtime set its own."""
+    settings.OFFLINE_MODEL_DELAY_MS = 0
+    settings.RATE_LIMIT_MESSAGES = settings.RATE_LIMIT_DECISIONS = (100_000, 60.0)
+
+
+@pytest.fixture
+async def on_loop(fast_runs):
+    """Hypothesis calls each example synchronously, so the test runs it in a thread of its
+    own: this runs a coroutine from there on the test's event loop, where the app's
+    runtime and sockets live, and gives its result. Checkpoints of earlier tests'
+    threads are cleared first, as the consistency check reads every thread."""
+    await clear_checkpoint_tables()
+    loop = asyncio.get_running_loop()
+
+    def run(coroutine):
+        return asyncio.run_coroutine_threadsafe(coroutine, loop).result(timeout=2 * TIMEOUT)
+
+    return run
 
 
 # ---------------------------------------------------------------- generated values
@@ -153,7 +185,7 @@ def nested(depth: int) -> str:
 
 @dataclass(frozen=True)
 class Raw:
-    """One websocket frame as sent: text (str, or bytes that are not UTF-8) or binary."""
+    """One websocket frame as sent: text (str) or binary (bytes)."""
 
     payload: str | bytes
     text: bool = True
@@ -200,7 +232,6 @@ def frames():
         (1, st.binary(max_size=64).map(lambda data: Raw(data, text=False))),
         (1, depths.map(lambda d: Raw(nested(d)))),
         (1, st.builds(lambda kind, d: Raw(f'{{"type": "{kind}", "x": {nested(d)}}}'), st.sampled_from(FRAME_TYPES), depths)),
-        (1, st.binary(min_size=1, max_size=16).map(lambda data: Raw(b"\xff" + data, text=True))),  # not UTF-8
     )
 
 
@@ -300,8 +331,6 @@ class Model:
         raise AssertionError(f"no expectation for {kind}")
 
     def expected(self, raw: Raw) -> set[str]:
-        if raw.text and isinstance(raw.payload, bytes):
-            return {"closed"}  # invalid UTF-8 fails the websocket connection
         if len(raw.payload.encode() if isinstance(raw.payload, str) else raw.payload) > FRAME_LIMIT:
             return {"too_large"}
         if not raw.text:
@@ -343,26 +372,22 @@ def assert_well_formed(frame) -> None:
 
 
 class Socket:
-    """Alice's websocket to one conversation; every frame it receives is checked and learnt."""
+    """Alice's websocket to one conversation, driven from hypothesis's thread through
+    `run` (the on_loop fixture); every frame it receives is checked and learnt."""
 
-    def __init__(self, alice: Session, conversation_id: str, model: Model):
-        self.alice, self.conversation_id, self.model = alice, conversation_id, model
+    def __init__(self, alice: Person, conversation_id, model: Model, run):
+        self.alice, self.conversation_id, self.model, self.run = alice, conversation_id, model, run
         self.open()
 
     def open(self) -> None:
         self.in_step = False  # between sending a frame and reading its last answer
-        self.ws = connect(
-            f"{self.alice.server.ws_url}/ws/conversations/{self.conversation_id}/",
-            additional_headers={"Origin": self.alice.server.url, "Cookie": self.alice.cookie_header()},
-            max_size=2**24,
-            max_queue=None,  # frames nobody reads (tokens) must not stop the closing handshake
-            open_timeout=10,
-            close_timeout=1,
-        )
-        assert self.receive()["type"] == "snapshot"
+        self.socket = self.run(self.alice.open(self.conversation_id))
+        assert self.checked(self.socket.snapshot)["type"] == "snapshot"
 
     def close(self) -> None:
-        self.ws.close()
+        # A receive that timed out has cancelled the app already: nothing to close.
+        if not self.socket.communicator.future.done():
+            self.run(self.socket.close())
 
     def recover(self) -> None:
         """A failed example may leave the socket closed, or answers unread: start afresh."""
@@ -370,19 +395,26 @@ class Socket:
             self.close()
             self.open()
 
-    def receive(self) -> dict:
-        frame = json.loads(self.ws.recv(timeout=10))
+    def checked(self, frame: dict) -> dict:
         assert_well_formed(frame)
         self.model.learn(frame)
         return frame
 
+    def receive(self) -> dict:
+        return self.checked(self.run(self.socket.receive()))
+
+    def send(self, raw: Raw) -> None:
+        """The frame as a server passes it to the app (channels' send_to refuses an empty one)."""
+        frame = {"type": "websocket.receive", "text" if raw.text else "bytes": raw.payload}
+        self.run(self.socket.communicator.send_input(frame))
+
     def answer(self, raw: Raw, *, ping: bool = False) -> str:
         """Send the frame, then a ping: the frame's direct answer (an error code, or "pong"
-        if it is a ping), or "accepted" when the ping's pong comes first. The server
+        if it is a ping), or "accepted" when the ping's pong comes first. The app
         handles a socket's frames in order."""
         self.in_step = True
-        self.ws.send(raw.payload, text=raw.text)
-        self.ws.send('{"type": "ping"}')
+        self.send(raw)
+        self.send(Raw('{"type": "ping"}'))
         answers = []
         while not answers or answers[-1] != "pong" or (ping and answers == ["pong"]):
             frame = self.receive()
@@ -392,64 +424,99 @@ class Socket:
         self.in_step = False
         return answers[0] if len(answers) == 2 else "accepted"
 
-    def closed_by_server(self, raw: Raw) -> int | None:
-        """Send a frame that must fail the connection; its close code, then reconnect."""
-        self.in_step = True
-        self.ws.send(raw.payload, text=raw.text)
-        with pytest.raises(ConnectionClosed):
-            while True:
-                self.receive()
-        code = self.ws.close_code
-        self.open()
-        return code
+
+ACTIVE = "status IN ('queued', 'running', 'waiting')"
 
 
-def settle(socket: Socket, database, timeout: float = 30) -> None:
+async def count(table: str, where: str = "") -> int:
+    return (await sql_rows(f"SELECT COUNT(*) FROM {table} {'WHERE ' + where if where else ''}"))[0][0]
+
+
+def settle(socket: Socket, run, timeout: float = 30) -> None:
     """Stop every active run (a waiting one waits for ever) and let each one end."""
     deadline = time.monotonic() + timeout
-    while database.count("conversations_run", "status IN ('queued', 'running', 'waiting')"):
+    while run(count("conversations_run", ACTIVE)):
         assert time.monotonic() < deadline, "runs did not end"
         socket.answer(Raw('{"type": "run.cancel"}'))
         time.sleep(0.05)
 
 
-def test_fuzzed_frames_get_answers_and_leave_the_conversation_consistent(server, alice, database):
-    conversation = alice.create_conversation()
+async def assert_app_is_up(person: Person) -> None:
+    response = await (await browser(person)).request("GET", "/healthz")
+    assert response.status_code == 200, response.content
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_fuzzed_frames_get_answers_and_leave_the_conversation_consistent(people, on_loop):
+    alice = await people("alice")
+    conversation = await alice.conversation()
     model = Model()
-    socket = Socket(alice, conversation["id"], model)
 
-    @settings(FUZZ, max_examples=400)
-    @given(data=st.data())
-    def frame_is_answered(data):
-        # Drawn first: if recovering fails, hypothesis reports that error, not an
-        # example that drew less the second time (FlakyStrategyDefinition).
-        drawn = data.draw(frames(), label="frame")
-        socket.recover()  # a failed example must not fail the next ones
-        raw = drawn.raw(model.known) if isinstance(drawn, JsonFrame) else drawn
-        expected = model.expected(raw)
-        if expected == {"closed"}:
+    def fuzz() -> None:
+        socket = Socket(alice, conversation.id, model, on_loop)
+
+        @hypothesis.settings(FUZZ, max_examples=400)
+        @given(data=st.data())
+        def frame_is_answered(data):
+            # Drawn first: if recovering fails, hypothesis reports that error, not an
+            # example that drew less the second time (FlakyStrategyDefinition).
+            drawn = data.draw(frames(), label="frame")
+            socket.recover()  # a failed example must not fail the next ones
+            raw = drawn.raw(model.known) if isinstance(drawn, JsonFrame) else drawn
+            expected = model.expected(raw)
+            outcome = socket.answer(raw, ping="pong" in expected)
+            assert outcome in expected, (raw, outcome, expected)
+            if outcome == "accepted" and (frame := json.loads(raw.payload))["type"] in MAKES_A_RUN:
+                model.accept(frame)
+
+        frame_is_answered()
+        assert socket.answer(Raw('{"type": "ping"}'), ping=True) == "pong"
+        settle(socket, on_loop)
+        socket.close()
+
+    await asyncio.to_thread(fuzz)
+    await assert_app_is_up(alice)
+    await assert_consistent()
+    assert await count("conversations_message", "role = 'user'") == model.user_messages
+    assert await count("conversations_run") == model.runs
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # the websocket's framing is daphne's
+def test_a_text_frame_that_is_not_utf8_fails_the_connection(server, alice):
+    conversation = alice.create_conversation()["id"]
+
+    def connected():
+        return connect(
+            f"{server.ws_url}/ws/conversations/{conversation}/",
+            additional_headers={"Origin": server.url, "Cookie": alice.cookie_header()},
+            open_timeout=10,
+            close_timeout=1,
+        )
+
+    @hypothesis.settings(FUZZ, max_examples=20)
+    @given(st.binary(min_size=1, max_size=16))
+    def connection_fails(data):
+        with connected() as ws:
+            assert json.loads(ws.recv(timeout=10))["type"] == "snapshot"
+            ws.send(b"\xff" + data, text=True)
+            with pytest.raises(ConnectionClosed):
+                while True:
+                    ws.recv(timeout=10)
             # The server fails the connection (RFC 6455): daphne drops it (1006) rather than send 1007.
-            assert socket.closed_by_server(raw) in (1006, 1007)
-            return
-        outcome = socket.answer(raw, ping="pong" in expected)
-        assert outcome in expected, (raw, outcome, expected)
-        if outcome == "accepted" and (frame := json.loads(raw.payload))["type"] in MAKES_A_RUN:
-            model.accept(frame)
+            assert ws.close_code in (1006, 1007)
 
-    frame_is_answered()
-    assert socket.answer(Raw('{"type": "ping"}'), ping=True) == "pong"
-    settle(socket, database)
-    socket.close()
+    connection_fails()
+    with connected() as ws:
+        assert json.loads(ws.recv(timeout=10))["type"] == "snapshot"
+        ws.send('{"type": "ping"}')
+        assert json.loads(ws.recv(timeout=10))["type"] == "pong"
     assert server.process.poll() is None
-    assert_consistent(database)
-    assert database.count("conversations_message", "role = 'user'") == model.user_messages
-    assert database.count("conversations_run") == model.runs
 
 
 # ---------------------------------------------------------------- the database
 
 
-def assert_consistent(database) -> None:
+async def assert_consistent() -> None:
     """No row points across conversations, no run is stuck, no checkpoint is orphaned."""
     broken = {
         "run started by a message of another conversation or none": """
@@ -477,18 +544,18 @@ def assert_consistent(database) -> None:
             WHERE a.status = 'pending' AND r.status != 'waiting'""",
         "active run with no live lease (a dead owner)": f"""
             SELECT id FROM conversations_run WHERE status IN ('queued', 'running')
-            AND (lease_expires_at IS NULL OR lease_expires_at < {database_now(database)})""",
+            AND (lease_expires_at IS NULL OR lease_expires_at < {database_now()})""",
     }
     for problem, sql in broken.items():
-        assert database.query(sql) == [], problem
-    conversations = {uuid.UUID(str(row[0])) for row in database.query("SELECT id FROM conversations_conversation")}
-    threads = {uuid.UUID(row[0]) for row in database.query("SELECT DISTINCT thread_id FROM checkpoints")}
+        assert await sql_rows(sql) == [], problem
+    conversations = {uuid.UUID(str(row[0])) for row in await sql_rows("SELECT id FROM conversations_conversation")}
+    threads = {uuid.UUID(row[0]) for row in await sql_rows("SELECT DISTINCT thread_id FROM checkpoints")}
     assert threads <= conversations, "checkpoints of a conversation that is gone"
 
 
-def database_now(database) -> str:
+def database_now() -> str:
     # Leases are renewed every few seconds; one that expired a while ago has no owner.
-    if database.backend == "sqlite":
+    if connection.vendor == "sqlite":
         return "datetime('now', '-30 seconds')"
     return "now() - interval '30 seconds'"
 
@@ -569,13 +636,18 @@ class Request:
             return None
         return self.target.pick(pool) if isinstance(self.target, Known) else self.target
 
-    def send(self, alice: Session, pool: list[str]):
+    async def send(self, person: Browser, pool: list[str]):
+        """The request with the person's CSRF token and the app's own Origin, as a page of
+        the app sends it. Django's client sends a Content-Type with every body: an empty
+        one stands for none."""
         target = self.conversation_id(pool)
         # A lone surrogate goes as the bytes UTF-8 would give it: not UTF-8 at all.
         path = self.endpoint.format(id=quote(target.encode("utf-8", "surrogatepass"), safe="")) if target else self.endpoint
-        headers = {"Content-Type": self.content_type} if self.content_type else {}
         url = f"{path}?{self.query}" if self.query else path
-        return alice.request(self.method, url, content=self.body, headers=headers)
+        headers = {"X-CSRFToken": person.client.cookies["csrftoken"].value, "Origin": Browser.ORIGIN}
+        return await person.client.generic(
+            self.method, url, self.body or b"", content_type=self.content_type or "", headers=headers
+        )
 
 
 # "/" (and "." or "..") would make another URL, not an id of this endpoint.
@@ -598,45 +670,39 @@ def requests_to(endpoint: str):
     )
 
 
-def refused_by_twisted(response, request: Request) -> bool:
-    """Twisted, under daphne, parses a POSTed multipart body before the app is called,
-    and answers one it cannot parse with an empty 400 of its own."""
-    multipart = (request.content_type or "").startswith("multipart/form-data")
-    return response.status_code == 400 and request.method == "POST" and multipart and not response.content
-
-
-def assert_well_formed_response(response, request: Request) -> None:
+def assert_well_formed_response(response) -> None:
     """Every error is the API's JSON, even one met before a view runs (a CSRF failure, a
-    form Django cannot parse), except where the app is never reached."""
-    assert response.status_code < 500, response.text[:2000]
-    if response.status_code >= 400 and not refused_by_twisted(response, request):
+    form Django cannot parse)."""
+    assert response.status_code < 500, response.content[:2000]
+    if response.status_code >= 400:
         body = response.json()
         assert isinstance(body.get("error"), str) and isinstance(body.get("message"), str), body
 
 
-def seed(alice: Session, conversation_id: str, database) -> None:
+def seed(alice: Person, conversation_id: str, run) -> None:
     """Messages, a task and a pending approval, for the endpoints to read and export."""
-    socket = Socket(alice, conversation_id, Model())
+    socket = Socket(alice, conversation_id, Model(), run)
     for content in ["hello *world* \u2028 \U0001f600", "task buy milk", "email bob@example.com Lunch: at noon"]:
         assert socket.answer(Raw(json.dumps({"type": "message.send", "content": content}))) == "accepted"
     deadline = time.monotonic() + 30
-    while database.count("conversations_run", "status IN ('queued', 'running')"):
+    while run(count("conversations_run", "status IN ('queued', 'running')")):
         assert time.monotonic() < deadline, "the seeded runs did not end"
         time.sleep(0.05)
     socket.close()
 
 
-def test_fuzzed_api_requests_never_fail_and_leave_the_database_consistent(server, alice, database):
-    bob = Session(server, "bob")
-    bobs = bob.create_conversation("bob's")["id"]
-    pool = [alice.create_conversation(f"alice {n}")["id"] for n in range(3)] + [bobs]
-    seed(alice, pool[0], database)
+@pytest.mark.django_db(transaction=True)
+async def test_fuzzed_api_requests_never_fail_and_leave_the_database_consistent(people, on_loop):
+    alice, bob = await people("alice"), await people("bob")
+    alices_browser, bobs_browser = await browser(alice), await browser(bob)
+    bobs = (await bobs_browser.create_conversation("bob's"))["id"]
+    pool = [(await alices_browser.create_conversation(f"alice {n}"))["id"] for n in range(3)] + [bobs]
     alive = set(pool) - {bobs}
 
     def request_is_answered(request: Request):
         target = request.conversation_id(pool)
-        response = request.send(alice, pool)
-        assert_well_formed_response(response, request)
+        response = on_loop(request.send(alices_browser, pool))
+        assert_well_formed_response(response)
         if target == bobs:
             assert response.status_code in (404, 405), "another user's conversation is 404"
         if response.status_code == 201:
@@ -645,14 +711,18 @@ def test_fuzzed_api_requests_never_fail_and_leave_the_database_consistent(server
         if response.status_code == 204:
             alive.discard(target)
 
-    # Endpoint by endpoint, so that each gets its share of the examples.
-    for endpoint, (weight, _, _) in ROUTES.items():
-        fuzz_endpoint = settings(FUZZ, max_examples=30 * weight)(given(requests_to(endpoint))(request_is_answered))
-        fuzz_endpoint()
-    assert server.process.poll() is None
-    assert_consistent(database)
-    assert bob.request("GET", f"/api/conversations/{bobs}/").status_code == 200
-    alices = database.query(
+    def fuzz() -> None:
+        seed(alice, pool[0], on_loop)
+        # Endpoint by endpoint, so that each gets its share of the examples.
+        for endpoint, (weight, _, _) in ROUTES.items():
+            examples = hypothesis.settings(FUZZ, max_examples=30 * weight)
+            examples(given(requests_to(endpoint))(request_is_answered))()
+
+    await asyncio.to_thread(fuzz)
+    await assert_app_is_up(alice)
+    await assert_consistent()
+    assert (await bobs_browser.request("GET", f"/api/conversations/{bobs}/")).status_code == 200
+    alices = await sql_rows(
         "SELECT c.id FROM conversations_conversation c JOIN auth_user u ON u.id = c.user_id WHERE u.username = 'alice'"
     )
     assert {uuid.UUID(str(row[0])) for row in alices} == {uuid.UUID(i) for i in alive}

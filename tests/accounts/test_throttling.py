@@ -115,7 +115,7 @@ def test_the_admins_clean_up_of_expired_attempts_works(client, django_user_model
 
 
 def test_with_throttling_off_failures_lock_nothing_out(client, settings):
-    settings.AXES_ENABLED = False  # LOGIN_FAILURE_LIMIT=0 (tests/test_settings.py)
+    settings.AXES_ENABLED = False  # LOGIN_FAILURE_LIMIT=0 (tests/chatproject/test_settings.py)
     for _ in range(LIMIT * 2):
         assert log_in(client, "alice", WRONG, "10.0.0.1").status_code == 200
     assert log_in(client, "alice", PASSWORD, "10.0.0.1").status_code == 302

@@ -31,12 +31,6 @@ def locmem_email(settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 
 
-@pytest.fixture
-def fast_passwords(settings):
-    """Staff log in with a password: a cheap hash, as what is tested is not the hashing."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def create_staff(username: str, *permissions: str, superuser: bool = False) -> None:
     """A staff user (password PASSWORD) with the given "app_label.codename" permissions."""
     user = User.objects.create_user(username, password=PASSWORD, is_staff=True, is_superuser=superuser)

@@ -89,12 +89,6 @@ def entry_points() -> dict:
     return found
 
 
-@pytest.fixture
-def fast_passwords(settings):
-    """Users log in with a password: a cheap hash, as what is walked is not the hashing."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 class Visitor:
     """A browser, through Django's test client with its CSRF checks on: unsafe requests
     carry the CSRF cookie's token in X-CSRFToken and the app's own Origin, unless told

@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 
-from tests.live import Session, receive, send
+from tests.live import Server, Session, receive, send
 
 TIMEOUT = 3
 # The timeout's own latitude on a busy machine: Twisted's timer, the process's scheduling.
@@ -19,12 +19,15 @@ LATE = 3
 PARTIAL = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: slow"
 CONNECTIONS = 300
 
-pytestmark = pytest.mark.parametrize("backend", ["sqlite"])  # the HTTP server's, not the database's
 
-
-@pytest.fixture
-def app(make_server):
-    return make_server(HTTP_IDLE_TIMEOUT_SECONDS=str(TIMEOUT)).start()
+@pytest.fixture(scope="module")
+def app(templates, tmp_path_factory):
+    """One daphne for the module, on SQLite: what is tested is the HTTP server's, not the
+    database's, and no test leaves a connection open for the next."""
+    log = tmp_path_factory.mktemp("slow-connections") / "server.log"
+    server = Server(templates.new_database("sqlite"), log, extra_env={"HTTP_IDLE_TIMEOUT_SECONDS": str(TIMEOUT)}).start()
+    yield server
+    server.stop()
 
 
 def partial_request(server) -> socket.socket:

@@ -7,7 +7,9 @@ write to the test database and commit, as the server does.
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import threading
 
 import pytest
@@ -18,6 +20,7 @@ from django.db import connection, connections
 from django.test import AsyncClient, Client
 
 from chatproject.asgi import application
+from chatproject.logs import RedactSecrets
 from conversations import orm
 from conversations.checkpoints import CHECKPOINT_TABLES_POSTGRES, CHECKPOINT_TABLES_SQLITE
 from conversations.models import Conversation, Message, Run
@@ -321,3 +324,34 @@ def logged_in_client(user: User) -> Client:
     client = Client()
     client.force_login(user)
     return client
+
+
+@pytest.fixture
+def fast_passwords(settings):
+    """Users log in with a password: a cheap hash, as what is tested is not the hashing."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def app_log():
+    """What the app's log handler (settings.LOGGING's console handler, with its filters)
+    writes during the test: the log a server process writes. Its level is the root
+    logger's (LOG_LEVEL); a test may lower it with caplog.set_level."""
+    handler = next(h for h in logging.getLogger().handlers if any(isinstance(f, RedactSecrets) for f in h.filters))
+    written = io.StringIO()
+    previous = handler.setStream(written)
+    yield written
+    handler.setStream(previous)
+
+
+async def logged_in_through_the_form(username: str, password: str) -> Browser:
+    """A browser logged in as a person does: the log-in page (for its CSRF cookie), the
+    form posted with the token and the password, then a page for the CSRF cookie the
+    log-in rotated."""
+    made = Browser()
+    await made.client.get("/accounts/login/")
+    form = {"username": username, "password": password, "csrfmiddlewaretoken": made.client.cookies["csrftoken"].value}
+    response = await made.client.post("/accounts/login/", form, headers={"Referer": f"{Browser.ORIGIN}/accounts/login/"})
+    assert response.status_code == 302, response.content
+    await made.client.get("/")
+    return made
