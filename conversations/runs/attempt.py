@@ -28,11 +28,11 @@ from chatproject.logs import log_failure
 
 from .. import events
 from ..checkpoints import TRIM_SLACK
-from ..models import Conversation, Message, Run, graph_message_id
-from ..orm import to_async
+from ..models import Message, Run, graph_message_id
 from ..presenters import approval_data
 from ..selectors.approvals import aapproval_resume_values
 from ..selectors.branches import afork_checkpoint
+from ..selectors.conversations import aconversation_exists
 from ..selectors.runs import arun_so_far
 from ..services.approvals import aapproval_create
 from . import transitions
@@ -294,7 +294,7 @@ class RunAttempt:
         stream's state. Through the saver that wrote them: its writes still on their way
         (LangGraph records a stopped step's error after the stop) are ahead of the delete,
         as the SQLite saver makes each wait for the one before."""
-        if await _conversation_exists(self.conversation_id):
+        if await aconversation_exists(conversation_id=self.conversation_id):
             logger.info("run %s stopped: it was deleted", self.run_id)
             return
         await self.graph.checkpointer.adelete_thread(self.conversation_id)
@@ -309,11 +309,6 @@ class RunAttempt:
         )
         own = latest is not None and latest.metadata.get(RUN_METADATA_KEY) == self.run_id
         return latest.config["configurable"]["checkpoint_id"] if own else ""
-
-
-@to_async
-def _conversation_exists(conversation_id: str) -> bool:
-    return Conversation.objects.filter(pk=conversation_id).exists()
 
 
 # The key of the "updates" stream under which LangGraph reports interrupts.

@@ -53,6 +53,13 @@ def conversation_for_user(*, user, conversation_id) -> Conversation:
 aconversation_for_user = to_async(conversation_for_user)
 
 
+def conversation_exists(*, conversation_id) -> bool:
+    return Conversation.objects.filter(pk=conversation_id).exists()
+
+
+aconversation_exists = to_async(conversation_exists)
+
+
 def encode_cursor(conversation: Conversation) -> str:
     raw = json.dumps([conversation.updated_at.isoformat(), str(conversation.id)])
     return base64.urlsafe_b64encode(raw.encode()).decode()
