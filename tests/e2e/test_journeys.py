@@ -19,8 +19,9 @@ CONVERSATION_URL = re.compile(r"/c/([0-9a-f-]{36})/$")
 
 @pytest.fixture(scope="module")
 def server_env():
-    # 60 ms between words: a reply is seen being written, reloaded and stopped.
-    return {"OFFLINE_MODEL_DELAY_MS": "60"}
+    # 30 ms between words: `slow 300` writes for about 9 s, time to see a reply being
+    # written, reload it and stop it; the module's other replies are a few words.
+    return {"OFFLINE_MODEL_DELAY_MS": "30"}
 
 
 def conversation_id(page) -> str:
