@@ -28,10 +28,7 @@ def pytest_collection_modifyitems(items):
     marks its event loop as the thread's running loop between its calls, for as long as
     it lives: an asyncio test run after the browser started would find that loop running.
     trylast: after other plugins have reordered (pytest-django sorts by database use)."""
-    in_layer = [item.path.is_relative_to(E2E) for item in items]
-    items[:] = [item for item, last in zip(items, in_layer) if not last] + [
-        item for item, last in zip(items, in_layer) if last
-    ]
+    items.sort(key=lambda item: item.path.is_relative_to(E2E))  # stable: each part keeps its order
 
 
 @pytest.fixture(scope="session")
