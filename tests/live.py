@@ -104,10 +104,16 @@ def create_staff(database: "Database", username: str, *permissions: str, superus
 def create_superuser(database: "Database", username: str) -> None:
     """A superuser (password PASSWORD) in one statement, with no `manage.py` start-up:
     alice's password hash, copied."""
+    create_user(database, username, superuser=True)
+
+
+def create_user(database: "Database", username: str, *, superuser: bool = False) -> None:
+    """A user (password PASSWORD; staff too if `superuser`) in one statement, with no
+    `manage.py` start-up: alice's password hash, copied."""
     database.query(
         "INSERT INTO auth_user (password, is_superuser, username, first_name, last_name, email, is_staff, is_active, date_joined) "
-        "SELECT password, TRUE, %s, '', '', '', TRUE, TRUE, date_joined FROM auth_user WHERE username = 'alice' RETURNING id",
-        (username,),
+        "SELECT password, %s, %s, '', '', '', %s, TRUE, date_joined FROM auth_user WHERE username = 'alice' RETURNING id",
+        (superuser, username, superuser),
     )
 
 

@@ -7,14 +7,14 @@ from tests.live import PASSWORD
 TIMEOUT = 15_000
 
 
-def fill_login(page, username: str = "alice", password: str = PASSWORD) -> None:
+def fill_login(page, username: str, password: str = PASSWORD) -> None:
     """Submit the login form of the page shown."""
     page.fill("#id_username", username)
     page.fill("#id_password", password)
     page.click("#login-submit")
 
 
-def log_in(page, server, username: str = "alice") -> None:
+def log_in(page, server, username: str) -> None:
     page.goto(f"{server.url}/accounts/login/")
     fill_login(page, username)
     expect(page.locator("#composer")).to_be_visible()

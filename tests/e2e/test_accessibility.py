@@ -99,28 +99,34 @@ def task_then_pending_email(page):
     return card
 
 
-@pytest.fixture
-def a11y_server(make_server):
-    # Slow enough to check the page while a reply is being written. A second model offered
-    # (a stand-in OpenAI server) puts the model picker on the page; it thinks aloud.
+@pytest.fixture(scope="module")
+def model_server():
+    # A second model offered (a stand-in OpenAI server) puts the model picker on the page;
+    # it thinks aloud.
     with OpenAIServer() as model_server:
         model_server.on(last_user("think first"), Text("An answer.", reasoning="A line of thought."))
-        yield make_server(
-            OFFLINE_MODEL_DELAY_MS="40", CHAT_MODELS="offline,openai:test-model",
-            OPENAI_BASE_URL=model_server.base_url, OPENAI_API_KEY="sk-test",
-        ).start()
+        yield model_server
 
 
-def test_axe_finds_no_serious_violations(a11y_server, a11y_page, backend):
+@pytest.fixture(scope="module")
+def server_env(model_server):
+    # Slow enough to check the page while a reply is being written.
+    return {
+        "OFFLINE_MODEL_DELAY_MS": "40", "CHAT_MODELS": "offline,openai:test-model",
+        "OPENAI_BASE_URL": model_server.base_url, "OPENAI_API_KEY": "sk-test",
+    }
+
+
+def test_axe_finds_no_serious_violations(server, a11y_page, user, backend):
     page = a11y_page
     axe = Axe(page)
 
-    page.goto(f"{a11y_server.url}/accounts/login/")
+    page.goto(f"{server.url}/accounts/login/")
     axe.check("login")
-    fill_login(page, password="wrong")
+    fill_login(page, user, password="wrong")
     expect(page.locator("#login-errors")).to_be_visible()
     axe.check("login-error")
-    fill_login(page)
+    fill_login(page, user)
     expect(page.locator("#composer")).to_be_visible()
     expect(page.locator("#model-picker")).to_be_visible()
     axe.check("chat-empty")
@@ -174,13 +180,13 @@ def test_axe_finds_no_serious_violations(a11y_server, a11y_page, backend):
     axe.check("chat-phone-sidebar")
     page.set_viewport_size({"width": 1280, "height": 720})
 
-    page.goto(f"{a11y_server.url}/approvals/")
+    page.goto(f"{server.url}/approvals/")
     expect(page.locator(".approval-item")).to_have_count(1, timeout=TIMEOUT)
     axe.check("approvals")
-    page.goto(f"{a11y_server.url}/approvals/?status=all")
+    page.goto(f"{server.url}/approvals/?status=all")
     expect(page.locator(".approval-item")).to_have_count(3, timeout=TIMEOUT)
     axe.check("approvals-all")
-    page.goto(f"{a11y_server.url}/tasks/")
+    page.goto(f"{server.url}/tasks/")
     expect(page.locator(".task-item")).to_have_count(1)
     axe.check("tasks")
     axe.assert_clean()
@@ -252,10 +258,10 @@ def tab_through(page, max_presses: int = 200) -> list[str]:
     return result["missed"]
 
 
-def test_every_control_is_reachable_by_keyboard_with_visible_focus(a11y_server, page, backend):
-    page.goto(f"{a11y_server.url}/accounts/login/")
+def test_every_control_is_reachable_by_keyboard_with_visible_focus(server, page, user, backend):
+    page.goto(f"{server.url}/accounts/login/")
     assert tab_through(page) == [], "login"
-    fill_login(page)
+    fill_login(page, user)
     expect(page.locator("#composer")).to_be_visible()
 
     send(page, "Some **Markdown** with a [link](https://example.com/)\n\n```\ncode()\n```")
@@ -273,15 +279,15 @@ def test_every_control_is_reachable_by_keyboard_with_visible_focus(a11y_server, 
     expect(card.locator(".edit-form")).to_be_visible()
     assert tab_through(page) == [], "chat with the edit form open"
 
-    page.goto(f"{a11y_server.url}/approvals/")
+    page.goto(f"{server.url}/approvals/")
     expect(page.locator(".approval-item")).to_have_count(1, timeout=TIMEOUT)
     assert tab_through(page) == [], "approvals inbox"
-    page.goto(f"{a11y_server.url}/tasks/")
+    page.goto(f"{server.url}/tasks/")
     expect(page.locator(".task-item")).to_have_count(1)
     assert tab_through(page) == [], "tasks"
 
     page.set_viewport_size({"width": 390, "height": 844})
-    page.goto(f"{a11y_server.url}/")
+    page.goto(f"{server.url}/")
     expect(page.locator("#composer")).to_be_visible()
     assert tab_through(page) == [], "chat at phone width"
     page.click("#menu-toggle")

@@ -10,15 +10,14 @@ from tests.e2e.pages import TIMEOUT, log_in, send, wait_idle
 pytestmark = pytest.mark.browser
 
 
-
-@pytest.fixture
-def branch_server(make_server):
+@pytest.fixture(scope="module")
+def server_env():
     # Slow enough that a run is seen running, fast enough for a short test.
-    return make_server(OFFLINE_MODEL_DELAY_MS="30").start()
+    return {"OFFLINE_MODEL_DELAY_MS": "30"}
 
 
-def test_edit_switch_versions_and_regenerate(branch_server, page, screenshot, backend):
-    log_in(page, branch_server)
+def test_edit_switch_versions_and_regenerate(server, page, user, screenshot, backend):
+    log_in(page, server, user)
 
     users = page.locator(".message.user")
     replies = page.locator(".message.assistant")
@@ -114,7 +113,7 @@ def test_edit_switch_versions_and_regenerate(branch_server, page, screenshot, ba
     expect(replies.last).to_contain_text("tick40")
 
 
-def test_a_refused_regenerate_is_shown_at_the_reply(branch_server, page, backend):
+def test_a_refused_regenerate_is_shown_at_the_reply(server, page, user, backend):
     """The server refuses a fork while a run is open (`conflict`): the page says so at the message.
 
     The page is made to miss that a run started (its `run` and `token` frames are blanked on
@@ -122,7 +121,7 @@ def test_a_refused_regenerate_is_shown_at_the_reply(branch_server, page, backend
     import json
 
     def blank_run_frames(ws):
-        server = ws.connect_to_server()
+        app_socket = ws.connect_to_server()
 
         def to_page(message):
             try:
@@ -136,10 +135,10 @@ def test_a_refused_regenerate_is_shown_at_the_reply(branch_server, page, backend
                 frame = {"type": "ignored", "seq": frame["seq"]}
             ws.send(json.dumps(frame))
 
-        server.on_message(to_page)
-        ws.on_message(lambda message: server.send(message))
+        app_socket.on_message(to_page)
+        ws.on_message(lambda message: app_socket.send(message))
 
-    log_in(page, branch_server)
+    log_in(page, server, user)
     send(page, "first")
     replies = page.locator(".message.assistant")
     expect(replies.first.locator(".message-body")).to_contain_text("first", timeout=TIMEOUT)

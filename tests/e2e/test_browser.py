@@ -10,16 +10,16 @@ from tests.e2e.pages import fill_login, log_in, send
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture
-def slow_server(make_server):
+@pytest.fixture(scope="module")
+def server_env():
     # 80 ms between words: slow enough to watch the reply being written.
-    return make_server(OFFLINE_MODEL_DELAY_MS="80").start()
+    return {"OFFLINE_MODEL_DELAY_MS": "80"}
 
 
-def test_login_chat_stream_and_reload(slow_server, page, screenshot, backend):
-    page.goto(f"{slow_server.url}/")
+def test_login_chat_stream_and_reload(server, page, user, screenshot, backend):
+    page.goto(f"{server.url}/")
     expect(page).to_have_url(re.compile(r"/accounts/login/"))
-    fill_login(page)
+    fill_login(page, user)
     expect(page.locator("#composer")).to_be_visible()
     expect(page.locator("#offline-model-notice")).to_be_visible()
     screenshot(f"chat-empty-{backend}")
@@ -49,9 +49,9 @@ def test_login_chat_stream_and_reload(slow_server, page, screenshot, backend):
     screenshot(f"chat-after-reload-{backend}")
 
 
-def test_phone_width_hides_the_sidebar_behind_a_menu(server, page, screenshot, backend):
+def test_phone_width_hides_the_sidebar_behind_a_menu(server, page, user, screenshot, backend):
     page.set_viewport_size({"width": 390, "height": 844})
-    log_in(page, server)
+    log_in(page, server, user)
     expect(page.locator("#sidebar")).not_to_be_in_viewport()
     page.click("#menu-toggle")
     expect(page.locator("#sidebar")).to_be_in_viewport(ratio=1)  # slid in
@@ -59,8 +59,8 @@ def test_phone_width_hides_the_sidebar_behind_a_menu(server, page, screenshot, b
     screenshot(f"phone-sidebar-{backend}")
 
 
-def test_approval_card_approve_and_the_decision_after_reload(mail_server, page, screenshot, backend, tmp_path):
-    log_in(page, mail_server)
+def test_approval_card_approve_and_the_decision_after_reload(server, page, user, outbox, screenshot, backend):
+    log_in(page, server, user)
     send(page, "email bob@example.com Lunch: see you at noon")
 
     card = page.locator('.approval-card[data-status="pending"]')
@@ -72,15 +72,15 @@ def test_approval_card_approve_and_the_decision_after_reload(mail_server, page, 
 
     card.locator(".approve-btn").click()
     decided = page.locator('.approval-card[data-status="approved"]')
-    expect(decided.locator(".approval-decision")).to_contain_text("Approved by alice")
+    expect(decided.locator(".approval-decision")).to_contain_text(f"Approved by {user}")
     expect(page.locator(".message.assistant").last).to_contain_text("The e-mail was sent.", timeout=15_000)
-    assert len(list((tmp_path / "mail").glob("*"))) == 1
+    assert len(outbox.sent()) == 1
 
     page.reload()
-    expect(page.locator('.approval-card[data-status="approved"] .approval-decision')).to_contain_text("Approved by alice")
+    expect(page.locator('.approval-card[data-status="approved"] .approval-decision')).to_contain_text(f"Approved by {user}")
     expect(page.locator(".approval-card .approve-btn")).to_have_count(0)
     expect(page.locator("#approvals-count")).to_be_hidden()
     screenshot(f"approval-decided-{backend}")
 
-    page.goto(f"{mail_server.url}/approvals/")
+    page.goto(f"{server.url}/approvals/")
     expect(page.locator("#approvals-empty")).to_be_visible()

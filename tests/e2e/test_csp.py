@@ -6,8 +6,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from tests.e2e.conftest import new_user
 from tests.e2e.pages import fill_login, send
-from tests.live import create_staff
 
 pytestmark = pytest.mark.browser
 
@@ -23,12 +23,12 @@ def violations(page) -> list[str]:
 
 
 def test_pages_run_under_the_policy_and_remote_images_are_blocked(server, database, page, backend):
-    create_staff(database, "root", superuser=True)
+    root = new_user(database, superuser=True)
     page.add_init_script(RECORD_VIOLATIONS)
     response = page.goto(f"{server.url}/accounts/login/")
     policy = response.headers["content-security-policy"]
     assert "script-src 'self'" in policy and "unsafe-inline" not in policy and "frame-ancestors 'none'" in policy
-    fill_login(page, "root")
+    fill_login(page, root)
     expect(page.locator("#composer")).to_be_visible()
 
     send(page, "look ![pixel](https://example.com/pixel.png)")

@@ -165,14 +165,10 @@ LAYOUT_MESSAGE = "\n\n".join([
 ])
 
 
-@pytest.fixture
-def hostile_server(make_server, tmp_path):
-    # Slow enough to see the echo being streamed; e-mails go to files, nowhere else.
-    return make_server(
-        OFFLINE_MODEL_DELAY_MS="20",
-        EMAIL_BACKEND="django.core.mail.backends.filebased.EmailBackend",
-        EMAIL_FILE_PATH=str(tmp_path / "mail"),
-    ).start()
+@pytest.fixture(scope="module")
+def server_env():
+    # Slow enough to see the echo being streamed.
+    return {"OFFLINE_MODEL_DELAY_MS": "20"}
 
 
 class Guard:
@@ -259,8 +255,8 @@ def body_texts(page, selector: str) -> list[str]:
     return page.locator(selector).evaluate_all("(nodes) => nodes.map((n) => n.textContent)")
 
 
-def test_hostile_messages_stream_and_reload_as_text(hostile_server, page, guard, screenshot, backend):
-    log_in(page, hostile_server)
+def test_hostile_messages_stream_and_reload_as_text(server, page, user, guard, screenshot, backend):
+    log_in(page, server, user)
     guard.assert_nothing_ran("chat page")
 
     # Raw HTML, as the first message: it also becomes the conversation's title.
@@ -343,8 +339,8 @@ def test_hostile_messages_stream_and_reload_as_text(hostile_server, page, guard,
     check_page("after reload")
 
 
-def test_hostile_tool_calls_approvals_inbox_and_tasks(hostile_server, page, guard, screenshot, backend, tmp_path):
-    log_in(page, hostile_server)
+def test_hostile_tool_calls_approvals_inbox_and_tasks(server, page, user, guard, outbox, screenshot, backend):
+    log_in(page, server, user)
     subject = f"<svg onload=pwned('subject')> {RLO}tcejbus"
     body = "<script>pwned('body')</script> [x](javascript:pwned('body-link'))"
     send(page, f"email a@example.com {subject}: {body}")
@@ -360,7 +356,7 @@ def test_hostile_tool_calls_approvals_inbox_and_tasks(hostile_server, page, guar
     title = f"<iframe srcdoc=\"<script>parent.pwned('conv')</script>\"> {RLO}noitasrevnoc"
     csrf = next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")
     response = page.request.patch(
-        f"{hostile_server.url}/api/conversations/{conversation_id}/",
+        f"{server.url}/api/conversations/{conversation_id}/",
         data=json.dumps({"title": title}),
         headers={"Content-Type": "application/json", "X-CSRFToken": csrf},
     )
@@ -380,7 +376,7 @@ def test_hostile_tool_calls_approvals_inbox_and_tasks(hostile_server, page, guar
     expect(edited.locator('.approval-edited .arg[data-arg="body"] .arg-value')).to_have_text(edited_body)
     expect(page.locator(".message.assistant").last).to_contain_text("The e-mail was sent.", timeout=TIMEOUT)
     wait_idle(page)
-    mail = "".join(path.read_text() for path in (tmp_path / "mail").glob("*"))
+    mail = "".join(outbox.sent())
     assert edited_body in mail
     guard.assert_nothing_ran("edited approval")
 
@@ -416,7 +412,7 @@ def test_hostile_tool_calls_approvals_inbox_and_tasks(hostile_server, page, guar
     screenshot(f"hostile-approvals-chat-{backend}")
 
     # The approvals inbox: the description and the conversation title are text.
-    page.goto(f"{hostile_server.url}/approvals/")
+    page.goto(f"{server.url}/approvals/")
     item = page.locator(".approval-item")
     expect(item).to_have_count(1, timeout=TIMEOUT)
     guard.assert_nothing_ran("approvals inbox")
@@ -440,7 +436,7 @@ def test_hostile_tool_calls_approvals_inbox_and_tasks(hostile_server, page, guar
     wait_idle(page)
     guard.assert_nothing_ran("rejected approval")
 
-    page.goto(f"{hostile_server.url}/approvals/?status=all")
+    page.goto(f"{server.url}/approvals/?status=all")
     expect(page.locator(".approval-item")).to_have_count(2, timeout=TIMEOUT)
     expect(page.locator('.approval-item[data-status="rejected"] .approval-comment')).to_have_text(reject_comment)
     expect(page.locator('.approval-item[data-status="edited"] .approval-comment')).to_have_text(comment)
@@ -449,7 +445,7 @@ def test_hostile_tool_calls_approvals_inbox_and_tasks(hostile_server, page, guar
     guard.assert_nothing_ran("approvals inbox, all")
 
     # The tasks page: the title as text; the override stays in it; the long word wraps.
-    page.goto(f"{hostile_server.url}/tasks/")
+    page.goto(f"{server.url}/tasks/")
     guard.assert_nothing_ran("tasks")
     expect(page.locator(".task-title")).to_have_text(task_title)
     assert assert_overrides_stay_inside(page, ".task-title") == 1

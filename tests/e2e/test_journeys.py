@@ -17,10 +17,11 @@ pytestmark = pytest.mark.browser
 CONVERSATION_URL = re.compile(r"/c/([0-9a-f-]{36})/$")
 
 
-@pytest.fixture
-def slow_server(make_server):
-    # 60 ms between words: a reply is seen being written, reloaded and stopped.
-    return make_server(OFFLINE_MODEL_DELAY_MS="60").start()
+@pytest.fixture(scope="module")
+def server_env():
+    # 30 ms between words: `slow 300` writes for about 9 s, time to see a reply being
+    # written, reload it and stop it; the module's other replies are a few words.
+    return {"OFFLINE_MODEL_DELAY_MS": "30"}
 
 
 def conversation_id(page) -> str:
@@ -39,17 +40,17 @@ def horizontal_overflow(page) -> int:
     )
 
 
-def test_log_in_then_create_rename_search_and_delete_conversations(server, page, screenshot, backend):
+def test_log_in_then_create_rename_search_and_delete_conversations(server, page, user, screenshot, backend):
     # A page that needs a login sends you to it, and back once you are in.
     page.goto(f"{server.url}/approvals/")
     expect(page).to_have_url(re.compile(r"/accounts/login/\?next=/approvals/$"))
     expect(page.locator("#id_username")).to_be_focused()
     screenshot(f"login-{backend}")
-    fill_login(page, password="wrong password")
+    fill_login(page, user, password="wrong password")
     expect(page.locator("#login-errors")).to_be_visible()
     expect(page.locator("#login-errors")).to_have_attribute("role", "alert")
-    expect(page.locator("#id_username")).to_have_value("alice")
-    fill_login(page)
+    expect(page.locator("#id_username")).to_have_value(user)
+    fill_login(page, user)
     expect(page).to_have_url(f"{server.url}/approvals/")
 
     page.click("#app-name")
@@ -158,9 +159,9 @@ def test_log_in_then_create_rename_search_and_delete_conversations(server, page,
     expect(page).to_have_url(re.compile(r"/accounts/login/"))
 
 
-def test_reload_during_a_reply_then_stop_it(slow_server, page, screenshot, backend):
-    page.goto(f"{slow_server.url}/accounts/login/")
-    fill_login(page)
+def test_reload_during_a_reply_then_stop_it(server, page, user, screenshot, backend):
+    page.goto(f"{server.url}/accounts/login/")
+    fill_login(page, user)
     send(page, "slow 300")
     streaming = page.locator('.message.assistant[data-streaming="true"] .message-body')
     expect(streaming).to_contain_text("tick3", timeout=TIMEOUT)
@@ -203,9 +204,9 @@ def test_reload_during_a_reply_then_stop_it(slow_server, page, screenshot, backe
     expect(page.locator(".message.assistant")).to_have_count(2)
 
 
-def test_reject_and_edit_approvals_from_the_inbox_and_see_the_task(mail_server, page, screenshot, backend, tmp_path):
-    page.goto(f"{mail_server.url}/accounts/login/")
-    fill_login(page)
+def test_reject_and_edit_approvals_from_the_inbox_and_see_the_task(server, page, user, outbox, screenshot, backend):
+    page.goto(f"{server.url}/accounts/login/")
+    fill_login(page, user)
     send(page, "email bob@example.com Lunch: see you at noon")
     expect(page.locator('.approval-card[data-status="pending"]')).to_be_visible(timeout=TIMEOUT)
     first = conversation_id(page)
@@ -213,7 +214,7 @@ def test_reject_and_edit_approvals_from_the_inbox_and_see_the_task(mail_server, 
     # The top bar counts it; the inbox lists it and leads back to its card.
     expect(page.locator("#approvals-count")).to_have_text("1")
     page.click("#approvals-link")
-    expect(page).to_have_url(f"{mail_server.url}/approvals/")
+    expect(page).to_have_url(f"{server.url}/approvals/")
     item = page.locator(".approval-item")
     expect(item).to_have_count(1, timeout=TIMEOUT)
     expect(item.locator(".approval-item-tool")).to_have_text("send_email")
@@ -234,7 +235,7 @@ def test_reject_and_edit_approvals_from_the_inbox_and_see_the_task(mail_server, 
     page.keyboard.type("Not today")
     card.locator(".confirm-reject-btn").click()
     rejected = page.locator('.approval-card[data-status="rejected"]')
-    expect(rejected.locator(".approval-decision")).to_contain_text("Rejected by alice", timeout=TIMEOUT)
+    expect(rejected.locator(".approval-decision")).to_contain_text(f"Rejected by {user}", timeout=TIMEOUT)
     expect(rejected.locator(".approval-comment")).to_have_text("Not today")
     expect(page.locator(".message.assistant").last).to_contain_text(
         "The user rejected the send_email call, so I did not do it.", timeout=TIMEOUT
@@ -242,7 +243,7 @@ def test_reject_and_edit_approvals_from_the_inbox_and_see_the_task(mail_server, 
     wait_idle(page)
     expect(page.locator(".approval-card button")).to_have_count(0)
     screenshot(f"approval-rejected-{backend}")
-    assert not list((tmp_path / "mail").glob("*"))
+    assert not outbox.sent()
 
     # Edit the arguments: the e-mail goes out as edited.
     send(page, "email carol@example.com Tea: at four")
@@ -263,7 +264,7 @@ def test_reject_and_edit_approvals_from_the_inbox_and_see_the_task(mail_server, 
     card.locator(".edit-comment").fill("Later is better")
     card.locator(".submit-edit-btn").click()
     edited = page.locator('.approval-card[data-status="edited"]')
-    expect(edited.locator(".approval-decision")).to_contain_text("Edited by alice", timeout=TIMEOUT)
+    expect(edited.locator(".approval-decision")).to_contain_text(f"Edited by {user}", timeout=TIMEOUT)
     expect(edited.locator(".approval-comment")).to_have_text("Later is better")
     expect(edited.locator('.approval-edited .arg-changed[data-arg="body"] .arg-value')).to_have_text("at five, not four")
     expect(edited.locator(".approval-edited .arg-changed")).to_have_count(1)
@@ -271,7 +272,7 @@ def test_reject_and_edit_approvals_from_the_inbox_and_see_the_task(mail_server, 
     expect(page.locator(".message.assistant").last).to_contain_text("The e-mail was sent.", timeout=TIMEOUT)
     wait_idle(page)
     screenshot(f"approval-edited-{backend}")
-    mails = [path.read_text() for path in (tmp_path / "mail").glob("*")]
+    mails = outbox.sent()
     assert len(mails) == 1 and "at five, not four" in mails[0] and "carol@example.com" in mails[0]
 
     # The inbox: nothing waits; the filter shows the decided ones.
@@ -279,7 +280,7 @@ def test_reject_and_edit_approvals_from_the_inbox_and_see_the_task(mail_server, 
     page.click("#approvals-link")
     expect(page.locator("#approvals-empty")).to_be_visible(timeout=TIMEOUT)
     page.select_option("#approvals-filter", "all")
-    expect(page).to_have_url(f"{mail_server.url}/approvals/?status=all")
+    expect(page).to_have_url(f"{server.url}/approvals/?status=all")
     expect(page.locator(".approval-item")).to_have_count(2, timeout=TIMEOUT)
     expect(page.locator(".approval-item .card-status")).to_have_text(["Edited", "Rejected"])
     page.select_option("#approvals-filter", "rejected")
@@ -290,26 +291,26 @@ def test_reject_and_edit_approvals_from_the_inbox_and_see_the_task(mail_server, 
     expect(page.locator(".approval-item")).to_have_count(1, timeout=TIMEOUT)
 
     # A task the assistant creates is on the tasks page, with a link to its conversation.
-    page.goto(f"{mail_server.url}/c/{first}/")
+    page.goto(f"{server.url}/c/{first}/")
     send(page, "task buy oat milk")
     expect(page.locator(".message.assistant").last).to_contain_text("The task was created.", timeout=TIMEOUT)
-    page.goto(f"{mail_server.url}/tasks/")
+    page.goto(f"{server.url}/tasks/")
     task = page.locator(".task-item")
     expect(task).to_have_count(1)
     expect(task.locator(".task-title")).to_have_text("buy oat milk")
     screenshot(f"tasks-{backend}")
     task.get_by_role("link").click()
-    expect(page).to_have_url(f"{mail_server.url}/c/{first}/")
+    expect(page).to_have_url(f"{server.url}/c/{first}/")
     expect(page.locator(".message.user").last).to_contain_text("task buy oat milk", timeout=TIMEOUT)
 
 
-def test_two_tabs_on_one_conversation(mail_server, page, backend, tmp_path):
-    page.goto(f"{mail_server.url}/accounts/login/")
-    fill_login(page)
+def test_two_tabs_on_one_conversation(server, page, user, outbox, backend):
+    page.goto(f"{server.url}/accounts/login/")
+    fill_login(page, user)
     send(page, "hello from the first tab")
     expect(page.locator(".message.assistant .message-body")).to_contain_text("hello from the first tab", timeout=TIMEOUT)
     wait_idle(page)
-    url = f"{mail_server.url}/c/{conversation_id(page)}/"
+    url = f"{server.url}/c/{conversation_id(page)}/"
 
     other = page.context.new_page()  # same session: a second tab
     errors = []
@@ -338,21 +339,21 @@ def test_two_tabs_on_one_conversation(mail_server, page, backend, tmp_path):
     card.locator(".approve-btn").click()
     for tab in (page, other):
         expect(tab.locator('.approval-card[data-status="approved"] .approval-decision')).to_contain_text(
-            "Approved by alice", timeout=TIMEOUT
+            f"Approved by {user}", timeout=TIMEOUT
         )
         expect(tab.locator(".approval-card .approve-btn")).to_have_count(0)
         expect(tab.locator(".message.assistant").last).to_contain_text("The e-mail was sent.", timeout=TIMEOUT)
         expect(tab.locator(".message")).to_have_count(page.locator(".message").count())
-    assert len(list((tmp_path / "mail").glob("*"))) == 1  # sent once, whichever tab decided
+    assert len(outbox.sent()) == 1  # sent once, whichever tab decided
     other.close()
     assert errors == []
 
 
-def test_phone_width_chat_approval_inbox_and_tasks(mail_server, page, screenshot, backend):
+def test_phone_width_chat_approval_inbox_and_tasks(server, page, user, screenshot, backend):
     page.set_viewport_size({"width": 390, "height": 844})
-    page.goto(f"{mail_server.url}/accounts/login/")
+    page.goto(f"{server.url}/accounts/login/")
     assert horizontal_overflow(page) == 0
-    fill_login(page)
+    fill_login(page, user)
     expect(page.locator("#composer")).to_be_in_viewport(ratio=1)
     expect(page.locator("#send")).to_be_in_viewport(ratio=1)
     for control in ("#menu-toggle", "#approvals-link", "#logout-button"):
@@ -392,7 +393,7 @@ def test_phone_width_chat_approval_inbox_and_tasks(mail_server, page, screenshot
     expect(page.locator("#empty-state")).to_be_visible()
     page.click("#menu-toggle")
     page.locator(f'.conversation-item[data-conversation-id="{first}"] .conversation-link').click()
-    expect(page).to_have_url(f"{mail_server.url}/c/{first}/")
+    expect(page).to_have_url(f"{server.url}/c/{first}/")
     expect(page.locator("#sidebar")).not_to_be_in_viewport()
     expect(page.locator(".message.user").first).to_contain_text("hello from a phone", timeout=TIMEOUT)
     page.click("#menu-toggle")
@@ -403,13 +404,13 @@ def test_phone_width_chat_approval_inbox_and_tasks(mail_server, page, screenshot
     assert horizontal_overflow(page) == 0
 
     for path in ("/approvals/?status=all", "/tasks/"):
-        page.goto(f"{mail_server.url}{path}")
+        page.goto(f"{server.url}{path}")
         page.wait_for_load_state("load")
         expect(page.locator("h1")).to_be_in_viewport()
         expect(page.locator("#logout-button")).to_be_in_viewport(ratio=1)
         assert horizontal_overflow(page) == 0, path
     expect(page.locator("#tasks-empty")).to_be_visible()
-    page.goto(f"{mail_server.url}/approvals/?status=all")
+    page.goto(f"{server.url}/approvals/?status=all")
     expect(page.locator(".approval-item")).to_have_count(1, timeout=TIMEOUT)
     expect(page.locator(".approval-link")).to_be_in_viewport(ratio=1)
     screenshot(f"phone-approvals-{backend}")

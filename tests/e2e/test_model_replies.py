@@ -20,27 +20,34 @@ TAGGED = "Inside the tags, thinking slowly."
 USAGE = {"prompt_tokens": 1234, "completion_tokens": 56, "completion_tokens_details": {"reasoning_tokens": 12}}
 
 
-@pytest.fixture
-def model_server():
+@pytest.fixture(scope="module")
+def module_model_server():
     with OpenAIServer(strict=True) as server:
         yield server
 
 
 @pytest.fixture
-def app_server(make_server, model_server):
-    return make_server(
-        CHAT_MODEL=MODEL, CHAT_MODELS=f"{MODEL},offline", OPENAI_BASE_URL=model_server.base_url,
-        OPENAI_API_KEY="sk-test", CHAT_MAX_RETRIES="0",
-    ).start()
+def model_server(module_model_server):
+    """The module's model server, with no rules and no requests left from an earlier test."""
+    module_model_server.reset()
+    return module_model_server
 
 
-def test_thinking_cut_off_replies_and_usage(app_server, model_server, page, screenshot, backend):
+@pytest.fixture(scope="module")
+def server_env(module_model_server):
+    return {
+        "CHAT_MODEL": MODEL, "CHAT_MODELS": f"{MODEL},offline", "OPENAI_BASE_URL": module_model_server.base_url,
+        "OPENAI_API_KEY": "sk-test", "CHAT_MAX_RETRIES": "0",
+    }
+
+
+def test_thinking_cut_off_replies_and_usage(server, model_server, page, user, screenshot, backend):
     model_server.on(last_user("think"), Text("Answer.", reasoning=THOUGHT, delay=0.2, usage=USAGE))
     model_server.on(last_user("tags"), Text("Tagged answer.", reasoning=TAGGED, think_tags=True, delay=0.2))
     model_server.on(last_user("long"), Text("This reply goes on and on", finish_reason="length"))
     model_server.on(last_user("task"), ToolCalls([Call("create_task", '{"title": "buy')], finish_reason="length"))
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
-    log_in(page, app_server)
+    log_in(page, server, user)
 
     # The thinking streams into a collapsed section, then the answer into the reply.
     send(page, "think")
@@ -99,10 +106,10 @@ def test_thinking_cut_off_replies_and_usage(app_server, model_server, page, scre
     )
 
 
-def test_a_failed_reply_says_why_and_retry_answers_again(app_server, model_server, page, screenshot, backend):
+def test_a_failed_reply_says_why_and_retry_answers_again(server, model_server, page, user, screenshot, backend):
     model_server.on(last_user("hello"), Error(401), Text("Hello again."))
     model_server.on(last_user("go on"), Drop(Text("Words that will be cut short", chunk_size=3), 3), Text("Whole."))
-    log_in(page, app_server)
+    log_in(page, server, user)
 
     send(page, "hello")
     notice = page.locator("#notices .notice[data-run-id]")
@@ -132,8 +139,8 @@ def test_a_failed_reply_says_why_and_retry_answers_again(app_server, model_serve
     expect(notice).to_have_count(0)
 
 
-def test_the_model_picker_chooses_who_answers(app_server, model_server, page, backend):
-    log_in(page, app_server)
+def test_the_model_picker_chooses_who_answers(server, model_server, page, user, backend):
+    log_in(page, server, user)
     picker = page.locator("#model-picker")
     expect(picker).to_have_value(MODEL)
     expect(page.locator("#offline-model-notice")).to_be_hidden()

@@ -19,8 +19,8 @@ def top_in_view(locator) -> float:
     return locator.evaluate("(e) => e.getBoundingClientRect().top - e.closest('#message-scroller').getBoundingClientRect().top")
 
 
-def test_earlier_messages_load_on_scroll_and_by_keyboard_with_approvals_and_versions(mail_server, page, database, screenshot, backend):
-    log_in(page, mail_server)
+def test_earlier_messages_load_on_scroll_and_by_keyboard_with_approvals_and_versions(server, page, user, database, screenshot, backend):
+    log_in(page, server, user)
     send(page, "first")
     expect(page.locator(".message.assistant")).to_contain_text("first", timeout=TIMEOUT)
     wait_idle(page)
@@ -32,7 +32,7 @@ def test_earlier_messages_load_on_scroll_and_by_keyboard_with_approvals_and_vers
     conversation_id = page.url.rstrip("/").rsplit("/", 1)[1]
     add_messages(database, conversation_id, ADDED)
     # In the order of the line (messages made at one time are ordered by id).
-    listed = Session(mail_server, "alice").request("GET", f"/api/conversations/{conversation_id}/messages/").json()
+    listed = Session(server, user).request("GET", f"/api/conversations/{conversation_id}/messages/").json()
     contents = [m["content"] for m in listed["results"]]
     assert len(contents) == ADDED + 6
 
@@ -92,7 +92,7 @@ def test_earlier_messages_load_on_scroll_and_by_keyboard_with_approvals_and_vers
     assert cards.evaluate("(e) => e.nextElementSibling.classList.contains('tool')")
 
     # A link to the approval (from the inbox) fetches back to its card.
-    page.goto(f"{mail_server.url}/c/{conversation_id}/#approval-{approval_id}")
+    page.goto(f"{server.url}/c/{conversation_id}/#approval-{approval_id}")
     expect(cards).to_be_focused(timeout=TIMEOUT)
     expect(cards).to_be_in_viewport()
     expect(messages).to_have_count(len(contents))

@@ -13,14 +13,14 @@ pytestmark = pytest.mark.browser
 TICKS = " ".join(f"tick{i}" for i in range(1, 151))
 
 
-@pytest.fixture
-def slow_server(make_server):
+@pytest.fixture(scope="module")
+def server_env():
     # 60 ms between words: `slow 150` writes for about 9 s.
-    return make_server(OFFLINE_MODEL_DELAY_MS="60").start()
+    return {"OFFLINE_MODEL_DELAY_MS": "60"}
 
 
-def test_a_message_sent_while_a_reply_streams_comes_after_the_whole_reply(slow_server, page, backend):
-    log_in(page, slow_server)
+def test_a_message_sent_while_a_reply_streams_comes_after_the_whole_reply(server, page, user, backend):
+    log_in(page, server, user)
     send(page, "slow 150")
     streaming = page.locator('.message.assistant[data-streaming="true"]')
     expect(streaming).to_contain_text("tick3", timeout=TIMEOUT)
@@ -49,8 +49,8 @@ def test_a_message_sent_while_a_reply_streams_comes_after_the_whole_reply(slow_s
     assert shown_items(page) == shown
 
 
-def test_a_message_sent_while_an_approval_waits_comes_after_the_approved_call(mail_server, page, screenshot, backend):
-    log_in(page, mail_server)
+def test_a_message_sent_while_an_approval_waits_comes_after_the_approved_call(server, page, user, screenshot, backend):
+    log_in(page, server, user)
     send(page, "email bob@example.com Lunch: see you at noon")
     card = page.locator('.approval-card[data-status="pending"]')
     expect(card).to_be_visible(timeout=TIMEOUT)
