@@ -64,15 +64,16 @@ def page(browser):
 
 @pytest.fixture(scope="module")
 def backend():
-    """The browser drives the production path, PostgreSQL with Redis as the channel layer.
-    The in-process and live layers run the app on SQLite as well."""
+    """The browser drives the production path, PostgreSQL with Redis as the channel layer;
+    test_browser.py drives the zero-setup default (SQLite) too. The in-process and live
+    layers run the app on both."""
     require_services("postgres")
     return "postgres"
 
 
 @pytest.fixture(scope="module")
 def database(templates, backend):
-    return templates.new_database(backend, redis=True)
+    return templates.new_database(backend, redis=backend == "postgres")
 
 
 @pytest.fixture(scope="module")

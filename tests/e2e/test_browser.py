@@ -5,9 +5,17 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from tests.conftest import BACKENDS, require_services
 from tests.e2e.pages import fill_login, log_in, send
 
 pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(request):
+    """The first steps on the zero-setup default (SQLite, `make start`) as on production's."""
+    require_services(request.param)
+    return request.param
 
 
 @pytest.fixture(scope="module")
