@@ -10,6 +10,9 @@ CHROMIUM ?= /usr/bin/chromium
 # whole reply or tool result: 16 MiB, uvicorn's cap on incoming messages (it caps nothing
 # it sends).
 WS_MAX_MESSAGE_BYTES ?= 16777216
+# Test processes side by side (pytest-xdist), one per CPU by default; 0 runs every test in
+# pytest's own process. Modules whose tests share one server carry an xdist_group mark.
+TEST_WORKERS ?= auto
 
 .PHONY: start test install install-dev chromium
 
@@ -23,7 +26,7 @@ start: install
 		chatproject.asgi:application
 
 test: install-dev chromium
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev

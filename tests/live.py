@@ -1,7 +1,9 @@
 """Real server processes for tests: daphne on 127.0.0.1, each on its own database.
 
 A backend's database is migrated once per session (with two users in it); each test
-gets a copy: a copied SQLite file, or a PostgreSQL database made from a template.
+gets a copy: a copied SQLite file, or a PostgreSQL database made from a template. A
+process the tests start (a bench) is handed those templates in CHAT_TEST_TEMPLATES and
+copies them instead of migrating its own.
 """
 
 from __future__ import annotations
@@ -85,6 +87,12 @@ CREATE_USERS = (
     "from django.contrib.auth.models import User\n"
     f"for name in {USERS!r}: User.objects.create_user(name, password={PASSWORD!r})\n"
 )
+
+
+def migrate_with_users(env: dict[str, str]) -> None:
+    """`migrate`, then the users USERS: one Django start-up instead of two."""
+    manage(env, "shell", "-c", "from django.core.management import call_command\n"
+           "call_command('migrate', interactive=False)\n" + CREATE_USERS)
 
 
 def create_staff(database: "Database", username: str, *permissions: str, superuser: bool = False) -> None:
@@ -175,18 +183,34 @@ class Database:
         return sum(self.count(table, "thread_id = %s", (thread_id,)) for table in tables)
 
 
+# JSON: backend → its migrated template (a PostgreSQL database name, a SQLite file), made
+# by another Templates that outlives this process.
+TEMPLATES_ENV = "CHAT_TEST_TEMPLATES"
+
+
 class Templates:
-    """Migrated template databases, one per backend, made on first use."""
+    """Migrated template databases, one per backend, made on first use or handed in
+    through TEMPLATES_ENV."""
 
     def __init__(self, workdir: Path):
         self.workdir = workdir
+        self.handed_in: dict[str, str] = json.loads(os.environ.get(TEMPLATES_ENV) or "{}")
+        # The template of each backend in use, made here or handed in.
         self.made: dict[str, str | Path] = {}
         self.copies: list[str] = []
 
     def template(self, backend: str):
         if backend not in self.made:
-            self.made[backend] = self._make(backend)
+            if backend in self.handed_in:
+                given = self.handed_in[backend]
+                self.made[backend] = Path(given) if backend == "sqlite" else given
+            else:
+                self.made[backend] = self._make(backend)
         return self.made[backend]
+
+    def to_hand_on(self, *backends: str) -> dict[str, str]:
+        """The environment that hands these backends' templates to another process."""
+        return {TEMPLATES_ENV: json.dumps({backend: str(self.template(backend)) for backend in backends})}
 
     def _make(self, backend: str):
         env = base_env()
@@ -198,8 +222,7 @@ class Templates:
             admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             admin_sql(f'CREATE DATABASE "{name}"')
             env["DATABASE_URL"] = url_with_database(postgres_admin_url(), name)
-        manage(env, "migrate", "--no-input")
-        manage(env, "shell", "-c", CREATE_USERS)
+        migrate_with_users(env)
         if backend == "sqlite":
             with sqlite3.connect(path) as conn:
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -224,9 +247,10 @@ class Templates:
         return Database(backend, env, url=url)
 
     def drop_all(self) -> None:
+        """Drop the copies, and the PostgreSQL template if it was made here."""
         for name in self.copies:
             admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        if "postgres" in self.made:
+        if "postgres" in self.made and "postgres" not in self.handed_in:
             admin_sql(f'DROP DATABASE IF EXISTS "{self.made["postgres"]}" WITH (FORCE)')
 
 
@@ -279,6 +303,8 @@ class Server:
     # daphne's options (default DAPHNE_FLAGS), e.g. [*DAPHNE_FLAGS, "--proxy-headers"].
     daphne_flags: list[str] = field(default_factory=lambda: list(DAPHNE_FLAGS))
     process: subprocess.Popen | None = None
+    # Where the log of the latest start begins.
+    log_offset: int = 0
 
     @property
     def url(self) -> str:
@@ -295,36 +321,47 @@ class Server:
                     str(self.workers), *UVICORN_FLAGS, "chatproject.asgi:application"]
         return [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), *self.daphne_flags, "chatproject.asgi:application"]
 
-    def start(self, timeout: float = 30) -> "Server":
-        log = open(self.log_path, "a")
-        logged_before = log.tell()
-        self.process = subprocess.Popen(
-            self.command(),
-            start_new_session=True,  # its own process group: kill() reaches uvicorn's workers too
-            cwd=ROOT,
-            env={**self.database.env, **self.extra_env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    # The timeouts only catch a hang: on a loaded machine a start can take many seconds.
+    def start(self, timeout: float = 60) -> "Server":
+        return self.spawn().until_healthy(timeout)
+
+    def spawn(self) -> "Server":
+        """Start the process and return at once: servers spawned together start up side by side."""
+        with open(self.log_path, "a") as log:
+            self.log_offset = log.tell()
+            self.process = subprocess.Popen(
+                self.command(),
+                start_new_session=True,  # its own process group: kill() reaches uvicorn's workers too
+                cwd=ROOT,
+                env={**self.database.env, **self.extra_env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        return self
+
+    def until_healthy(self, timeout: float = 60) -> "Server":
+        """Wait until the spawned server serves: /healthz 200, and every worker started."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200 and self._all_workers_up(logged_before):
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
+        with httpx.Client(timeout=2) as client:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"server exited: {self.log_path.read_text()[-3000:]}")
+                try:
+                    if client.get(f"{self.url}/healthz").status_code == 200 and self._all_workers_up():
+                        return self
+                except httpx.HTTPError:
+                    pass
+                # A refused connection costs next to nothing: poll often, the start is what is waited for.
+                time.sleep(0.02)
         raise RuntimeError(f"server did not become healthy: {self.log_path.read_text()[-3000:]}")
 
-    def _all_workers_up(self, logged_before: int) -> bool:
+    def _all_workers_up(self) -> bool:
         """Every worker has started up: until then the first one up could take every
         connection made (and keep it)."""
         if not self.workers:
             return True
         with open(self.log_path, "rb") as log:
-            log.seek(logged_before)
+            log.seek(self.log_offset)
             return log.read().count(b"Application startup complete.") >= self.workers
 
     def kill(self) -> None:
@@ -356,6 +393,18 @@ class Server:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+def start_together(*servers: Server, timeout: float = 60) -> list[Server]:
+    """Start servers side by side (a start is mostly CPU: imports); all healthy, or all stopped."""
+    try:
+        for server in servers:
+            server.spawn()
+        return [server.until_healthy(timeout) for server in servers]
+    except BaseException:
+        for server in servers:
+            server.stop()
+        raise
 
 
 class Session:
@@ -490,11 +539,12 @@ async def snapshot_of(session: Session, conversation) -> dict:
         return await receive(ws)
 
 
-async def wait_for_run_status(database, status: str, timeout: float = 30) -> float:
-    """Seconds until the (only) run has the status."""
+async def wait_for_runs(database, *statuses: str, timeout: float = 30) -> float:
+    """Seconds until the runs, in the order they were created, have these statuses."""
+    expected = [(status,) for status in statuses]
     started = time.monotonic()
     while time.monotonic() - started < timeout:
-        if database.query("SELECT status FROM conversations_run") == [(status,)]:
+        if database.query("SELECT status FROM conversations_run ORDER BY created_at") == expected:
             return time.monotonic() - started
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"the run is {database.query('SELECT status FROM conversations_run')}, not {status}")
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the runs are {database.query('SELECT status FROM conversations_run ORDER BY created_at')}, not {statuses}")

@@ -22,9 +22,16 @@ def services():
         pytest.skip("Redis is not reachable (set REDIS_URL)")
 
 
-def run_bench(name: str, *args: str, timeout: float = 240) -> str:
+@pytest.fixture
+def databases(templates) -> dict[str, str]:
+    """For a bench that makes databases: this session's migrated templates, which it copies
+    instead of migrating its own (the migration itself is tested where the templates are made)."""
+    return templates.to_hand_on("sqlite", "postgres")
+
+
+def run_bench(name: str, *args: str, databases: dict[str, str] | None = None, timeout: float = 240) -> str:
     """The timeout only catches a hang: a slow CI machine took over a minute for startup."""
-    env = {**os.environ, "DATABASE_URL": postgres_admin_url(), "REDIS_URL": redis_url()}
+    env = {**os.environ, "DATABASE_URL": postgres_admin_url(), "REDIS_URL": redis_url(), **(databases or {})}
     result = subprocess.run(
         [sys.executable, f"bench/{name}.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
     )
@@ -34,34 +41,34 @@ def run_bench(name: str, *args: str, timeout: float = 240) -> str:
     return result.stdout
 
 
-def test_long_conversation():
-    out = run_bench("long_conversation", "--turns", "3")
+def test_long_conversation(databases):
+    out = run_bench("long_conversation", "--turns", "3", databases=databases)
     assert "bytes / text bytes" in out
 
 
-def test_many_conversations():
+def test_many_conversations(databases):
     out = run_bench("many_conversations", "--clients", "2", "--messages", "2", "--delay-ms", "5", "--workers", "2",
-                    "--rounds", "2", "--users", "2")
+                    "--rounds", "2", "--users", "2", databases=databases)
     assert "turns/s" in out and "medians of 2 rounds" in out and "users=2" in out
 
 
-def test_startup():
-    out = run_bench("startup", "--trials", "1", "--runs", "3", "--words", "20", "--delay-ms", "5")
+def test_startup(databases):
+    out = run_bench("startup", "--trials", "1", "--runs", "3", "--words", "20", "--delay-ms", "5", databases=databases)
     assert "/healthz 200" in out and "all 3 succeeded" in out
 
 
-def test_sidebar():
-    out = run_bench("sidebar", "--conversations", "50", "--small", "10", "--repeats", "2")
+def test_sidebar(databases):
+    out = run_bench("sidebar", "--conversations", "50", "--small", "10", "--repeats", "2", databases=databases)
     assert "queries at 50" in out
 
 
-def test_turn_statements():
-    out = run_bench("turn_statements", "--calls", "3", "--rounds", "2")
+def test_turn_statements(databases):
+    out = run_bench("turn_statements", "--calls", "3", "--rounds", "2", databases=databases)
     assert "all five (one turn)" in out
 
 
-def test_statements_per_turn():
-    out = run_bench("statements_per_turn", "--turns", "2")
+def test_statements_per_turn(databases):
+    out = run_bench("statements_per_turn", "--turns", "2", databases=databases)
     assert "all statements" in out
 
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from tests.live import Session, ask, receive, receive_until, run_ended, send, wait_for_run_status
+from tests.live import Session, ask, receive, receive_until, run_ended, send, wait_for_runs
 from tests.support.frames import EMAIL, reply_of
 from tests.support.mail import mails
 
@@ -51,7 +51,7 @@ async def test_sigkill_while_the_tool_runs_never_sends_twice_and_tells_the_user(
         server.kill()
     assert len(mails(mail_dir)) == 1
     server.start()
-    await wait_for_run_status(database, "succeeded")
+    await wait_for_runs(database, "succeeded")
     assert len(mails(mail_dir)) == 1
     messages = alice.request("GET", f"/api/conversations/{conversation['id']}/messages/").json()["results"]
     assert messages[-1]["content"].startswith("I cannot tell whether the send_email call took effect")

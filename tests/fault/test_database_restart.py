@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from tests.conftest import require_services
-from tests.live import CREATE_USERS, Database, Server, base_env, free_port, interrupt_mid_reply, manage, wait_for_run_status
+from tests.live import Database, Server, base_env, free_port, interrupt_mid_reply, migrate_with_users, wait_for_runs
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.postgres]
 
@@ -61,13 +61,12 @@ async def test_a_run_completes_across_a_database_restart(cluster, tmp_path):
     with psycopg.connect(cluster.url("postgres"), autocommit=True) as conn:
         conn.execute("CREATE DATABASE chat")
     env = {**base_env(), "DATABASE_URL": cluster.url("chat"), "OFFLINE_MODEL_DELAY_MS": "20"}
-    manage(env, "migrate", "--no-input")
-    manage(env, "shell", "-c", CREATE_USERS)
+    migrate_with_users(env)
     database = Database("postgres", env, url=cluster.url("chat"))
     server = Server(database, tmp_path / "server.log").start()
     try:
         alice, conversation = await interrupt_mid_reply(server, lambda: cluster.pg_ctl("restart", "-m", "fast"))
-        await wait_for_run_status(database, "succeeded", timeout=60)
+        await wait_for_runs(database, "succeeded", timeout=60)
         messages = alice.request("GET", f"/api/conversations/{conversation['id']}/messages/").json()["results"]
         assert [m["role"] for m in messages] == ["user", "assistant"]
         assert messages[1]["content"].split(" ") == [f"tick{i}" for i in range(1, 201)]

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 import pytest
 import websockets
 
-from tests.live import Session, chat, receive, receive_until, send
+from tests.live import Session, chat, receive, receive_until, send, start_together
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.postgres, pytest.mark.redis]
 
@@ -57,7 +57,7 @@ async def socket_once_free(session: Session, conversation_id: str, timeout: floa
 @pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 async def test_two_server_processes_share_each_users_limits(make_server, database):
     env = {"RATE_LIMIT_MESSAGES": "1/60", "WS_MAX_SOCKETS_PER_USER": "1"}
-    first, second = make_server(**env).start(), make_server(**env).start()
+    first, second = start_together(make_server(**env), make_server(**env))
     on_first, on_second = Session(first, "alice"), Session(second, "alice")
     conversation = on_first.create_conversation()["id"]
     async with on_first.websocket(conversation) as ws:
@@ -74,7 +74,7 @@ async def test_two_server_processes_share_each_users_limits(make_server, databas
 async def test_the_slots_of_a_killed_process_lapse_after_the_ttl(make_server):
     ttl = 1.5
     env = {"WS_MAX_SOCKETS_PER_USER": "1", "WS_SOCKET_TTL_SECONDS": str(ttl)}
-    doomed, survivor = make_server(**env).start(), make_server(**env).start()
+    doomed, survivor = start_together(make_server(**env), make_server(**env))
     on_doomed, on_survivor = Session(doomed, "alice"), Session(survivor, "alice")
     conversation = on_doomed.create_conversation()["id"]
     async with on_doomed.websocket(conversation) as ws:

@@ -12,7 +12,15 @@ import pytest
 from tests.live import Session, free_port, receive, receive_until, run_ended, send
 from tests.support.openai_server import OpenAIServer, Text, ToolCalls, Call, after_tool, last_user, roles
 
-pytestmark = pytest.mark.asyncio
+# What the model server is sent after a restart does not depend on the database: these
+# run on the production path alone (PostgreSQL and Redis); tests/fault/test_restart.py
+# and test_approval_restarts.py kill the server on both backends.
+pytestmark = [
+    pytest.mark.asyncio,
+    pytest.mark.postgres,
+    pytest.mark.redis,
+    pytest.mark.parametrize("backend", ["postgres"], indirect=True),
+]
 
 
 class SlowWebhook(BaseHTTPRequestHandler):

@@ -7,7 +7,9 @@ import pytest
 
 from tests.live import Session, chat, receive, receive_until, send
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.postgres, pytest.mark.redis]
+# xdist_group: under pytest-xdist (`--dist loadgroup`) the module runs in one process,
+# so that its tests share one `server_pair`.
+pytestmark = [pytest.mark.asyncio, pytest.mark.postgres, pytest.mark.redis, pytest.mark.xdist_group("test_two_processes")]
 
 
 async def test_a_socket_on_one_process_sees_a_run_of_the_other(two_servers):
@@ -40,12 +42,15 @@ async def test_the_survivor_resumes_a_run_whose_process_was_killed(two_servers):
     reply = [f for f in frames if f["type"] == "message" and f["message"]["role"] == "assistant"][-1]["message"]
     assert reply["content"].split(" ") == [f"tick{i}" for i in range(1, 201)]
     await asyncio.sleep(0.5)
-    rows = database.query("SELECT role FROM conversations_message ORDER BY created_at")
+    rows = database.query("SELECT role FROM conversations_message WHERE conversation_id::text = %s ORDER BY created_at",
+                          (conversation["id"],))
     assert rows == [("user",), ("assistant",)]
 
 
-async def test_a_decision_on_one_process_resumes_a_run_started_on_the_other(two_servers, tmp_path):
+async def test_a_decision_on_one_process_resumes_a_run_started_on_the_other(two_servers, server_pair):
     _, (first, second) = two_servers
+    mail = server_pair[2]
+    sent_before = len(list(mail.glob("*")))
     alice_first, alice_second = Session(first, "alice"), Session(second, "alice")
     conversation = alice_first.create_conversation()
     async with alice_first.websocket(conversation["id"]) as ws:
@@ -58,7 +63,7 @@ async def test_a_decision_on_one_process_resumes_a_run_started_on_the_other(two_
         assert [a["id"] for a in snapshot["approvals"]] == [approval["id"]]
         await send(ws, {"type": "approval.decide", "approval_id": approval["id"], "decision": "approve"})
         frames = await receive_until(ws, lambda f: f["type"] == "run" and f["run"]["status"] == "succeeded")
-    assert len(list((tmp_path / "mail").glob("*"))) == 1
+    assert len(list(mail.glob("*"))) == sent_before + 1
 
 
 async def test_stop_reaches_a_run_executing_on_the_other_process(two_servers):

@@ -13,14 +13,19 @@ import websockets
 from tests.conftest import require_services
 from tests.live import Server, Session, chat, interrupt_mid_reply, receive, receive_until
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.postgres, pytest.mark.redis]
+# xdist_group: under pytest-xdist (`--dist loadgroup`) the module runs in one process,
+# so that its tests share one `workers_server`.
+pytestmark = [pytest.mark.asyncio, pytest.mark.postgres, pytest.mark.redis, pytest.mark.xdist_group("test_workers")]
 
 
-@pytest.fixture
-def workers_server(templates, tmp_path):
+@pytest.fixture(scope="module")
+def workers_server(templates, tmp_path_factory):
+    """One server for the module: each test reads only its own conversations' rows, and
+    the supervisor replaces the workers a test kills."""
     require_services("postgres")
     database = templates.new_database("postgres", redis=True)
-    server = Server(database, tmp_path / "uvicorn.log", extra_env={"WS_MAX_SOCKETS_PER_USER": "200"}, workers=2).start()
+    log = tmp_path_factory.mktemp("workers") / "uvicorn.log"
+    server = Server(database, log, extra_env={"WS_MAX_SOCKETS_PER_USER": "200"}, workers=2).start()
     yield database, server
     server.stop()
 
@@ -42,7 +47,8 @@ async def test_worker_processes_serve_many_conversations_at_once(workers_server)
 
     results = await asyncio.gather(*(two_turns(c) for c in conversations))
     assert results == [["tick1 tick2 tick3", "tick1 tick2 tick3 tick4"]] * 8
-    assert database.query("SELECT status, count(*) FROM conversations_run GROUP BY status") == [("succeeded", 16)]
+    statuses = "SELECT status, count(*) FROM conversations_run WHERE conversation_id::text = ANY(%s) GROUP BY status"
+    assert database.query(statuses, (conversations,)) == [("succeeded", 16)]
 
 
 async def test_new_connections_are_spread_over_the_workers(workers_server):
@@ -72,8 +78,10 @@ async def test_a_run_of_a_killed_worker_finishes_after_the_supervisor_replaces_i
     assert await _new_workers(server, 2, killed)
     reply = [f for f in frames if f["type"] == "message" and f["message"]["role"] == "assistant"][-1]["message"]
     assert reply["content"].split(" ") == [f"tick{i}" for i in range(1, 201)]
-    assert database.query("SELECT role FROM conversations_message ORDER BY created_at") == [("user",), ("assistant",)]
-    assert database.query("SELECT status, attempts FROM conversations_run") == [("succeeded", 2)]
+    mine = (conversation["id"],)
+    roles = "SELECT role FROM conversations_message WHERE conversation_id::text = %s ORDER BY created_at"
+    assert database.query(roles, mine) == [("user",), ("assistant",)]
+    assert database.query("SELECT status, attempts FROM conversations_run WHERE conversation_id::text = %s", mine) == [("succeeded", 2)]
 
 
 async def _new_workers(server: Server, count: int, killed: list[int], timeout: float = 60) -> bool:
