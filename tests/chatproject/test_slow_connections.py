@@ -19,6 +19,10 @@ LATE = 3
 PARTIAL = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: slow"
 CONNECTIONS = 300
 
+# Under pytest-xdist (`--dist loadgroup`) the module runs in one process, which starts its
+# daphne once.
+pytestmark = pytest.mark.xdist_group("test_slow_connections")
+
 
 @pytest.fixture(scope="module")
 def app(templates, tmp_path_factory):

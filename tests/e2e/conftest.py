@@ -22,6 +22,12 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 E2E = Path(__file__).resolve().parent
 
 
+def pytest_itemcollected(item):
+    """Under pytest-xdist (`--dist loadgroup`) a module's tests run in one process, which
+    starts the module's server once."""
+    item.add_marker(pytest.mark.xdist_group(f"e2e:{item.module.__name__}"))
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items):
     """The browser layer runs after every other test of the session. Playwright's sync API
