@@ -353,6 +353,7 @@ class Server:
                     pass
                 # A refused connection costs next to nothing: poll often, the start is what is waited for.
                 time.sleep(0.02)
+        self.kill()  # no fixture's teardown stops a server whose start failed
         raise RuntimeError(f"server did not become healthy: {self.log_path.read_text()[-3000:]}")
 
     def _all_workers_up(self) -> bool:
