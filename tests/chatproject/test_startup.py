@@ -12,7 +12,7 @@ from tests.live import PYTHON, ROOT, Server, admin_sql, free_port
 READY = "agent runtime ready"
 
 
-def wait_for_log(log_path, text: str, timeout: float = 30) -> str:
+def wait_for_log(log_path, text: str, timeout: float = 60) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         log = log_path.read_text()
