@@ -12,6 +12,8 @@ CHROMIUM ?= /usr/bin/chromium
 WS_MAX_MESSAGE_BYTES ?= 16777216
 # Test processes side by side (pytest-xdist), one per CPU by default; 0 runs every test in
 # pytest's own process. Modules whose tests share one server carry an xdist_group mark.
+# --no-loadscope-reorder: work goes out in collection order, which puts the browser tests
+# last (tests/e2e/conftest.py): in a process, no asyncio test may follow Playwright's.
 TEST_WORKERS ?= auto
 
 .PHONY: start test install install-dev chromium
@@ -26,7 +28,7 @@ start: install
 		chatproject.asgi:application
 
 test: install-dev chromium
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS)
 
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
