@@ -15,6 +15,7 @@ from conversations import events, orm
 from conversations.models import Run
 from conversations.runs.executor import RunExecutor
 from conversations.services.conversations import aconversation_delete, conversation_create
+from conversations.services.turns import amessage_send
 from tests.support.executor import GraphThatEndsAtOnce, assert_holds_nothing, attempt_tasks, send
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("orm_threads_disconnect_after")]
@@ -150,9 +151,14 @@ async def test_a_run_whose_lease_was_lost_is_forgotten_at_the_next_maintenance_r
     settings.RUN_RECOVERY_INTERVAL_SECONDS = 0.05
     executor = RunExecutor(GraphThatEndsAtOnce())
     conversation = await new_conversation()
-    first = await send(executor, conversation)
-    second = await send(executor, conversation)  # queued: its attempt starts it
-    await lose_the_lease(second)
+    sent = [
+        await amessage_send(conversation=conversation, content=text, client_id=None, owner=executor.owner)
+        for text in ("one", "two")
+    ]
+    first, second = (accepted.run for accepted in sent)  # the second queued behind the first
+    await lose_the_lease(second)  # taken over by another process before its attempt starts it
+    for accepted in sent:
+        executor.submit(accepted.run, started=accepted.started)
     await until_ended(executor)
     assert (await status_of(first), await status_of(second)) == (Run.Status.SUCCEEDED, Run.Status.QUEUED)
     executor.start()
