@@ -1,8 +1,7 @@
-"""The checkpointer's pool of PostgreSQL connections, configured for a turn's writes:
-a connection is lent without a round trip unless the server disturbed it, and its
-commits do not wait for the disk. Written for psycopg_pool's `check` and `configure`
-hooks (tests/agent/test_postgres_pool.py pins the version); bench/checkpoint_pool.py
-measures what each pays."""
+"""The checkpointer's pool of PostgreSQL connections: a connection is lent without a
+round trip unless the server disturbed it. Written for psycopg_pool's `check` hook
+(tests/agent/test_postgres_pool.py pins the version); bench/checkpoint_pool.py measures
+what it pays."""
 
 from __future__ import annotations
 
@@ -20,24 +19,8 @@ def checkpoint_pool(conninfo: str, *, max_size: int) -> AsyncConnectionPool:
         max_size=max_size,
         kwargs={"autocommit": True, "row_factory": dict_row, "prepare_threshold": 0},
         check=check_if_disturbed,
-        configure=commit_without_waiting_for_disk,
         open=False,
     )
-
-
-async def commit_without_waiting_for_disk(conn) -> None:
-    """Checkpoint writes commit without waiting for PostgreSQL to flush them to disk: a
-    turn's writes do not wait for a flush each.
-
-    Nothing the app shows is lost by it. PostgreSQL flushes its log in order, so a
-    commit that waits for the disk makes every commit before it durable too. Whatever
-    the app shows or acts on commits through Django, which waits: a stored message, a
-    run's end, an approval, a tool's ledger row. Only a crash of PostgreSQL itself can
-    lose checkpoints, those a run wrote after its last such commit, and the run then
-    resumes from an earlier one, as after a crash of this server. A tool is not run
-    twice: its ledger row commits before it runs, after the checkpoint that called it.
-    """
-    await conn.execute("SET synchronous_commit = off")
 
 
 async def check_if_disturbed(conn) -> None:

@@ -1,14 +1,11 @@
-"""agent.postgres_pool: a connection lent without a query unless the server disturbed it;
-commits that do not wait for the disk, while Django's do. Written for one version of
-psycopg_pool's `check` and `configure` hooks."""
+"""agent.postgres_pool: a connection lent without a query unless the server disturbed it.
+Written for one version of psycopg_pool's `check` hook."""
 
 import asyncio
 import importlib.metadata
 
 import psycopg
 import pytest
-from asgiref.sync import sync_to_async
-from django.db import connection
 from psycopg_pool import AsyncConnectionPool
 
 from agent.checkpointer import database_settings, is_postgres, postgres_conninfo
@@ -20,7 +17,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 def test_written_for_this_version_of_psycopg_pool():
     assert importlib.metadata.version("psycopg-pool") == "3.3.3", (
         "agent/postgres_pool.py relies on the pool calling `check` before it lends a connection (and trying "
-        "another when it raises) and `configure` once per new connection: check both, then update this version"
+        "another when it raises): check it, then update this version"
     )
 
 
@@ -70,20 +67,3 @@ async def test_a_connection_the_server_ended_is_checked_and_replaced(pool, stock
     await asyncio.sleep(0.2)  # the server's goodbye reaches the idle connection's socket
     assert await backend_pid(pool) != ended
     assert len(stock_checks) == 1
-
-
-async def test_checkpoints_commit_without_waiting_for_the_disk_and_django_waits(pool):
-    """What the app shows commits through Django, waiting for the disk, after the run's
-    checkpoints: PostgreSQL's log is flushed in order, so that flush covers them."""
-    async with pool.connection() as conn:
-        assert (await (await conn.execute("SHOW synchronous_commit")).fetchone())["synchronous_commit"] == "off"
-
-    def djangos_setting():
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("SHOW synchronous_commit")
-                return cursor.fetchone()[0]
-        finally:
-            connection.close()  # this thread's: the test database is dropped after
-
-    assert await sync_to_async(djangos_setting)() == "on"
