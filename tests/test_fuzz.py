@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import re
 import time
 import uuid
 from collections import defaultdict
@@ -26,6 +25,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from conversations.consumers import ConversationConsumer
+from conversations.validation import unstorable
 from tests.support.in_process import (
     TIMEOUT,
     Browser,
@@ -93,7 +93,6 @@ def weighted(*choices: tuple[int, st.SearchStrategy]) -> st.SearchStrategy:
 # NUL and lone surrogates are valid in JSON text and stored by no database (PostgreSQL
 # refuses NUL, no UTF-8 encoder takes a lone surrogate); the others are merely unusual.
 ODD = st.sampled_from(["\x00", "\ud800", "\udfff", "\udc00\ud800", "\u2028", "\ufeff", "\U0001f600", "\x1b[0m", "\r\n"])
-UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 TEXT = weighted(
     (4, st.text(max_size=40)),
     (1, st.builds(lambda a, odd, b: a + odd + b, st.text(max_size=8), ODD, st.text(max_size=8))),
@@ -344,20 +343,6 @@ class Model:
         if unstorable(frame):
             return {"bad_request"} | self.outcomes(frame) - {"accepted"}  # refused, and never stored
         return self.outcomes(frame)
-
-
-def unstorable(value) -> bool:
-    """A string in the value holds NUL or a lone surrogate."""
-    pending = [value]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, str) and UNSTORABLE.search(item):
-            return True
-        if isinstance(item, dict):
-            pending += [*item, *item.values()]
-        elif isinstance(item, list):
-            pending += item
-    return False
 
 
 # ---------------------------------------------------------------- the websocket
